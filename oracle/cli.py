@@ -1,0 +1,62 @@
+"""The `histochain` command. Verbs grow with the components they drive."""
+
+import signal
+import sys
+import threading
+
+import click
+from eth_account import Account
+
+from oracle.dev.anvil import ANVIL_TEST_MNEMONIC, Anvil
+from oracle.errors import HistochainError
+from oracle.settings import Settings
+
+DEV_ACCOUNTS_SHOWN = 3
+
+
+def _fail(exc: HistochainError) -> None:
+    click.secho(f"error: {exc}", fg="red", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.version_option(package_name="histochain")
+def main() -> None:
+    """histochain: register pathology images on Ethereum, classified by an AI oracle."""
+
+
+@main.group()
+def dev() -> None:
+    """The local development stack on embedded defaults."""
+
+
+@dev.command("up")
+def dev_up() -> None:
+    """Start the dev chain and keep it running until Ctrl-C."""
+    settings = Settings()
+    anvil = Anvil(
+        settings.chain_host,
+        settings.chain_port,
+        settings.chain_id,
+        state_file=settings.data_dir / "chain" / "state.json",
+        log_file=settings.data_dir / "logs" / "anvil.log",
+    )
+    try:
+        anvil.start()
+    except HistochainError as exc:
+        _fail(exc)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        click.echo(f"dev chain  {anvil.url}  (chain id {settings.chain_id})")
+        click.echo("dev accounts (anvil's well-known test keys; never use them for real funds):")
+        Account.enable_unaudited_hdwallet_features()
+        for index in range(DEV_ACCOUNTS_SHOWN):
+            account = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+            click.echo(f"  {account.address}  {account.key.to_0x_hex()}")
+        click.echo("Ctrl-C stops the stack.")
+        stop.wait()
+    finally:
+        anvil.stop()
+        click.echo("stopped; chain state saved in " + str(anvil.state_file))

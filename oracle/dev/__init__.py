@@ -1,0 +1,1 @@
+"""The local development stack: processes the `histochain dev` verbs start and stop."""

@@ -1,0 +1,78 @@
+"""The dev chain: a real anvil process, its state kept on disk, clear errors when it cannot start."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from web3 import HTTPProvider, Web3
+
+from oracle.dev.anvil import ANVIL_TEST_MNEMONIC, Anvil, PortInUseError
+from tests.support import free_port
+
+CHAIN_ID = 313370
+
+
+def make_anvil(tmp_path: Path, port: int) -> Anvil:
+    return Anvil("127.0.0.1", port, CHAIN_ID, tmp_path / "state.json", tmp_path / "anvil.log")
+
+
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    port = free_port()
+    Account.enable_unaudited_hdwallet_features()
+    sender = Account.from_mnemonic(ANVIL_TEST_MNEMONIC)
+    recipient = Account.create().address
+    with make_anvil(tmp_path, port) as anvil:
+        w3 = Web3(HTTPProvider(anvil.url))
+        assert w3.eth.chain_id == CHAIN_ID
+        tx = {
+            "to": recipient,
+            "value": 12345,
+            "gas": 21000,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 1,
+            "nonce": 0,
+            "chainId": CHAIN_ID,
+        }
+        tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+        assert w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
+    assert (tmp_path / "state.json").stat().st_size > 0
+    with make_anvil(tmp_path, port) as anvil:
+        w3 = Web3(HTTPProvider(anvil.url))
+        assert w3.eth.get_balance(recipient) == 12345
+        assert w3.eth.get_transaction_count(sender.address) == 1
+
+
+def test_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(PortInUseError, match=f"127.0.0.1:{port} is already in use"):
+            make_anvil(tmp_path, port).start()
+
+
+def test_dev_up_prints_the_chain_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "HISTOCHAIN_DATA_DIR": str(tmp_path), "HISTOCHAIN_CHAIN_PORT": str(port)}
+    cli = Path(sys.executable).with_name("histochain")
+    proc = subprocess.Popen([cli, "dev", "up"], env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("Ctrl-C stops"):
+            break
+    output = "".join(lines)
+    assert f"http://127.0.0.1:{port}  (chain id {CHAIN_ID})" in output
+    assert "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266" in output
+    assert Web3(HTTPProvider(f"http://127.0.0.1:{port}")).eth.chain_id == CHAIN_ID
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "chain state saved" in rest
+    assert (tmp_path / "chain" / "state.json").exists()
