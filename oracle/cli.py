@@ -3,10 +3,12 @@
 import signal
 import sys
 import threading
+from typing import NoReturn
 
 import click
 from eth_account import Account
 
+from oracle.chain.deploy import deploy_on_devnet, deployment_on_chain
 from oracle.dev.anvil import ANVIL_TEST_MNEMONIC, Anvil
 from oracle.errors import HistochainError
 from oracle.settings import Settings
@@ -14,7 +16,7 @@ from oracle.settings import Settings
 DEV_ACCOUNTS_SHOWN = 3
 
 
-def _fail(exc: HistochainError) -> None:
+def _fail(exc: HistochainError) -> NoReturn:
     click.secho(f"error: {exc}", fg="red", err=True)
     sys.exit(1)
 
@@ -32,7 +34,7 @@ def dev() -> None:
 
 @dev.command("up")
 def dev_up() -> None:
-    """Start the dev chain and keep it running until Ctrl-C."""
+    """Start the dev chain, deploy the registry unless the chain still holds it, run until Ctrl-C."""
     settings = Settings()
     anvil = Anvil(
         settings.chain_host,
@@ -43,13 +45,21 @@ def dev_up() -> None:
     )
     try:
         anvil.start()
+        deployment = deployment_on_chain(settings.deployment_file, anvil.url)
+        reused = deployment is not None
+        if deployment is None:
+            click.echo("deploying ImageRegistry ...")
+            deployment = deploy_on_devnet(anvil.url, settings.deployment_file)
     except HistochainError as exc:
+        anvil.stop()
         _fail(exc)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
         click.echo(f"dev chain  {anvil.url}  (chain id {settings.chain_id})")
+        state = "reused" if reused else "deployed"
+        click.echo(f"registry   {deployment.address}  ({state}; {settings.deployment_file})")
         click.echo("dev accounts (anvil's well-known test keys; never use them for real funds):")
         Account.enable_unaudited_hdwallet_features()
         for index in range(DEV_ACCOUNTS_SHOWN):

@@ -17,5 +17,9 @@ class Settings(BaseSettings):
     chain_id: int = Field(313370, gt=0, description="Chain id of the dev chain (devnet).")
 
     @property
+    def deployment_file(self) -> Path:
+        return self.data_dir / "deployment.json"
+
+    @property
     def rpc_url(self) -> str:
         return f"http://{self.chain_host}:{self.chain_port}"

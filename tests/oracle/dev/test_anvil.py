@@ -1,10 +1,6 @@
 """The dev chain: a real anvil process, its state kept on disk, clear errors when it cannot start."""
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -54,25 +50,3 @@ def test_taken_port_is_a_clear_error(tmp_path: Path) -> None:
         port = holder.getsockname()[1]
         with pytest.raises(PortInUseError, match=f"127.0.0.1:{port} is already in use"):
             make_anvil(tmp_path, port).start()
-
-
-def test_dev_up_prints_the_chain_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "HISTOCHAIN_DATA_DIR": str(tmp_path), "HISTOCHAIN_CHAIN_PORT": str(port)}
-    cli = Path(sys.executable).with_name("histochain")
-    proc = subprocess.Popen([cli, "dev", "up"], env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if line.startswith("Ctrl-C stops"):
-            break
-    output = "".join(lines)
-    assert f"http://127.0.0.1:{port}  (chain id {CHAIN_ID})" in output
-    assert "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266" in output
-    assert Web3(HTTPProvider(f"http://127.0.0.1:{port}")).eth.chain_id == CHAIN_ID
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0
-    assert "chain state saved" in rest
-    assert (tmp_path / "chain" / "state.json").exists()

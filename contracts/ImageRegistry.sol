@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+/// @title ImageRegistry
+/// @notice Patients register the IPFS CID of a pathology image; oracles commit a salted hash of
+///         the classification back. The chain holds who registered what, when, which model answered
+///         and a commitment to the answer: never the image, never the diagnosis in clear.
+/// @dev One storage slot per registration (the CID lives only in the event), so registering stays
+///      cheap. Fees are escrowed per request and either earned (result posted) or refunded
+///      (failure reported, request cancelled after its timeout). A refund that the owner cannot
+///      receive within `REFUND_GAS` is kept for the owner to claim, so no owner can block an oracle.
+contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
+    /// @notice Role allowed to post results and report failures.
+    bytes32 public constant ORACLE_ROLE = keccak256("ORACLE_ROLE");
+
+    /// @notice Gas forwarded with a pushed refund; enough for a smart wallet, too little to abuse.
+    uint256 public constant REFUND_GAS = 50_000;
+
+    /// @notice Longest CID accepted, in bytes.
+    uint256 public constant MAX_CID_LENGTH = 128;
+
+    /// @notice Lifecycle of a request. Status only ever moves from Pending to one terminal state.
+    enum Status {
+        None,
+        Pending,
+        Classified,
+        Failed,
+        Cancelled
+    }
+
+    /// @notice Why an oracle could not classify an image; shared with the oracle (oracle/chain/reasons.py).
+    enum FailureReason {
+        None,
+        ContentUnreachable,
+        ContentMismatch,
+        UnsupportedImage,
+        TooLarge,
+        ModelError,
+        InvalidCid,
+        ModelUnavailable
+    }
+
+    /// @dev Exactly one slot. `feeEpoch == 0` means nothing was paid.
+    struct Record {
+        address owner;
+        Status status;
+        uint16 modelIndex;
+        uint40 registeredAt;
+        uint32 feeEpoch;
+    }
+
+    /// @dev Exactly one slot, read once per registration.
+    struct Config {
+        uint96 requestFee;
+        uint32 feeEpoch;
+        uint32 requestTimeout;
+        uint16 defaultModelIndex;
+        uint16 modelCount;
+    }
+
+    struct ModelState {
+        uint16 index;
+        bool active;
+    }
+
+    /// @notice An image's record as the outside world sees it.
+    struct ImageView {
+        address owner;
+        Status status;
+        bytes32 modelId;
+        bytes32 resultHash;
+        uint64 registeredAt;
+        uint64 deadline;
+        uint256 feePaid;
+    }
+
+    Config private _config;
+    uint256 private _earnedFees;
+    mapping(bytes32 imageId => Record) private _records;
+    mapping(bytes32 imageId => bytes32) private _resultHashes;
+    mapping(bytes32 modelId => ModelState) private _models;
+    mapping(uint16 index => bytes32 modelId) private _modelIds;
+    mapping(uint32 epoch => uint96 fee) private _feeAt;
+    mapping(address owner => uint256 amount) private _refundsOwed;
+
+    event ImageRegistered(bytes32 indexed imageId, address indexed owner, bytes32 indexed modelId, string cid);
+    event ResultPosted(bytes32 indexed imageId, bytes32 indexed modelId, bytes32 resultHash);
+    event ClassificationFailed(bytes32 indexed imageId, uint8 reason);
+    event RequestCancelled(bytes32 indexed imageId, address indexed owner);
+    event Refunded(bytes32 indexed imageId, address indexed owner, uint256 amount);
+    event RefundDeferred(bytes32 indexed imageId, address indexed owner, uint256 amount);
+    event RefundClaimed(address indexed owner, uint256 amount);
+    event ModelRegistered(bytes32 indexed modelId, uint16 index, string name, string metadataURI);
+    event ModelRetired(bytes32 indexed modelId);
+    event DefaultModelChanged(bytes32 indexed previousModelId, bytes32 indexed modelId);
+    event RequestFeeChanged(uint256 previousFee, uint256 fee);
+    event RequestTimeoutChanged(uint32 previousTimeout, uint32 timeout);
+    event FeesWithdrawn(address indexed to, uint256 amount);
+
+    error InvalidCid(uint256 length);
+    error AlreadyRegistered(bytes32 imageId);
+    error UnknownImage(bytes32 imageId);
+    error ImageNotPending(bytes32 imageId, Status status);
+    error NotImageOwner(bytes32 imageId, address caller);
+    error RequestNotTimedOut(bytes32 imageId, uint256 deadline);
+    error IncorrectFee(uint256 sent, uint256 required);
+    error EmptyResultHash(bytes32 imageId);
+    error LengthMismatch(uint256 imageIds, uint256 resultHashes);
+    error InvalidFailureReason(uint8 reason);
+    error InvalidModelId();
+    error ModelAlreadyRegistered(bytes32 modelId);
+    error UnknownModel(bytes32 modelId);
+    error ModelNotActive(bytes32 modelId);
+    error NoDefaultModel();
+    error CannotRetireDefaultModel(bytes32 modelId);
+    error TooManyModels();
+    error InvalidTimeout(uint32 timeout);
+    error InsufficientEarnedFees(uint256 requested, uint256 available);
+    error NothingToClaim(address owner);
+    error TransferFailed(address to, uint256 amount);
+    error ZeroAddress();
+
+    /// @param admin Holder of the admin role (manages models, fee, timeout, roles, earned fees).
+    /// @param requestFee Fee in wei that every registration must pay exactly.
+    /// @param requestTimeout Seconds after which the owner of a pending request may cancel it.
+    constructor(address admin, uint96 requestFee, uint32 requestTimeout) {
+        if (admin == address(0)) revert ZeroAddress();
+        if (requestTimeout == 0) revert InvalidTimeout(requestTimeout);
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _config.requestTimeout = requestTimeout;
+        emit RequestTimeoutChanged(0, requestTimeout);
+        _setRequestFee(requestFee);
+    }
+
+    // ------------------------------------------------------------------ patients
+
+    /// @notice Register an image for classification.
+    /// @param cid The image's IPFS CID (the page registers CIDv1 base32); `imageId = keccak256(bytes(cid))`.
+    /// @param modelId The model to classify with; zero selects the current default model.
+    /// @return imageId The id of the new request.
+    function registerImage(string calldata cid, bytes32 modelId) external payable returns (bytes32 imageId) {
+        uint256 length = bytes(cid).length;
+        if (length == 0 || length > MAX_CID_LENGTH) revert InvalidCid(length);
+        Config memory config = _config;
+        if (msg.value != config.requestFee) revert IncorrectFee(msg.value, config.requestFee);
+
+        uint16 modelIndex;
+        if (modelId == bytes32(0)) {
+            modelIndex = config.defaultModelIndex;
+            if (modelIndex == 0) revert NoDefaultModel();
+            modelId = _modelIds[modelIndex];
+        } else {
+            ModelState memory model = _models[modelId];
+            if (model.index == 0) revert UnknownModel(modelId);
+            if (!model.active) revert ModelNotActive(modelId);
+            modelIndex = model.index;
+        }
+
+        imageId = keccak256(bytes(cid));
+        if (_records[imageId].status != Status.None) revert AlreadyRegistered(imageId);
+        _records[imageId] = Record({
+            owner: msg.sender,
+            status: Status.Pending,
+            modelIndex: modelIndex,
+            registeredAt: uint40(block.timestamp),
+            feeEpoch: msg.value == 0 ? 0 : config.feeEpoch
+        });
+        emit ImageRegistered(imageId, msg.sender, modelId, cid);
+    }
+
+    /// @notice Cancel your own pending request once it has timed out; the fee is refunded.
+    /// @param imageId The request to cancel.
+    function cancel(bytes32 imageId) external nonReentrant {
+        Record storage record = _pendingRecord(imageId);
+        if (record.owner != msg.sender) revert NotImageOwner(imageId, msg.sender);
+        uint256 deadline = uint256(record.registeredAt) + _config.requestTimeout;
+        if (block.timestamp < deadline) revert RequestNotTimedOut(imageId, deadline);
+        record.status = Status.Cancelled;
+        emit RequestCancelled(imageId, msg.sender);
+        _refund(imageId, msg.sender, _feeAt[record.feeEpoch]);
+    }
+
+    /// @notice Withdraw refunds that could not be pushed to you when they were due.
+    function claimRefund() external nonReentrant {
+        uint256 amount = _refundsOwed[msg.sender];
+        if (amount == 0) revert NothingToClaim(msg.sender);
+        _refundsOwed[msg.sender] = 0;
+        emit RefundClaimed(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ oracles
+
+    /// @notice Commit the result of a pending request.
+    /// @param imageId The request.
+    /// @param resultHash keccak256 of the RFC 8785 canonical result document (never zero).
+    function postResult(bytes32 imageId, bytes32 resultHash) external onlyRole(ORACLE_ROLE) {
+        if (resultHash == bytes32(0)) revert EmptyResultHash(imageId);
+        Record storage record = _pendingRecord(imageId);
+        uint256 earned = _settle(imageId, record, resultHash);
+        if (earned != 0) _earnedFees += earned;
+    }
+
+    /// @notice Commit several results at once. Requests that are no longer pending (another oracle
+    ///         got there first) or unknown are skipped, not reverted.
+    /// @param imageIds The requests.
+    /// @param resultHashes Their result hashes, in the same order (none zero).
+    /// @return posted How many results were committed.
+    function postResults(bytes32[] calldata imageIds, bytes32[] calldata resultHashes)
+        external
+        onlyRole(ORACLE_ROLE)
+        returns (uint256 posted)
+    {
+        if (imageIds.length != resultHashes.length) revert LengthMismatch(imageIds.length, resultHashes.length);
+        uint256 earned;
+        for (uint256 i; i < imageIds.length; ++i) {
+            bytes32 imageId = imageIds[i];
+            if (resultHashes[i] == bytes32(0)) revert EmptyResultHash(imageId);
+            Record storage record = _records[imageId];
+            if (record.status != Status.Pending) continue;
+            earned += _settle(imageId, record, resultHashes[i]);
+            ++posted;
+        }
+        if (earned != 0) _earnedFees += earned;
+    }
+
+    /// @notice Report that a pending request cannot be classified; the fee is refunded.
+    /// @param imageId The request.
+    /// @param reason A `FailureReason` other than None.
+    function reportFailure(bytes32 imageId, uint8 reason) external onlyRole(ORACLE_ROLE) nonReentrant {
+        if (reason == 0 || reason > uint8(type(FailureReason).max)) revert InvalidFailureReason(reason);
+        Record storage record = _pendingRecord(imageId);
+        record.status = Status.Failed;
+        emit ClassificationFailed(imageId, reason);
+        _refund(imageId, record.owner, _feeAt[record.feeEpoch]);
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /// @notice Register a model. `modelId` commits to the weights, the preprocessing and the labels.
+    /// @param modelId Non-zero id computed from the model card.
+    /// @param name Human-readable name (event only).
+    /// @param metadataURI Where the model card can be read (event only).
+    function registerModel(bytes32 modelId, string calldata name, string calldata metadataURI)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        if (modelId == bytes32(0)) revert InvalidModelId();
+        if (_models[modelId].index != 0) revert ModelAlreadyRegistered(modelId);
+        uint16 index = _config.modelCount + 1;
+        if (index == type(uint16).max) revert TooManyModels();
+        _config.modelCount = index;
+        _models[modelId] = ModelState({index: index, active: true});
+        _modelIds[index] = modelId;
+        emit ModelRegistered(modelId, index, name, metadataURI);
+    }
+
+    /// @notice Stop accepting new requests for a model; its pending requests can still be answered.
+    /// @param modelId An active model that is not the default.
+    function retireModel(bytes32 modelId) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        ModelState storage model = _activeModel(modelId);
+        if (model.index == _config.defaultModelIndex) revert CannotRetireDefaultModel(modelId);
+        model.active = false;
+        emit ModelRetired(modelId);
+    }
+
+    /// @notice Choose the model used when a registration passes modelId zero.
+    /// @param modelId An active model.
+    function setDefaultModel(bytes32 modelId) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        uint16 index = _activeModel(modelId).index;
+        emit DefaultModelChanged(_modelIds[_config.defaultModelIndex], modelId);
+        _config.defaultModelIndex = index;
+    }
+
+    /// @notice Set the fee for new registrations; pending requests keep the fee they paid.
+    /// @param fee The new fee in wei.
+    function setRequestFee(uint96 fee) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setRequestFee(fee);
+    }
+
+    /// @notice Set how long a request may stay pending before its owner may cancel it.
+    /// @param timeout Seconds, non-zero; applies to pending requests too.
+    function setRequestTimeout(uint32 timeout) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (timeout == 0) revert InvalidTimeout(timeout);
+        emit RequestTimeoutChanged(_config.requestTimeout, timeout);
+        _config.requestTimeout = timeout;
+    }
+
+    /// @notice Withdraw fees earned by posted results. Escrowed and owed fees are never touched.
+    /// @param to Recipient.
+    /// @param amount Wei, at most `earnedFees()`.
+    function withdrawFees(address payable to, uint256 amount) external onlyRole(DEFAULT_ADMIN_ROLE) nonReentrant {
+        if (to == address(0)) revert ZeroAddress();
+        uint256 available = _earnedFees;
+        if (amount > available) revert InsufficientEarnedFees(amount, available);
+        _earnedFees = available - amount;
+        emit FeesWithdrawn(to, amount);
+        _send(to, amount);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice An image's record; `status == None` for an unknown image.
+    /// @param imageId keccak256 of the CID's bytes.
+    function getImage(bytes32 imageId) external view returns (ImageView memory image) {
+        Record memory record = _records[imageId];
+        if (record.status == Status.None) return image;
+        image = ImageView({
+            owner: record.owner,
+            status: record.status,
+            modelId: _modelIds[record.modelIndex],
+            resultHash: _resultHashes[imageId],
+            registeredAt: record.registeredAt,
+            deadline: uint64(record.registeredAt) + _config.requestTimeout,
+            feePaid: _feeAt[record.feeEpoch]
+        });
+    }
+
+    /// @notice Just the status, for the oracle's check before it sends a transaction.
+    /// @param imageId keccak256 of the CID's bytes.
+    function statusOf(bytes32 imageId) external view returns (Status) {
+        return _records[imageId].status;
+    }
+
+    /// @notice The id a CID registers under.
+    /// @param cid The CID string as registered.
+    function imageIdOf(string calldata cid) external pure returns (bytes32) {
+        return keccak256(bytes(cid));
+    }
+
+    /// @notice A model's state: `index == 0` means not registered.
+    /// @param modelId The model.
+    function getModel(bytes32 modelId) external view returns (uint16 index, bool active) {
+        ModelState memory model = _models[modelId];
+        return (model.index, model.active);
+    }
+
+    /// @notice The model registered at `index` (1-based, up to `modelCount()`).
+    /// @param index Registration order.
+    function modelAt(uint16 index) external view returns (bytes32) {
+        return _modelIds[index];
+    }
+
+    /// @notice How many models were ever registered.
+    function modelCount() external view returns (uint16) {
+        return _config.modelCount;
+    }
+
+    /// @notice The model used for registrations that pass modelId zero (zero if none).
+    function defaultModel() external view returns (bytes32) {
+        return _modelIds[_config.defaultModelIndex];
+    }
+
+    /// @notice The fee a registration must pay now, in wei.
+    function requestFee() external view returns (uint256) {
+        return _config.requestFee;
+    }
+
+    /// @notice Seconds a request stays pending before its owner may cancel it.
+    function requestTimeout() external view returns (uint32) {
+        return _config.requestTimeout;
+    }
+
+    /// @notice Fees earned by posted results and not yet withdrawn.
+    function earnedFees() external view returns (uint256) {
+        return _earnedFees;
+    }
+
+    /// @notice Refunds kept for `owner` because pushing them failed.
+    /// @param owner The refund's recipient.
+    function refundOwed(address owner) external view returns (uint256) {
+        return _refundsOwed[owner];
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _pendingRecord(bytes32 imageId) private view returns (Record storage record) {
+        record = _records[imageId];
+        if (record.status == Status.None) revert UnknownImage(imageId);
+        if (record.status != Status.Pending) revert ImageNotPending(imageId, record.status);
+    }
+
+    function _activeModel(bytes32 modelId) private view returns (ModelState storage model) {
+        model = _models[modelId];
+        if (model.index == 0) revert UnknownModel(modelId);
+        if (!model.active) revert ModelNotActive(modelId);
+    }
+
+    /// @dev Marks the record classified and returns the fee it earned.
+    function _settle(bytes32 imageId, Record storage record, bytes32 resultHash) private returns (uint256) {
+        record.status = Status.Classified;
+        _resultHashes[imageId] = resultHash;
+        emit ResultPosted(imageId, _modelIds[record.modelIndex], resultHash);
+        uint32 epoch = record.feeEpoch;
+        return epoch == 0 ? 0 : _feeAt[epoch];
+    }
+
+    function _setRequestFee(uint96 fee) private {
+        Config storage config = _config;
+        emit RequestFeeChanged(config.requestFee, fee);
+        config.requestFee = fee;
+        if (fee != 0) {
+            uint32 epoch = config.feeEpoch + 1;
+            config.feeEpoch = epoch;
+            _feeAt[epoch] = fee;
+        }
+    }
+
+    /// @dev Pushes with bounded gas; an owner that cannot receive gets the amount kept for claimRefund.
+    function _refund(bytes32 imageId, address owner, uint256 amount) private {
+        if (amount == 0) return;
+        (bool sent,) = owner.call{value: amount, gas: REFUND_GAS}("");
+        if (sent) {
+            emit Refunded(imageId, owner, amount);
+        } else {
+            _refundsOwed[owner] += amount;
+            emit RefundDeferred(imageId, owner, amount);
+        }
+    }
+
+    function _send(address to, uint256 amount) private {
+        (bool sent,) = to.call{value: amount}("");
+        if (!sent) revert TransferFailed(to, amount);
+    }
+}

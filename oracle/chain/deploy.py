@@ -1,0 +1,116 @@
+"""Deploy the ImageRegistry with Ape, grant oracle roles, register models, record the deployment."""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+from web3 import HTTPProvider, Web3
+
+from oracle.chain.deployment import DeployedModel, Deployment
+from oracle.errors import HistochainError
+from oracle.ipfs.cid import raw_cid
+from oracle.jcs import canonical
+from oracle.ml.card import ModelCard
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEV_REQUEST_TIMEOUT = 3600
+
+
+class DeployError(HistochainError):
+    """The deployment could not be completed as asked."""
+
+
+def card_uri(card: ModelCard) -> str:
+    """The card's content address: the raw CID of its canonical JSON, servable by any IPFS node."""
+    return "ipfs://" + raw_cid(canonical(card.model_dump(mode="json")))
+
+
+def deploy_registry(
+    project: Any,
+    chain: Any,
+    sender: Any,
+    *,
+    oracles: Sequence[str],
+    request_fee: int,
+    request_timeout: int,
+    cards: Sequence[ModelCard],
+    default_model: str | None,
+) -> Deployment:
+    """`project`, `chain` and `sender` are Ape's; the caller chooses the network."""
+    names = [card.name for card in cards]
+    if len(set(names)) != len(names):
+        raise DeployError(f"model names must be unique, got {names}")
+    if default_model is None and cards:
+        default_model = cards[0].name
+    if default_model is not None and default_model not in names:
+        raise DeployError(f"default model {default_model!r} is not among the cards {names}")
+
+    registry = project.ImageRegistry.deploy(sender.address, request_fee, request_timeout, sender=sender)
+    receipt = registry.creation_metadata.receipt
+    oracle_role = registry.ORACLE_ROLE()
+    for oracle in oracles:
+        registry.grantRole(oracle_role, oracle, sender=sender)
+    models = []
+    for card in cards:
+        uri = card_uri(card)
+        registry.registerModel(card.model_id, card.name, uri, sender=sender)
+        models.append(DeployedModel(name=card.name, model_id="0x" + card.model_id.hex(), metadata_uri=uri))
+    default_id = next((m.model_id for m in models if m.name == default_model), None)
+    if default_id is not None:
+        registry.setDefaultModel(default_id, sender=sender)
+
+    return Deployment(
+        chain_id=chain.chain_id,
+        address=to_checksum_address(registry.address),
+        block=receipt.block_number,
+        transaction=receipt.txn_hash if isinstance(receipt.txn_hash, str) else receipt.txn_hash.hex(),
+        deployer=to_checksum_address(sender.address),
+        oracles=tuple(to_checksum_address(o) for o in oracles),
+        request_fee=request_fee,
+        request_timeout=request_timeout,
+        models=tuple(models),
+        default_model=default_id,
+        abi=[abi.model_dump(mode="json", by_alias=True) for abi in registry.contract_type.abi],
+    )
+
+
+def deploy_on_devnet(rpc_url: str, out: Path, cards: Sequence[ModelCard] = ()) -> Deployment:
+    """Deploy on the dev chain at `rpc_url` with anvil's well-known test accounts: 0 deploys and
+    administers, 1 is the oracle. Writes the deployment file to `out`."""
+    from ape import accounts, chain, networks, project
+    from ape.logging import logger
+
+    logger.set_level("WARNING")
+    out = out.resolve()
+    with (
+        project.chdir(REPO_ROOT),
+        networks.parse_network_choice(
+            "ethereum:devnet:node", provider_settings={"uri": rpc_url}, disconnect_after=True
+        ),
+    ):
+        deployer, oracle = accounts.test_accounts[0], accounts.test_accounts[1]
+        deployment = deploy_registry(
+            project,
+            chain,
+            deployer,
+            oracles=[oracle.address],
+            request_fee=0,
+            request_timeout=DEV_REQUEST_TIMEOUT,
+            cards=cards,
+            default_model=None,
+        )
+    deployment.save(out)
+    return deployment
+
+
+def deployment_on_chain(path: Path, rpc_url: str) -> Deployment | None:
+    """The saved deployment if the chain at `rpc_url` still holds it (same chain id, code at the
+    address), else None: a fresh chain needs a fresh deployment."""
+    if not path.exists():
+        return None
+    deployment = Deployment.load(path)
+    w3 = Web3(HTTPProvider(rpc_url))
+    if w3.eth.chain_id != deployment.chain_id or not w3.eth.get_code(deployment.address):
+        return None
+    return deployment

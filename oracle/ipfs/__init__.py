@@ -1,0 +1,1 @@
+"""IPFS: CIDs and their verification, the gateway fetcher, the Pinata client."""

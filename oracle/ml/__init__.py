@@ -1,0 +1,1 @@
+"""The classifier family: model cards, builders, data, training, evaluation, inference."""

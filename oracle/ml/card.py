@@ -1,0 +1,77 @@
+"""Model cards: what a checkpoint is, and the on-chain modelId that commits to it."""
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from oracle.errors import HistochainError
+from oracle.jcs import commitment
+
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+class ModelCardError(HistochainError):
+    """A model card is missing, unreadable or invalid."""
+
+
+class Preprocessing(BaseModel):
+    """How an RGB image becomes the model's input tensor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_size: tuple[int, int] = Field(description="(height, width) after resizing.")
+    mean: tuple[float, float, float] = Field(
+        description="Per-channel mean subtracted after scaling to [0, 1]."
+    )
+    std: tuple[float, float, float] = Field(
+        description="Per-channel std divided by after subtracting the mean."
+    )
+
+
+class ModelCard(BaseModel):
+    """A checkpoint's description, stored next to its safetensors file as JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    architecture: str = Field(min_length=1, description="Builder name in the model registry.")
+    labels: tuple[str, ...] = Field(min_length=2)
+    threshold: float = Field(gt=0, lt=1, description="P(positive label) at or above which it is predicted.")
+    preprocessing: Preprocessing
+    weights_file: str = Field(min_length=1, description="safetensors file, relative to the card.")
+    weights_sha256: str = Field(pattern=SHA256_HEX)
+    members: tuple[str, ...] = Field((), description="Model ids of an ensemble's members, hex.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Test-split metrics.")
+    data: dict[str, Any] = Field(default_factory=dict, description="Data set and split description.")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields the modelId commits to: whatever changes the model's answers."""
+        return self.model_dump(
+            mode="json",
+            include={
+                "schema_version",
+                "architecture",
+                "labels",
+                "threshold",
+                "preprocessing",
+                "weights_sha256",
+                "members",
+            },
+        )
+
+    @property
+    def model_id(self) -> bytes:
+        return commitment(self.identity())
+
+    @classmethod
+    def load(cls, path: Path) -> "ModelCard":
+        try:
+            return cls.model_validate(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError, ValidationError) as exc:
+            raise ModelCardError(f"{path}: not a valid model card: {exc}") from exc
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.model_dump_json(indent=2) + "\n")

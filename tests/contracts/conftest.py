@@ -1,0 +1,76 @@
+"""Fixtures for the ImageRegistry suites: roles, models, a fresh CID per call.
+
+Ape snapshots the chain around every test, so session-scoped deployments stay clean.
+"""
+
+import os
+from collections.abc import Callable
+
+import pytest
+from eth_utils.crypto import keccak
+
+from oracle.ipfs.cid import raw_cid
+
+TIMEOUT = 3600
+FEE = 10**15
+MODEL_A = keccak(b"histochain test model a")
+MODEL_B = keccak(b"histochain test model b")
+
+
+class Status:
+    NONE, PENDING, CLASSIFIED, FAILED, CANCELLED = range(5)
+
+
+class Reason:
+    CONTENT_UNREACHABLE, CONTENT_MISMATCH, UNSUPPORTED_IMAGE, TOO_LARGE = 1, 2, 3, 4
+    MODEL_ERROR, INVALID_CID, MODEL_UNAVAILABLE = 5, 6, 7
+
+
+@pytest.fixture(scope="session")
+def admin(accounts):
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def oracle(accounts):
+    return accounts[1]
+
+
+@pytest.fixture(scope="session")
+def patient(accounts):
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def other(accounts):
+    return accounts[3]
+
+
+def deploy(project, admin, oracle, fee: int):
+    registry = project.ImageRegistry.deploy(admin, fee, TIMEOUT, sender=admin)
+    registry.grantRole(registry.ORACLE_ROLE(), oracle, sender=admin)
+    registry.registerModel(MODEL_A, "model-a", "ipfs://model-a", sender=admin)
+    registry.registerModel(MODEL_B, "model-b", "ipfs://model-b", sender=admin)
+    registry.setDefaultModel(MODEL_A, sender=admin)
+    return registry
+
+
+@pytest.fixture(scope="session")
+def registry(project, admin, oracle):
+    """Free requests, as on the dev chain."""
+    return deploy(project, admin, oracle, 0)
+
+
+@pytest.fixture(scope="session")
+def paid_registry(project, admin, oracle):
+    return deploy(project, admin, oracle, FEE)
+
+
+@pytest.fixture
+def new_cid() -> Callable[[], str]:
+    """A real CIDv1 (raw, sha2-256, base32): 59 characters, like the page registers."""
+    return lambda: raw_cid(os.urandom(64))
+
+
+def image_id(cid: str) -> bytes:
+    return keccak(cid.encode())

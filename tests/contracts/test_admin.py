@@ -1,0 +1,154 @@
+"""Models, fee, timeout and roles: the admin's functions and who may call them."""
+
+import ape
+import pytest
+from eth_utils.crypto import keccak
+
+from tests.contracts.conftest import FEE, MODEL_A, MODEL_B, TIMEOUT
+
+ZERO = b"\x00" * 32
+MODEL_C = keccak(b"histochain test model c")
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def test_constructor_sets_roles_fee_timeout_and_emits(project, admin, chain):
+    registry = project.ImageRegistry.deploy(admin, FEE, TIMEOUT, sender=admin)
+    receipt = registry.creation_metadata.receipt
+    events = registry.RequestFeeChanged.from_receipt(receipt) + registry.RequestTimeoutChanged.from_receipt(
+        receipt
+    )
+    assert [(e.event_name, dict(e.event_arguments)) for e in events] == [
+        ("RequestFeeChanged", {"previousFee": 0, "fee": FEE}),
+        ("RequestTimeoutChanged", {"previousTimeout": 0, "timeout": TIMEOUT}),
+    ]
+    assert registry.hasRole(registry.DEFAULT_ADMIN_ROLE(), admin)
+    assert registry.requestFee() == FEE
+    assert registry.requestTimeout() == TIMEOUT
+    assert registry.modelCount() == 0
+    assert registry.defaultModel() == ZERO
+
+
+def test_constructor_rejects_zero_admin_and_zero_timeout(project, admin):
+    with ape.reverts(project.ImageRegistry.ZeroAddress):
+        project.ImageRegistry.deploy(ZERO_ADDRESS, 0, TIMEOUT, sender=admin)
+    with ape.reverts(project.ImageRegistry.InvalidTimeout, timeout=0):
+        project.ImageRegistry.deploy(admin, 0, 0, sender=admin)
+
+
+def test_register_model(registry, admin):
+    tx = registry.registerModel(MODEL_C, "model-c", "ipfs://card", sender=admin)
+    assert tx.events == [
+        registry.ModelRegistered(modelId=MODEL_C, index=3, name="model-c", metadataURI="ipfs://card")
+    ]
+    assert registry.modelCount() == 3
+    assert registry.modelAt(3) == MODEL_C
+    assert registry.getModel(MODEL_C) == (3, True)
+    assert registry.getModel(b"\x77" * 32) == (0, False)
+
+
+def test_register_model_rejects_zero_and_duplicates(registry, admin):
+    with ape.reverts(registry.InvalidModelId):
+        registry.registerModel(ZERO, "zero", "", sender=admin)
+    with ape.reverts(registry.ModelAlreadyRegistered, modelId=MODEL_A):
+        registry.registerModel(MODEL_A, "again", "", sender=admin)
+
+
+def test_retire_model(registry, admin):
+    tx = registry.retireModel(MODEL_B, sender=admin)
+    assert tx.events == [registry.ModelRetired(modelId=MODEL_B)]
+    assert registry.getModel(MODEL_B) == (2, False)
+    with ape.reverts(registry.ModelNotActive, modelId=MODEL_B):
+        registry.retireModel(MODEL_B, sender=admin)
+    with ape.reverts(registry.UnknownModel, modelId=MODEL_C):
+        registry.retireModel(MODEL_C, sender=admin)
+
+
+def test_default_model_cannot_be_retired(registry, admin):
+    with ape.reverts(registry.CannotRetireDefaultModel, modelId=MODEL_A):
+        registry.retireModel(MODEL_A, sender=admin)
+
+
+def test_set_default_model(registry, admin):
+    tx = registry.setDefaultModel(MODEL_B, sender=admin)
+    assert tx.events == [registry.DefaultModelChanged(previousModelId=MODEL_A, modelId=MODEL_B)]
+    assert registry.defaultModel() == MODEL_B
+    registry.retireModel(MODEL_A, sender=admin)
+    with ape.reverts(registry.ModelNotActive, modelId=MODEL_A):
+        registry.setDefaultModel(MODEL_A, sender=admin)
+    with ape.reverts(registry.UnknownModel, modelId=MODEL_C):
+        registry.setDefaultModel(MODEL_C, sender=admin)
+
+
+def test_set_request_fee(registry, admin):
+    tx = registry.setRequestFee(FEE, sender=admin)
+    assert tx.events == [registry.RequestFeeChanged(previousFee=0, fee=FEE)]
+    assert registry.requestFee() == FEE
+
+
+def test_set_request_timeout(registry, admin):
+    tx = registry.setRequestTimeout(120, sender=admin)
+    assert tx.events == [registry.RequestTimeoutChanged(previousTimeout=TIMEOUT, timeout=120)]
+    assert registry.requestTimeout() == 120
+    with ape.reverts(registry.InvalidTimeout, timeout=0):
+        registry.setRequestTimeout(0, sender=admin)
+
+
+ADMIN_CALLS = [
+    ("registerModel", (MODEL_C, "c", "")),
+    ("retireModel", (MODEL_B,)),
+    ("setDefaultModel", (MODEL_B,)),
+    ("setRequestFee", (1,)),
+    ("setRequestTimeout", (1,)),
+    ("withdrawFees", (ZERO_ADDRESS, 0)),
+]
+
+
+@pytest.mark.parametrize(("name", "args"), ADMIN_CALLS, ids=[c[0] for c in ADMIN_CALLS])
+def test_admin_functions_refuse_others(registry, oracle, other, name, args):
+    for caller in (oracle, other):
+        with ape.reverts(
+            registry.AccessControlUnauthorizedAccount,
+            account=caller,
+            neededRole=registry.DEFAULT_ADMIN_ROLE(),
+        ):
+            getattr(registry, name)(*args, sender=caller)
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("postResult", (b"\x01" * 32, b"\x02" * 32)),
+        ("postResults", ([], [])),
+        ("reportFailure", (b"\x01" * 32, 1)),
+    ],
+)
+def test_oracle_functions_refuse_non_oracles(registry, admin, patient, other, name, args):
+    for caller in (admin, patient, other):
+        with ape.reverts(
+            registry.AccessControlUnauthorizedAccount, account=caller, neededRole=registry.ORACLE_ROLE()
+        ):
+            getattr(registry, name)(*args, sender=caller)
+
+
+def test_grant_and_revoke_the_oracle_role(registry, admin, oracle, other, patient, new_cid):
+    role = registry.ORACLE_ROLE()
+    cid = new_cid()
+    registry.registerImage(cid, MODEL_A, sender=patient)
+    iid = keccak(cid.encode())
+    tx = registry.grantRole(role, other, sender=admin)
+    assert tx.events == [registry.RoleGranted(role=role, account=other, sender=admin)]
+    registry.postResult(iid, b"\x01" * 32, sender=other)
+
+    tx = registry.revokeRole(role, other, sender=admin)
+    assert tx.events == [registry.RoleRevoked(role=role, account=other, sender=admin)]
+    with ape.reverts(registry.AccessControlUnauthorizedAccount, account=other, neededRole=role):
+        registry.postResults([], [], sender=other)
+    assert registry.hasRole(role, oracle)
+
+
+def test_only_admin_grants_roles(registry, oracle, other):
+    role = registry.ORACLE_ROLE()
+    with ape.reverts(
+        registry.AccessControlUnauthorizedAccount, account=oracle, neededRole=registry.DEFAULT_ADMIN_ROLE()
+    ):
+        registry.grantRole(role, other, sender=oracle)

@@ -1,0 +1,104 @@
+"""registerImage: ids, models, fees, duplicates, CID bounds, and the event."""
+
+import ape
+import pytest
+
+from tests.contracts.conftest import FEE, MODEL_A, MODEL_B, TIMEOUT, Status, image_id
+
+
+def test_registers_with_the_default_model(registry, patient, new_cid, chain):
+    cid = new_cid()
+    assert len(cid) == 59
+    assert registry.registerImage.call(cid, b"\x00" * 32, sender=patient) == image_id(cid)
+    tx = registry.registerImage(cid, b"\x00" * 32, sender=patient)
+    assert tx.events == [
+        registry.ImageRegistered(imageId=image_id(cid), owner=patient, modelId=MODEL_A, cid=cid)
+    ]
+    record = registry.getImage(image_id(cid))
+    assert record.owner == patient
+    assert record.status == Status.PENDING
+    assert record.modelId == MODEL_A
+    assert record.resultHash == b"\x00" * 32
+    block_time = chain.provider.get_block(tx.block_number).timestamp
+    assert record.registeredAt == block_time
+    assert record.deadline == block_time + TIMEOUT
+    assert record.feePaid == 0
+    assert registry.statusOf(image_id(cid)) == Status.PENDING
+    assert registry.imageIdOf(cid) == image_id(cid)
+
+
+def test_registers_with_a_named_model(registry, patient, new_cid):
+    cid = new_cid()
+    tx = registry.registerImage(cid, MODEL_B, sender=patient)
+    assert tx.events[0].modelId == MODEL_B
+    assert registry.getImage(image_id(cid)).modelId == MODEL_B
+
+
+def test_a_cid_registered_twice_reverts(registry, patient, other, new_cid):
+    cid = new_cid()
+    registry.registerImage(cid, MODEL_A, sender=patient)
+    with ape.reverts(registry.AlreadyRegistered, imageId=image_id(cid)):
+        registry.registerImage(cid, MODEL_B, sender=other)
+
+
+@pytest.mark.parametrize("cid", ["", "b" * 129])
+def test_cid_length_is_bounded(registry, patient, cid):
+    with ape.reverts(registry.InvalidCid, length=len(cid)):
+        registry.registerImage(cid, MODEL_A, sender=patient)
+
+
+def test_longest_cid_is_accepted(registry, patient):
+    cid = "b" * 128
+    registry.registerImage(cid, MODEL_A, sender=patient)
+    assert registry.statusOf(image_id(cid)) == Status.PENDING
+
+
+def test_unknown_model_reverts(registry, patient, new_cid):
+    unknown = b"\x42" * 32
+    with ape.reverts(registry.UnknownModel, modelId=unknown):
+        registry.registerImage(new_cid(), unknown, sender=patient)
+
+
+def test_retired_model_reverts(registry, admin, patient, new_cid):
+    registry.retireModel(MODEL_B, sender=admin)
+    with ape.reverts(registry.ModelNotActive, modelId=MODEL_B):
+        registry.registerImage(new_cid(), MODEL_B, sender=patient)
+
+
+def test_no_default_model_reverts(project, admin, patient, new_cid):
+    bare = project.ImageRegistry.deploy(admin, 0, TIMEOUT, sender=admin)
+    with ape.reverts(bare.NoDefaultModel):
+        bare.registerImage(new_cid(), b"\x00" * 32, sender=patient)
+
+
+def test_fee_must_be_paid_exactly(paid_registry, patient, new_cid):
+    for sent in (0, FEE - 1, FEE + 1):
+        with ape.reverts(paid_registry.IncorrectFee, sent=sent, required=FEE):
+            paid_registry.registerImage(new_cid(), MODEL_A, sender=patient, value=sent)
+
+
+def test_fee_is_escrowed(paid_registry, patient, new_cid):
+    cid = new_cid()
+    before = patient.balance
+    tx = paid_registry.registerImage(cid, MODEL_A, sender=patient, value=FEE)
+    assert paid_registry.balance == FEE
+    assert patient.balance == before - FEE - tx.total_fees_paid
+    assert paid_registry.getImage(image_id(cid)).feePaid == FEE
+    assert paid_registry.earnedFees() == 0
+
+
+def test_pending_request_keeps_the_fee_it_paid(paid_registry, admin, patient, new_cid):
+    cid = new_cid()
+    paid_registry.registerImage(cid, MODEL_A, sender=patient, value=FEE)
+    paid_registry.setRequestFee(3 * FEE, sender=admin)
+    assert paid_registry.getImage(image_id(cid)).feePaid == FEE
+    later = new_cid()
+    paid_registry.registerImage(later, MODEL_A, sender=patient, value=3 * FEE)
+    assert paid_registry.getImage(image_id(later)).feePaid == 3 * FEE
+
+
+def test_unknown_image_reads_as_empty(registry):
+    record = registry.getImage(b"\x01" * 32)
+    assert record.status == Status.NONE
+    assert record.owner == "0x0000000000000000000000000000000000000000"
+    assert record.deadline == 0
