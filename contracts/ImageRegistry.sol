@@ -16,8 +16,15 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
     /// @notice Role allowed to post results and report failures.
     bytes32 public constant ORACLE_ROLE = keccak256("ORACLE_ROLE");
 
-    /// @notice Gas forwarded with a pushed refund; enough for a smart wallet, too little to abuse.
-    uint256 public constant REFUND_GAS = 50_000;
+    /// @notice Gas forwarded with a pushed refund: enough for a smart wallet's receive, too little to abuse.
+    uint256 public constant REFUND_GAS = 20_000;
+
+    /// @notice Gas a refunding call must still hold before pushing: the stipend plus the deferral
+    ///         path (a fresh owed-refund slot and its event), so a gas estimate always covers both.
+    uint256 public constant REFUND_GAS_FLOOR = REFUND_GAS + 45_000;
+
+    /// @notice Longest request timeout an admin may set.
+    uint32 public constant MAX_REQUEST_TIMEOUT = 30 days;
 
     /// @notice Longest CID accepted, in bytes.
     uint256 public constant MAX_CID_LENGTH = 128;
@@ -86,53 +93,88 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
     mapping(uint32 epoch => uint96 fee) private _feeAt;
     mapping(address owner => uint256 amount) private _refundsOwed;
 
+    /// @notice A patient registered `cid` for classification by `modelId`.
     event ImageRegistered(bytes32 indexed imageId, address indexed owner, bytes32 indexed modelId, string cid);
+    /// @notice An oracle committed the result document's hash.
     event ResultPosted(bytes32 indexed imageId, bytes32 indexed modelId, bytes32 resultHash);
+    /// @notice An oracle could not classify the image; `reason` is a FailureReason.
     event ClassificationFailed(bytes32 indexed imageId, uint8 reason);
+    /// @notice The owner cancelled a timed-out request.
     event RequestCancelled(bytes32 indexed imageId, address indexed owner);
+    /// @notice A fee went back to the owner.
     event Refunded(bytes32 indexed imageId, address indexed owner, uint256 amount);
+    /// @notice The owner could not receive a refund; it is kept for `claimRefund`.
     event RefundDeferred(bytes32 indexed imageId, address indexed owner, uint256 amount);
-    event RefundClaimed(address indexed owner, uint256 amount);
+    /// @notice An owner withdrew kept refunds to `to`.
+    event RefundClaimed(address indexed owner, address indexed to, uint256 amount);
+    /// @notice A model became available under `index`.
     event ModelRegistered(bytes32 indexed modelId, uint16 index, string name, string metadataURI);
+    /// @notice A model stopped accepting new requests.
     event ModelRetired(bytes32 indexed modelId);
+    /// @notice The model for registrations that pass modelId zero changed.
     event DefaultModelChanged(bytes32 indexed previousModelId, bytes32 indexed modelId);
+    /// @notice The fee for new registrations changed.
     event RequestFeeChanged(uint256 previousFee, uint256 fee);
+    /// @notice The time after which pending requests may be cancelled changed.
     event RequestTimeoutChanged(uint32 previousTimeout, uint32 timeout);
+    /// @notice An admin withdrew earned fees.
     event FeesWithdrawn(address indexed to, uint256 amount);
 
+    /// @notice The CID is empty or longer than MAX_CID_LENGTH bytes.
     error InvalidCid(uint256 length);
+    /// @notice This CID was registered before.
     error AlreadyRegistered(bytes32 imageId);
+    /// @notice No image was registered under this id.
     error UnknownImage(bytes32 imageId);
+    /// @notice The request already reached a final status.
     error ImageNotPending(bytes32 imageId, Status status);
+    /// @notice Only the image's owner may do this.
     error NotImageOwner(bytes32 imageId, address caller);
+    /// @notice The request may be cancelled from `deadline` on.
     error RequestNotTimedOut(bytes32 imageId, uint256 deadline);
+    /// @notice A registration must pay exactly the request fee.
     error IncorrectFee(uint256 sent, uint256 required);
+    /// @notice A result hash of zero is never a commitment.
     error EmptyResultHash(bytes32 imageId);
+    /// @notice Batch arrays differ in length.
     error LengthMismatch(uint256 imageIds, uint256 resultHashes);
+    /// @notice The reason is not a FailureReason other than None.
     error InvalidFailureReason(uint8 reason);
+    /// @notice Model id zero is reserved for "the default model".
     error InvalidModelId();
+    /// @notice A model is registered once.
     error ModelAlreadyRegistered(bytes32 modelId);
+    /// @notice No model was registered under this id.
     error UnknownModel(bytes32 modelId);
+    /// @notice The model was retired.
     error ModelNotActive(bytes32 modelId);
+    /// @notice Model id zero was passed and no default model is set.
     error NoDefaultModel();
+    /// @notice Choose another default model first.
     error CannotRetireDefaultModel(bytes32 modelId);
+    /// @notice The model index space is full.
     error TooManyModels();
+    /// @notice Timeouts are between 1 second and MAX_REQUEST_TIMEOUT.
     error InvalidTimeout(uint32 timeout);
+    /// @notice Only earned fees can be withdrawn.
     error InsufficientEarnedFees(uint256 requested, uint256 available);
+    /// @notice No refund is kept for this owner.
     error NothingToClaim(address owner);
+    /// @notice Sending ether failed.
     error TransferFailed(address to, uint256 amount);
+    /// @notice The zero address is not allowed here.
     error ZeroAddress();
+    /// @notice Too little gas left to push a refund and to keep it if the push fails.
+    error InsufficientGasForRefund(uint256 gasLeft, uint256 required);
 
     /// @param admin Holder of the admin role (manages models, fee, timeout, roles, earned fees).
-    /// @param requestFee Fee in wei that every registration must pay exactly.
-    /// @param requestTimeout Seconds after which the owner of a pending request may cancel it.
-    constructor(address admin, uint96 requestFee, uint32 requestTimeout) {
+    /// @param initialFee Fee in wei that every registration must pay exactly.
+    /// @param initialTimeout Seconds after which the owner of a pending request may cancel it.
+    constructor(address admin, uint96 initialFee, uint32 initialTimeout) {
         if (admin == address(0)) revert ZeroAddress();
-        if (requestTimeout == 0) revert InvalidTimeout(requestTimeout);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        _config.requestTimeout = requestTimeout;
-        emit RequestTimeoutChanged(0, requestTimeout);
-        _setRequestFee(requestFee);
+        _setRequestTimeout(initialTimeout);
+        _setRequestFee(initialFee);
     }
 
     // ------------------------------------------------------------------ patients
@@ -180,16 +222,19 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
         if (block.timestamp < deadline) revert RequestNotTimedOut(imageId, deadline);
         record.status = Status.Cancelled;
         emit RequestCancelled(imageId, msg.sender);
-        _refund(imageId, msg.sender, _feeAt[record.feeEpoch]);
+        _refund(imageId, msg.sender, _feePaid(record));
     }
 
-    /// @notice Withdraw refunds that could not be pushed to you when they were due.
-    function claimRefund() external nonReentrant {
+    /// @notice Withdraw, to any address, the refunds that could not be pushed to you when due
+    ///         (an owner contract that cannot receive ether names another recipient).
+    /// @param to Recipient of the kept refunds.
+    function claimRefund(address payable to) external nonReentrant {
+        if (to == address(0)) revert ZeroAddress();
         uint256 amount = _refundsOwed[msg.sender];
         if (amount == 0) revert NothingToClaim(msg.sender);
         _refundsOwed[msg.sender] = 0;
-        emit RefundClaimed(msg.sender, amount);
-        _send(msg.sender, amount);
+        emit RefundClaimed(msg.sender, to, amount);
+        _send(to, amount);
     }
 
     // ------------------------------------------------------------------ oracles
@@ -235,7 +280,7 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
         Record storage record = _pendingRecord(imageId);
         record.status = Status.Failed;
         emit ClassificationFailed(imageId, reason);
-        _refund(imageId, record.owner, _feeAt[record.feeEpoch]);
+        _refund(imageId, record.owner, _feePaid(record));
     }
 
     // ------------------------------------------------------------------ admin
@@ -282,11 +327,9 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
     }
 
     /// @notice Set how long a request may stay pending before its owner may cancel it.
-    /// @param timeout Seconds, non-zero; applies to pending requests too.
+    /// @param timeout Seconds, from 1 to MAX_REQUEST_TIMEOUT; applies to pending requests too.
     function setRequestTimeout(uint32 timeout) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (timeout == 0) revert InvalidTimeout(timeout);
-        emit RequestTimeoutChanged(_config.requestTimeout, timeout);
-        _config.requestTimeout = timeout;
+        _setRequestTimeout(timeout);
     }
 
     /// @notice Withdraw fees earned by posted results. Escrowed and owed fees are never touched.
@@ -305,8 +348,9 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
 
     /// @notice An image's record; `status == None` for an unknown image.
     /// @param imageId keccak256 of the CID's bytes.
+    /// @return image Owner, status, model, result hash, registration time, cancel deadline, fee paid.
     function getImage(bytes32 imageId) external view returns (ImageView memory image) {
-        Record memory record = _records[imageId];
+        Record storage record = _records[imageId];
         if (record.status == Status.None) return image;
         image = ImageView({
             owner: record.owner,
@@ -315,24 +359,28 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
             resultHash: _resultHashes[imageId],
             registeredAt: record.registeredAt,
             deadline: uint64(record.registeredAt) + _config.requestTimeout,
-            feePaid: _feeAt[record.feeEpoch]
+            feePaid: _feePaid(record)
         });
     }
 
     /// @notice Just the status, for the oracle's check before it sends a transaction.
     /// @param imageId keccak256 of the CID's bytes.
+    /// @return The request's status.
     function statusOf(bytes32 imageId) external view returns (Status) {
         return _records[imageId].status;
     }
 
     /// @notice The id a CID registers under.
     /// @param cid The CID string as registered.
+    /// @return keccak256 of the CID's bytes.
     function imageIdOf(string calldata cid) external pure returns (bytes32) {
         return keccak256(bytes(cid));
     }
 
     /// @notice A model's state: `index == 0` means not registered.
     /// @param modelId The model.
+    /// @return index Registration order, 1-based.
+    /// @return active Whether it accepts new requests.
     function getModel(bytes32 modelId) external view returns (uint16 index, bool active) {
         ModelState memory model = _models[modelId];
         return (model.index, model.active);
@@ -340,37 +388,44 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
 
     /// @notice The model registered at `index` (1-based, up to `modelCount()`).
     /// @param index Registration order.
+    /// @return The model id, zero past `modelCount()`.
     function modelAt(uint16 index) external view returns (bytes32) {
         return _modelIds[index];
     }
 
     /// @notice How many models were ever registered.
+    /// @return The count, retired models included.
     function modelCount() external view returns (uint16) {
         return _config.modelCount;
     }
 
-    /// @notice The model used for registrations that pass modelId zero (zero if none).
+    /// @notice The model used for registrations that pass modelId zero.
+    /// @return The model id, zero if none is set.
     function defaultModel() external view returns (bytes32) {
         return _modelIds[_config.defaultModelIndex];
     }
 
-    /// @notice The fee a registration must pay now, in wei.
+    /// @notice The fee a registration must pay now.
+    /// @return Wei.
     function requestFee() external view returns (uint256) {
         return _config.requestFee;
     }
 
-    /// @notice Seconds a request stays pending before its owner may cancel it.
+    /// @notice How long a request stays pending before its owner may cancel it.
+    /// @return Seconds.
     function requestTimeout() external view returns (uint32) {
         return _config.requestTimeout;
     }
 
     /// @notice Fees earned by posted results and not yet withdrawn.
+    /// @return Wei.
     function earnedFees() external view returns (uint256) {
         return _earnedFees;
     }
 
     /// @notice Refunds kept for `owner` because pushing them failed.
     /// @param owner The refund's recipient.
+    /// @return Wei.
     function refundOwed(address owner) external view returns (uint256) {
         return _refundsOwed[owner];
     }
@@ -394,8 +449,19 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
         record.status = Status.Classified;
         _resultHashes[imageId] = resultHash;
         emit ResultPosted(imageId, _modelIds[record.modelIndex], resultHash);
+        return _feePaid(record);
+    }
+
+    /// @dev Epoch zero means nothing was paid: no storage read for free requests.
+    function _feePaid(Record storage record) private view returns (uint256) {
         uint32 epoch = record.feeEpoch;
         return epoch == 0 ? 0 : _feeAt[epoch];
+    }
+
+    function _setRequestTimeout(uint32 timeout) private {
+        if (timeout == 0 || timeout > MAX_REQUEST_TIMEOUT) revert InvalidTimeout(timeout);
+        emit RequestTimeoutChanged(_config.requestTimeout, timeout);
+        _config.requestTimeout = timeout;
     }
 
     function _setRequestFee(uint96 fee) private {
@@ -409,10 +475,15 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
         }
     }
 
-    /// @dev Pushes with bounded gas; an owner that cannot receive gets the amount kept for claimRefund.
+    /// @dev Pushes with bounded gas and copies no return data (no return-data bomb); an owner that
+    ///      cannot receive gets the amount kept for claimRefund.
     function _refund(bytes32 imageId, address owner, uint256 amount) private {
         if (amount == 0) return;
-        (bool sent,) = owner.call{value: amount, gas: REFUND_GAS}("");
+        if (gasleft() < REFUND_GAS_FLOOR) revert InsufficientGasForRefund(gasleft(), REFUND_GAS_FLOOR);
+        bool sent;
+        assembly ("memory-safe") {
+            sent := call(REFUND_GAS, owner, amount, 0, 0, 0, 0)
+        }
         if (sent) {
             emit Refunded(imageId, owner, amount);
         } else {

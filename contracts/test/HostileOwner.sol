@@ -5,6 +5,7 @@ import {ImageRegistry} from "../ImageRegistry.sol";
 
 /// @title HostileOwner
 /// @notice Test-only: an image owner whose receive() re-enters the registry, reverts or burns gas.
+/// @dev receive() writes no storage (a pushed refund carries little gas); it reports by event.
 contract HostileOwner {
     enum Mode {
         Accept,
@@ -14,12 +15,12 @@ contract HostileOwner {
         BurnGas
     }
 
+    /// @notice receive() tried to call back into the registry.
+    event ReentryAttempted(bytes4 selector, bool succeeded);
+
     ImageRegistry public immutable registry;
-    bytes32 public imageId;
     Mode public mode;
-    uint256 public received;
-    uint256 public reentryAttempts;
-    uint256 public reentrySuccesses;
+    bytes32[] public imageIds;
 
     /// @param registry_ The registry under attack.
     constructor(ImageRegistry registry_) {
@@ -29,7 +30,7 @@ contract HostileOwner {
     /// @notice Register `cid` as this contract, paying what was sent.
     /// @param cid The CID to register.
     function register(string calldata cid) external payable {
-        imageId = registry.registerImage{value: msg.value}(cid, bytes32(0));
+        imageIds.push(registry.registerImage{value: msg.value}(cid, bytes32(0)));
     }
 
     /// @notice Choose how receive() behaves.
@@ -38,28 +39,31 @@ contract HostileOwner {
         mode = mode_;
     }
 
-    /// @notice Cancel the registered image as its owner.
-    function cancel() external {
-        registry.cancel(imageId);
+    /// @notice Cancel one of this contract's images as its owner.
+    /// @param index Position in `imageIds`.
+    function cancel(uint256 index) external {
+        registry.cancel(imageIds[index]);
     }
 
-    /// @notice Claim deferred refunds as their owner.
-    function claim() external {
-        registry.claimRefund();
+    /// @notice Claim kept refunds as their owner, paid to `to`.
+    /// @param to Recipient.
+    function claim(address payable to) external {
+        registry.claimRefund(to);
     }
 
     receive() external payable {
-        received += msg.value;
         if (mode == Mode.ReenterCancel) {
-            ++reentryAttempts;
-            try registry.cancel(imageId) {
-                ++reentrySuccesses;
+            bool succeeded;
+            try registry.cancel(imageIds[imageIds.length - 1]) {
+                succeeded = true;
             } catch {}
+            emit ReentryAttempted(ImageRegistry.cancel.selector, succeeded);
         } else if (mode == Mode.ReenterClaim) {
-            ++reentryAttempts;
-            try registry.claimRefund() {
-                ++reentrySuccesses;
+            bool succeeded;
+            try registry.claimRefund(payable(address(this))) {
+                succeeded = true;
             } catch {}
+            emit ReentryAttempted(ImageRegistry.claimRefund.selector, succeeded);
         } else if (mode == Mode.Revert) {
             revert("no refunds, thanks");
         } else if (mode == Mode.BurnGas) {

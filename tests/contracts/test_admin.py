@@ -152,3 +152,13 @@ def test_only_admin_grants_roles(registry, oracle, other):
         registry.AccessControlUnauthorizedAccount, account=oracle, neededRole=registry.DEFAULT_ADMIN_ROLE()
     ):
         registry.grantRole(role, other, sender=oracle)
+
+
+def test_timeout_is_capped(registry, admin, project):
+    cap = registry.MAX_REQUEST_TIMEOUT()
+    assert cap == 30 * 24 * 3600
+    registry.setRequestTimeout(cap, sender=admin)
+    with ape.reverts(registry.InvalidTimeout, timeout=cap + 1):
+        registry.setRequestTimeout(cap + 1, sender=admin)
+    with ape.reverts(project.ImageRegistry.InvalidTimeout, timeout=cap + 1):
+        project.ImageRegistry.deploy(admin, 0, cap + 1, sender=admin)

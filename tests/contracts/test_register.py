@@ -102,3 +102,8 @@ def test_unknown_image_reads_as_empty(registry):
     assert record.status == Status.NONE
     assert record.owner == "0x0000000000000000000000000000000000000000"
     assert record.deadline == 0
+
+
+def test_free_registry_refuses_ether(registry, patient, new_cid):
+    with ape.reverts(registry.IncorrectFee, sent=1, required=0):
+        registry.registerImage(new_cid(), MODEL_A, sender=patient, value=1)

@@ -47,3 +47,16 @@ def test_compiled_sources_come_from_node_modules(probe_project: Project) -> None
     cached = Path(probe_project.contracts_folder) / ".cache/openzeppelin/5.7.0/access/AccessControl.sol"
     original = ROOT / "node_modules/@openzeppelin/contracts/access/AccessControl.sol"
     assert cached.read_text() == original.read_text()
+
+
+def test_project_contracts_stay_within_apes_file_listing(project) -> None:
+    """Ape lists at most 500 files of the contracts folder, the unpacked dependencies in .cache
+    included; setup's OpenZeppelin copy leaves out the package's JSON build artifacts."""
+    config = yaml.safe_load((ROOT / "ape-config.yaml").read_text())
+    (openzeppelin,) = config["dependencies"]
+    copy = ROOT / openzeppelin["local"]
+    assert not (copy / "build").exists()
+    assert (copy / "access" / "AccessControl.sol").is_file()
+    ours = [p for p in (ROOT / "contracts").rglob("*") if p.is_file() and ".cache" not in p.parts]
+    assert len(ours) + sum(1 for p in copy.rglob("*") if p.is_file()) < 450
+    assert {"ImageRegistry", "HostileOwner"} <= set(project.contracts)
