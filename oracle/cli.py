@@ -11,6 +11,7 @@ from eth_account import Account
 from oracle.chain.deploy import deploy_on_devnet, deployment_on_chain
 from oracle.dev.anvil import ANVIL_TEST_MNEMONIC, Anvil
 from oracle.errors import HistochainError
+from oracle.ml.commands import COMMANDS as ML_COMMANDS
 from oracle.settings import Settings
 
 DEV_ACCOUNTS_SHOWN = 3
@@ -21,10 +22,24 @@ def _fail(exc: HistochainError) -> NoReturn:
     sys.exit(1)
 
 
-@click.group()
+class Main(click.Group):
+    """Turns a HistochainError from any verb into a one-line message and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except HistochainError as exc:
+            _fail(exc)
+
+
+@click.group(cls=Main)
 @click.version_option(package_name="histochain")
 def main() -> None:
     """histochain: register pathology images on Ethereum, classified by an AI oracle."""
+
+
+for command in ML_COMMANDS:
+    main.add_command(command)
 
 
 @main.group()

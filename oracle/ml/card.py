@@ -22,6 +22,9 @@ class Preprocessing(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     image_size: tuple[int, int] = Field(description="(height, width) after resizing.")
+    resize: Literal["pil-bilinear"] = Field(
+        "pil-bilinear", description="How: Pillow's bilinear resize of RGB."
+    )
     mean: tuple[float, float, float] = Field(
         description="Per-channel mean subtracted after scaling to [0, 1]."
     )
@@ -43,13 +46,15 @@ class ModelCard(BaseModel):
     preprocessing: Preprocessing
     weights_file: str = Field(min_length=1, description="safetensors file, relative to the card.")
     weights_sha256: str = Field(pattern=SHA256_HEX)
-    members: tuple[str, ...] = Field((), description="Model ids of an ensemble's members, hex.")
+    member_cards: tuple["ModelCard", ...] = Field((), description="An ensemble's members, in order.")
     metrics: dict[str, float] = Field(default_factory=dict, description="Test-split metrics.")
     data: dict[str, Any] = Field(default_factory=dict, description="Data set and split description.")
+    training: dict[str, Any] = Field(default_factory=dict, description="How it was trained.")
 
     def identity(self) -> dict[str, Any]:
-        """The fields the modelId commits to: whatever changes the model's answers."""
-        return self.model_dump(
+        """What the modelId commits to: whatever changes the model's answers. The weights enter
+        through their sha256, an ensemble's members through their own model ids."""
+        identity = self.model_dump(
             mode="json",
             include={
                 "schema_version",
@@ -58,9 +63,10 @@ class ModelCard(BaseModel):
                 "threshold",
                 "preprocessing",
                 "weights_sha256",
-                "members",
             },
         )
+        identity["members"] = ["0x" + member.model_id.hex() for member in self.member_cards]
+        return identity
 
     @property
     def model_id(self) -> bytes:

@@ -36,6 +36,7 @@ def test_model_id_is_keccak_of_the_canonical_identity() -> None:
         "weights_sha256",
         "members",
     }
+    assert c.identity()["preprocessing"]["resize"] == "pil-bilinear"
 
 
 @pytest.mark.parametrize(

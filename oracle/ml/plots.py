@@ -1,0 +1,103 @@
+"""Figures of a training run and a comparison, written as PNG files."""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+from numpy.typing import NDArray
+from PIL import Image
+from sklearn.metrics import confusion_matrix, roc_curve
+
+
+def curves(history: Sequence[dict[str, float]], path: Path) -> None:
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
+        ax.plot(epochs, [h[f"train_{metric}"] for h in history], marker="o", label="training")
+        ax.plot(epochs, [h[f"val_{metric}"] for h in history], marker="o", label="validation")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(metric)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def roc(
+    y: NDArray[Any], p: NDArray[Any], auc: float, path: Path, title: str = "ROC, test patients' images"
+) -> None:
+    fpr, tpr, _ = roc_curve(y, p)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"AUC = {auc:.3f}")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def confusion(y: NDArray[Any], predicted: NDArray[Any], labels: Sequence[str], path: Path) -> None:
+    matrix = confusion_matrix(y, predicted, labels=list(range(len(labels))))
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", color="black", fontsize=12)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def grid(
+    paths: Sequence[Path],
+    y: NDArray[Any],
+    p: NDArray[Any],
+    threshold: float,
+    labels: Sequence[str],
+    path: Path,
+) -> None:
+    count = min(16, len(paths))
+    cols = 4
+    rows = max(1, -(-count // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 3, rows * 2.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, range(count), strict=False):
+        with Image.open(paths[i]) as image:
+            ax.imshow(image.convert("RGB"))
+        predicted = int(p[i] >= threshold)
+        ax.set_title(
+            f"pred {labels[predicted]} ({p[i]:.2f})\ntrue {labels[int(y[i])]}",
+            fontsize=8,
+            color="green" if predicted == y[i] else "red",
+        )
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def bars(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    names = [r["model"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, metric in zip(axes, ("loss", "roc_auc", "accuracy"), strict=True):
+        ax.bar(names, [r[metric] for r in rows], color="tab:purple")
+        ax.set_title(metric)
+        ax.tick_params(axis="x", rotation=30)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

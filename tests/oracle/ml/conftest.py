@@ -1,0 +1,39 @@
+"""A CI-sized synthetic BreakHis set and a basecnn trained on it, shared by the ML suites."""
+
+from pathlib import Path
+
+import pytest
+
+from oracle.ml.card import ModelCard
+from oracle.ml.data.synth import synthesize
+from oracle.ml.train import TrainConfig, train
+
+PATIENTS, IMAGES_PER_PATIENT = 96, 2
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("breakhis")
+    synthesize(root, PATIENTS, IMAGES_PER_PATIENT, seed=2026, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ci_config(synthetic: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainConfig:
+    """The CI-sized run: basecnn, 96 px, 30 epochs at most, on 192 images of 96 patients."""
+    return TrainConfig(
+        model="basecnn",
+        data=synthetic,
+        out=tmp_path_factory.mktemp("basecnn"),
+        epochs=30,
+        image_size=96,
+        batch_size=16,
+        patience=10,
+        seed=0,
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def trained(ci_config: TrainConfig) -> ModelCard:
+    return train(ci_config, resume=False)

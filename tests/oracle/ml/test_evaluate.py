@@ -1,0 +1,114 @@
+"""evaluate and compare on the CI-sized set; metrics helpers on known inputs."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from oracle.cli import main
+from oracle.ml import metrics
+from oracle.ml.card import ModelCard
+from oracle.ml.compare import compare
+from oracle.ml.evaluate import evaluate
+from oracle.ml.train import TrainConfig
+
+
+def test_patient_score_is_the_mean_of_its_images():
+    names, labels, scores = metrics.by_patient(
+        ["b", "a", "b", "a"], np.array([1, 0, 1, 0]), np.array([0.9, 0.2, 0.5, 0.4])
+    )
+    assert names == ["a", "b"]
+    assert labels.tolist() == [0, 1]
+    assert scores == pytest.approx([0.3, 0.7])
+
+
+def test_point_metrics_on_a_known_case():
+    m = metrics.point(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]), 0.5)
+    assert m["roc_auc"] == pytest.approx(0.75)
+    assert m["accuracy"] == pytest.approx(0.5)
+    assert m["precision"] == pytest.approx(0.5)
+    assert m["recall"] == pytest.approx(0.5)
+    assert m["loss"] == pytest.approx(-np.mean(np.log([0.9, 0.4, 0.4, 0.9])))
+
+
+def test_intervals_bracket_the_value():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p = np.clip(y * 0.3 + rng.uniform(0, 0.7, 200), 0, 1)
+    for name, m in metrics.with_intervals(y, p, 0.5, reps=300).items():
+        assert m["low"] <= m["value"] <= m["high"], name
+        assert m["high"] - m["low"] < 0.3, name
+
+
+def test_evaluate_reports_both_levels_on_the_test_patients(trained: ModelCard, ci_config: TrainConfig):
+    report = evaluate(ci_config.out, ci_config.data, "test", reps=200, progress=False)
+    assert report["model_id"] == "0x" + trained.model_id.hex()
+    assert report["patients"] == len(trained.data["patients"]["test"])
+    assert report["images"] == trained.data["images"]["test"]
+    assert report["image_level"]["roc_auc"]["value"] == pytest.approx(
+        trained.metrics["test_roc_auc"], abs=1e-6
+    )
+    assert report["patient_level"]["roc_auc"]["value"] == pytest.approx(
+        trained.metrics["test_patient_roc_auc"], abs=1e-6
+    )
+    everything = evaluate(ci_config.out, ci_config.data, "all", reps=50, progress=False)
+    assert everything["patients"] == 96
+
+
+def test_evaluate_command_prints_a_table_and_writes_json(
+    trained: ModelCard, ci_config: TrainConfig, tmp_path: Path
+):
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ci_config.out),
+            "--data",
+            str(ci_config.data),
+            "--bootstrap",
+            "50",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "| roc_auc |" in result.output
+    assert "patient level" in result.output
+    assert json.loads(out.read_text())["model"] == trained.name
+
+
+def test_compare_trains_each_model_and_their_ensemble(synthetic: Path, tmp_path: Path):
+    base = TrainConfig(model="basecnn", data=synthetic, out=tmp_path, epochs=1, image_size=32, progress=False)
+    rows = compare(base, ["basecnn", "mobilenet_v3_small"], tmp_path)
+    assert [r["model"] for r in rows] == ["basecnn", "mobilenet_v3_small", "ensemble"]
+    for row in rows:
+        assert 0 <= row["roc_auc"] <= 1
+        assert row["loss"] > 0
+        assert row["ms_per_image"] > 0
+    assert rows[2]["parameters"] == rows[0]["parameters"] + rows[1]["parameters"]
+    assert "| ensemble |" in (tmp_path / "compare.md").read_text()
+    with Image.open(tmp_path / "compare.png") as image:
+        image.verify()
+
+
+def test_cli_errors_are_one_line(tmp_path: Path):
+    result = CliRunner().invoke(
+        main, ["train", "--model", "basecnn", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1
+    assert "error:" in result.output
+    assert "neither BreakHis" in result.output
+
+
+def test_data_synth_command(tmp_path: Path):
+    result = CliRunner().invoke(
+        main, ["data", "synth", "--out", str(tmp_path), "--patients", "2", "--images-per-patient", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 synthetic images of 2 patients" in result.output
+    assert len(list(tmp_path.rglob("*.png"))) == 2
