@@ -10,6 +10,7 @@ from eth_account import Account
 
 from oracle.chain.deploy import deploy_on_devnet, deployment_on_chain
 from oracle.dev.anvil import ANVIL_TEST_MNEMONIC, Anvil
+from oracle.dev.ipfs import IpfsNode
 from oracle.errors import HistochainError
 from oracle.ml.commands import COMMANDS as ML_COMMANDS
 from oracle.settings import Settings
@@ -42,6 +43,41 @@ for command in ML_COMMANDS:
     main.add_command(command)
 
 
+def _wait_for_ctrl_c() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo("Ctrl-C stops.")
+    stop.wait()
+
+
+@main.group()
+def ipfs() -> None:
+    """The local IPFS node (Pinata-compatible uploads, trustless gateway)."""
+
+
+@ipfs.command("serve")
+def ipfs_serve() -> None:
+    """Run the local IPFS node until Ctrl-C; content is kept under <data dir>/ipfs."""
+    settings = Settings()
+    node = IpfsNode(
+        settings.ipfs_host,
+        settings.ipfs_port,
+        settings.data_dir / "ipfs",
+        settings.ipfs_token,
+        settings.data_dir / "logs" / "ipfs.log",
+        settings.ipfs_max_upload_bytes,
+    )
+    node.start()
+    try:
+        click.echo(
+            f"ipfs node  {node.url}  (uploads: POST /pinning/pinFileToIPFS; gateway: GET /ipfs/{{cid}})"
+        )
+        _wait_for_ctrl_c()
+    finally:
+        node.stop()
+
+
 @main.group()
 def dev() -> None:
     """The local development stack on embedded defaults."""
@@ -68,9 +104,6 @@ def dev_up() -> None:
     except HistochainError as exc:
         anvil.stop()
         _fail(exc)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         click.echo(f"dev chain  {anvil.url}  (chain id {settings.chain_id})")
         state = "reused" if reused else "deployed"
@@ -80,8 +113,7 @@ def dev_up() -> None:
         for index in range(DEV_ACCOUNTS_SHOWN):
             account = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
             click.echo(f"  {account.address}  {account.key.to_0x_hex()}")
-        click.echo("Ctrl-C stops the stack.")
-        stop.wait()
+        _wait_for_ctrl_c()
     finally:
         anvil.stop()
         click.echo("stopped; chain state saved in " + str(anvil.state_file))

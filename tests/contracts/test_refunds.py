@@ -110,3 +110,17 @@ def test_timeout_change_applies_to_pending_requests(paid_registry, admin, patien
     chain.pending_timestamp = registered + 60
     paid_registry.cancel(paid, sender=patient)
     assert paid_registry.statusOf(paid) == Status.CANCELLED
+
+
+def test_the_oracles_failure_reasons_are_the_contracts(registry, oracle, patient, new_cid):
+    from oracle.chain.reasons import FailureReason
+
+    for reason in FailureReason:
+        cid = new_cid()
+        registry.registerImage(cid, MODEL_A, sender=patient)
+        registry.reportFailure(image_id(cid), int(reason), sender=oracle)
+    cid = new_cid()
+    registry.registerImage(cid, MODEL_A, sender=patient)
+    beyond = max(FailureReason) + 1
+    with ape.reverts(registry.InvalidFailureReason, reason=beyond):
+        registry.reportFailure(image_id(cid), beyond, sender=oracle)

@@ -1,37 +1,84 @@
-"""`histochain dev up` as a user runs it: a real anvil, a real deployment, Ctrl-C, and a restart."""
+"""The long-running verbs as a user runs them: `dev up` (a real anvil, a real deployment) and
+`ipfs serve` (the real node), each stopped with Ctrl-C and started again."""
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import yaml
 from web3 import HTTPProvider, Web3
 
-from oracle.settings import Settings
+from oracle.ipfs.fetch import GatewayFetcher
+from oracle.ipfs.pinata import PinataClient
+from oracle.settings import DEV_IPFS_TOKEN, Settings
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_dev_up(data_dir: Path, port: int) -> str:
-    """Runs `histochain dev up` until it is ready, checks the chain answers, then sends Ctrl-C."""
-    env = {**os.environ, "HISTOCHAIN_DATA_DIR": str(data_dir), "HISTOCHAIN_CHAIN_PORT": str(port)}
+def run_until_ready(args: list[str], data_dir: Path, env: dict[str, str], check: Callable[[], None]) -> str:
+    """Runs `histochain ARGS` until it says Ctrl-C stops it, runs `check`, sends Ctrl-C, expects exit 0."""
+    env = {**os.environ, "HISTOCHAIN_DATA_DIR": str(data_dir), **env}
     cli = Path(sys.executable).with_name("histochain")
-    proc = subprocess.Popen([cli, "dev", "up"], env=env, stdout=subprocess.PIPE, text=True, cwd=data_dir)
+    proc = subprocess.Popen([cli, *args], env=env, stdout=subprocess.PIPE, text=True, cwd=data_dir)
     assert proc.stdout is not None
     lines = []
     for line in proc.stdout:
         lines.append(line)
         if line.startswith("Ctrl-C stops"):
             break
-    assert Web3(HTTPProvider(f"http://127.0.0.1:{port}")).eth.chain_id == Settings().chain_id
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=30)
+    try:
+        check()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, rest
     return "".join(lines) + rest
+
+
+def run_dev_up(data_dir: Path, port: int) -> str:
+    def chain_answers() -> None:
+        assert Web3(HTTPProvider(f"http://127.0.0.1:{port}")).eth.chain_id == Settings().chain_id
+
+    return run_until_ready(["dev", "up"], data_dir, {"HISTOCHAIN_CHAIN_PORT": str(port)}, chain_answers)
+
+
+def test_ipfs_serve_accepts_uploads_with_the_dev_token_and_keeps_them(tmp_path: Path) -> None:
+    port = free_port()
+    data = os.urandom(1000)
+    uploaded: list[str] = []
+
+    def upload() -> None:
+        async def go() -> None:
+            async with aiohttp.ClientSession() as session:
+                pin = await PinataClient(session, DEV_IPFS_TOKEN, f"http://127.0.0.1:{port}").pin_file(
+                    data, "a.bin"
+                )
+                uploaded.append(pin.cid)
+
+        asyncio.run(go())
+
+    output = run_until_ready(["ipfs", "serve"], tmp_path, {"HISTOCHAIN_IPFS_PORT": str(port)}, upload)
+    assert f"ipfs node  http://127.0.0.1:{port}" in output
+
+    def fetch() -> None:
+        async def go() -> None:
+            async with aiohttp.ClientSession() as session:
+                got = await GatewayFetcher(session, [f"http://127.0.0.1:{port}"], max_bytes=1 << 20).fetch(
+                    uploaded[0]
+                )
+                assert got.data == data
+
+        asyncio.run(go())
+
+    run_until_ready(["ipfs", "serve"], tmp_path, {"HISTOCHAIN_IPFS_PORT": str(port)}, fetch)
+    assert (tmp_path / "ipfs").is_dir()
 
 
 def test_dev_up_deploys_once_and_reuses_the_deployment_after_a_restart(tmp_path: Path) -> None:

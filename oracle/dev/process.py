@@ -1,0 +1,110 @@
+"""A child process of the dev stack: started with its log in a file, ready when a probe says so,
+stopped with SIGTERM (then SIGKILL)."""
+
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from oracle.errors import HistochainError
+
+
+class PortInUseError(HistochainError):
+    """The port a dev service should listen on is already taken."""
+
+
+class ProcessStartError(HistochainError):
+    """A dev service exited or did not become ready in time."""
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUseError(
+                f"{host}:{port} is already in use; stop what holds it or choose another port"
+            ) from exc
+
+
+class ManagedProcess:
+    """Subclasses say how to start (`command`) and how to tell it is ready (`probe`)."""
+
+    name = "process"
+
+    def __init__(self, host: str, port: int, log_file: Path) -> None:
+        self.host, self.port, self.log_file = host, port, log_file
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def command(self) -> Sequence[str]:
+        raise NotImplementedError
+
+    def probe(self) -> bool:
+        """True once the service answers; raising ProcessStartError aborts the start."""
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str] | None:
+        return None
+
+    def start(self, timeout: float = 30.0) -> None:
+        ensure_port_free(self.host, self.port)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        command = list(self.command())
+        with self.log_file.open("ab") as log:
+            self._proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=self.environment()
+            )
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise ProcessStartError(
+                    f"{self.name} exited with code {self._proc.returncode}; see {self.log_file}"
+                )
+            try:
+                if self.probe():
+                    return
+            except ProcessStartError:
+                self.stop()
+                raise
+            except Exception as exc:  # noqa: BLE001 - any other failure means "not up yet"
+                last_error = exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        self.stop()
+        raise ProcessStartError(
+            f"{self.name} did not answer on {self.url} within {timeout:.0f}s "
+            f"(last probe: {last_error}); see {self.log_file}"
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,36 @@
+"""What can go wrong between a CID and verified bytes; each names the on-chain failure reason."""
+
+from oracle.chain.reasons import FailureReason
+from oracle.errors import HistochainError
+
+
+class IpfsError(HistochainError):
+    reason = FailureReason.CONTENT_UNREACHABLE
+
+
+class CidError(IpfsError):
+    """Not a CID, or a CID this oracle cannot verify (codec or hash function unsupported)."""
+
+    reason = FailureReason.INVALID_CID
+
+
+class ContentNotFound(IpfsError):
+    """Every gateway answered 404."""
+
+
+class GatewayUnavailable(IpfsError):
+    """No gateway gave an answer (timeouts, connection errors, 5xx) within the retries."""
+
+
+class ContentTooLarge(IpfsError):
+    reason = FailureReason.TOO_LARGE
+
+
+class ContentMismatch(IpfsError):
+    """The bytes do not hash to the CID: altered content, a truncated DAG, or foreign blocks."""
+
+    reason = FailureReason.CONTENT_MISMATCH
+
+
+class PinningError(IpfsError):
+    """An upload was refused or answered with something that is not a pin result."""

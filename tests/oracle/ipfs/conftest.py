@@ -1,0 +1,62 @@
+"""A real local IPFS node (tools/ipfs-node.mjs) and clients for it."""
+
+import os
+import secrets
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from oracle.dev.ipfs import REPO_ROOT, IpfsNode
+from oracle.ipfs.fetch import GatewayFetcher
+from oracle.ipfs.pinata import PinataClient
+from tests.support import free_port
+
+MAX_UPLOAD = 12 << 20
+SIZES = [0, 1, 256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1, 10 * 1024 * 1024]
+
+
+@pytest.fixture(scope="session")
+def node_token() -> str:
+    return secrets.token_hex(16)
+
+
+def make_node(data_dir: Path, token: str, port: int | None = None) -> IpfsNode:
+    return IpfsNode("127.0.0.1", port or free_port(), data_dir, token, data_dir / "node.log", MAX_UPLOAD)
+
+
+@pytest.fixture(scope="session")
+def ipfs_node(tmp_path_factory: pytest.TempPathFactory, node_token: str) -> Iterator[IpfsNode]:
+    with make_node(tmp_path_factory.mktemp("ipfs"), node_token) as node:
+        yield node
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+def pinata(session: aiohttp.ClientSession, ipfs_node: IpfsNode) -> PinataClient:
+    return PinataClient(session, ipfs_node.token, ipfs_node.url)
+
+
+@pytest.fixture
+def fetcher(session: aiohttp.ClientSession, ipfs_node: IpfsNode) -> GatewayFetcher:
+    return GatewayFetcher(session, [ipfs_node.url], max_bytes=MAX_UPLOAD, attempts=2, backoff=0.01)
+
+
+def page_cid(path: Path, cid_version: int) -> str:
+    """The CID the page's importer (frontend/src/unixfs.mjs) computes for a file."""
+    script = REPO_ROOT / "tools" / "cid.mjs"
+    result = subprocess.run(
+        ["node", str(script), "--cid-version", str(cid_version), str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ,
+    )
+    return result.stdout.strip()

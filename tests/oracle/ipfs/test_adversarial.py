@@ -1,0 +1,192 @@
+"""Gateways that lie, break or stall: nothing unverified gets through, and the errors say why.
+
+The hostile gateway is a real HTTP server in front of the real node; it tampers with what the
+node serves (the failure under test), so the fetcher is exercised exactly as in production."""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import pytest
+from aiohttp import web
+from multiformats import varint
+
+from oracle.dev.ipfs import IpfsNode
+from oracle.ipfs import cid as cids
+from oracle.ipfs.errors import ContentMismatch, ContentNotFound, ContentTooLarge, GatewayUnavailable
+from oracle.ipfs.fetch import GatewayFetcher
+from oracle.ipfs.pinata import PinataClient
+from tests.support import free_port
+
+Tamper = Callable[[str, bytes], bytes]
+
+
+def split_car(car: bytes) -> tuple[bytes, list[bytes]]:
+    """(header section, block sections), each with its varint length prefix."""
+    sections, offset = [], 0
+    while offset < len(car):
+        length, size, _ = varint.decode_raw(car[offset : offset + 10])
+        sections.append(car[offset : offset + size + length])
+        offset += size + length
+    return sections[0], sections[1:]
+
+
+class HostileGateway:
+    def __init__(self, upstream: str) -> None:
+        self.upstream, self.requests = upstream, 0
+        self.tamper: Tamper = lambda fmt, body: body
+        self.status: int | None = None
+        self.fail_first = 0
+        self.hang = False
+        self.released = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        if self.hang:
+            await self.released.wait()
+            return web.Response(status=503)
+        if self.fail_first >= self.requests:
+            return web.Response(status=503)
+        if self.status is not None:
+            return web.Response(status=self.status)
+        async with aiohttp.ClientSession() as s, s.get(self.upstream + request.path_qs) as upstream:
+            body = await upstream.read()
+            fmt = request.query.get("format", "")
+            return web.Response(
+                status=upstream.status, body=self.tamper(fmt, body) if upstream.status == 200 else body
+            )
+
+
+@pytest.fixture
+async def hostile(ipfs_node: IpfsNode) -> AsyncIterator[tuple[HostileGateway, str]]:
+    gateway = HostileGateway(ipfs_node.url)
+    app = web.Application()
+    app.router.add_get("/ipfs/{cid}", gateway.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield gateway, f"http://127.0.0.1:{port}"
+    gateway.released.set()
+    await runner.cleanup()
+
+
+@pytest.fixture
+def make_fetcher(session: aiohttp.ClientSession) -> Callable[..., GatewayFetcher]:
+    def make(*gateways: str, **kw: object) -> GatewayFetcher:
+        options: dict[str, object] = {"max_bytes": 1 << 20, "attempts": 2, "backoff": 0.01} | kw
+        return GatewayFetcher(session, list(gateways), **options)  # type: ignore[arg-type]
+
+    return make
+
+
+async def pinned(pinata: PinataClient, size: int, version: int = 1) -> tuple[str, bytes]:
+    data = os.urandom(size)
+    return (await pinata.pin_file(data, "x.bin", version)).cid, data
+
+
+def flip_last_byte(fmt: str, body: bytes) -> bytes:
+    return body[:-1] + bytes([body[-1] ^ 1])
+
+
+async def test_altered_raw_block_is_rejected(hostile, make_fetcher, pinata):
+    gateway, url = hostile
+    cid, _ = await pinned(pinata, 1000)
+    gateway.tamper = flip_last_byte
+    with pytest.raises(ContentMismatch, match="does not hash to"):
+        await make_fetcher(url).fetch(cid)
+
+
+@pytest.mark.parametrize("version", [0, 1])
+async def test_altered_block_in_a_car_is_rejected(hostile, make_fetcher, pinata, version):
+    gateway, url = hostile
+    cid, _ = await pinned(pinata, 600_000, version)
+    gateway.tamper = flip_last_byte
+    with pytest.raises(ContentMismatch, match="does not hash to"):
+        await make_fetcher(url).fetch(cid)
+
+
+async def test_car_missing_a_block_is_rejected(hostile, make_fetcher, pinata):
+    gateway, url = hostile
+    cid, _ = await pinned(pinata, 600_000)
+
+    def drop_last_block(fmt: str, body: bytes) -> bytes:
+        header, blocks = split_car(body)
+        return header + b"".join(blocks[:-1])
+
+    gateway.tamper = drop_last_block
+    with pytest.raises(ContentMismatch, match=r"truncated CAR: block .* is missing"):
+        await make_fetcher(url).fetch(cid)
+
+
+async def test_car_cut_mid_block_is_rejected(hostile, make_fetcher, pinata):
+    gateway, url = hostile
+    cid, _ = await pinned(pinata, 600_000)
+    gateway.tamper = lambda fmt, body: body[: len(body) - 1000]
+    with pytest.raises(ContentMismatch, match="truncated CAR"):
+        await make_fetcher(url).fetch(cid)
+
+
+async def test_car_with_a_foreign_block_is_rejected(hostile, make_fetcher, pinata, session, ipfs_node):
+    gateway, url = hostile
+    cid, _ = await pinned(pinata, 600_000)
+    other, _ = await pinned(pinata, 500_000)
+    async with session.get(f"{ipfs_node.url}/ipfs/{other}?format=car") as response:
+        _, foreign = split_car(await response.read())
+
+    gateway.tamper = lambda fmt, body: body + foreign[-1]
+    with pytest.raises(ContentMismatch, match="not part of"):
+        await make_fetcher(url).fetch(cid)
+
+
+async def test_car_for_another_root_is_rejected(hostile, make_fetcher, pinata, session, ipfs_node):
+    gateway, url = hostile
+    cid, _ = await pinned(pinata, 600_000)
+    other, _ = await pinned(pinata, 600_000)
+    async with session.get(f"{ipfs_node.url}/ipfs/{other}?format=car") as response:
+        substitute = await response.read()
+    gateway.tamper = lambda fmt, body: substitute
+    with pytest.raises(ContentMismatch, match="roots"):
+        await make_fetcher(url).fetch(cid)
+
+
+async def test_oversized_content_is_refused(make_fetcher, pinata, ipfs_node):
+    cid, _ = await pinned(pinata, 2 << 20)
+    with pytest.raises(ContentTooLarge):
+        await make_fetcher(ipfs_node.url, max_bytes=1 << 20).fetch(cid)
+    small, _ = await pinned(pinata, 200_000)
+    with pytest.raises(ContentTooLarge):
+        await make_fetcher(ipfs_node.url, max_bytes=100_000).fetch(small)
+
+
+async def test_transient_failures_are_retried(hostile, make_fetcher, pinata):
+    gateway, url = hostile
+    cid, data = await pinned(pinata, 5000)
+    gateway.fail_first = 2
+    fetched = await make_fetcher(url, attempts=3).fetch(cid)
+    assert fetched.data == data
+    assert gateway.requests == 3
+
+
+async def test_a_broken_gateway_falls_back_to_the_next(hostile, make_fetcher, pinata, ipfs_node):
+    gateway, url = hostile
+    cid, data = await pinned(pinata, 5000)
+    gateway.status = 500
+    fetched = await make_fetcher(url, ipfs_node.url, attempts=1).fetch(cid)
+    assert (fetched.data, fetched.gateway) == (data, ipfs_node.url)
+
+
+async def test_gateway_that_never_answers_times_out(hostile, make_fetcher, pinata):
+    gateway, url = hostile
+    cid, _ = await pinned(pinata, 10)
+    gateway.hang = True
+    with pytest.raises(GatewayUnavailable, match="no gateway answered after 2 attempts"):
+        await make_fetcher(url, timeout=0.3).fetch(cid)
+
+
+async def test_everywhere_404_is_not_found(hostile, make_fetcher, ipfs_node):
+    _gateway, url = hostile
+    missing = cids.raw_cid(b"never uploaded")
+    with pytest.raises(ContentNotFound, match="not found on any gateway"):
+        await make_fetcher(url, ipfs_node.url).fetch(missing)
