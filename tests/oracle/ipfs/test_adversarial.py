@@ -86,6 +86,12 @@ async def pinned(pinata: PinataClient, size: int, version: int = 1) -> tuple[str
     return (await pinata.pin_file(data, "x.bin", version)).cid, data
 
 
+async def car_of(session: aiohttp.ClientSession, node: IpfsNode, cid: str) -> bytes:
+    async with session.get(f"{node.url}/ipfs/{cid}?format=car") as response:
+        assert response.status == 200
+        return await response.read()
+
+
 def flip_last_byte(fmt: str, body: bytes) -> bytes:
     return body[:-1] + bytes([body[-1] ^ 1])
 
@@ -132,9 +138,7 @@ async def test_car_with_a_foreign_block_is_rejected(hostile, make_fetcher, pinat
     gateway, url = hostile
     cid, _ = await pinned(pinata, 600_000)
     other, _ = await pinned(pinata, 500_000)
-    async with session.get(f"{ipfs_node.url}/ipfs/{other}?format=car") as response:
-        _, foreign = split_car(await response.read())
-
+    _, foreign = split_car(await car_of(session, ipfs_node, other))
     gateway.tamper = lambda fmt, body: body + foreign[-1]
     with pytest.raises(ContentMismatch, match="not part of"):
         await make_fetcher(url).fetch(cid)
@@ -144,8 +148,7 @@ async def test_car_for_another_root_is_rejected(hostile, make_fetcher, pinata, s
     gateway, url = hostile
     cid, _ = await pinned(pinata, 600_000)
     other, _ = await pinned(pinata, 600_000)
-    async with session.get(f"{ipfs_node.url}/ipfs/{other}?format=car") as response:
-        substitute = await response.read()
+    substitute = await car_of(session, ipfs_node, other)
     gateway.tamper = lambda fmt, body: substitute
     with pytest.raises(ContentMismatch, match="roots"):
         await make_fetcher(url).fetch(cid)
