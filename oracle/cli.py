@@ -79,6 +79,32 @@ def ipfs_serve() -> None:
 
 
 @main.group()
+def oracle() -> None:
+    """The oracle daemon."""
+
+
+@oracle.command("run")
+def oracle_run() -> None:
+    """Listen for registrations, classify verified images, commit results; Ctrl-C stops cleanly."""
+    import asyncio
+    import logging
+
+    from oracle.pipeline import run_daemon
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_daemon(settings, stop)
+
+    asyncio.run(main_loop())
+
+
+@main.group()
 def dev() -> None:
     """The local development stack on embedded defaults."""
 
@@ -96,18 +122,18 @@ def dev_up() -> None:
     )
     try:
         anvil.start()
-        deployment = deployment_on_chain(settings.deployment_file, anvil.url)
+        deployment = deployment_on_chain(settings.deployment_path, anvil.url)
         reused = deployment is not None
         if deployment is None:
             click.echo("deploying ImageRegistry ...")
-            deployment = deploy_on_devnet(anvil.url, settings.deployment_file)
+            deployment = deploy_on_devnet(anvil.url, settings.deployment_path)
     except HistochainError as exc:
         anvil.stop()
         _fail(exc)
     try:
         click.echo(f"dev chain  {anvil.url}  (chain id {settings.chain_id})")
         state = "reused" if reused else "deployed"
-        click.echo(f"registry   {deployment.address}  ({state}; {settings.deployment_file})")
+        click.echo(f"registry   {deployment.address}  ({state}; {settings.deployment_path})")
         click.echo("dev accounts (anvil's well-known test keys; never use them for real funds):")
         Account.enable_unaudited_hdwallet_features()
         for index in range(DEV_ACCOUNTS_SHOWN):

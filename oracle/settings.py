@@ -1,9 +1,17 @@
-"""Configuration: one pydantic-settings class, read from HISTOCHAIN_* environment variables."""
+"""Configuration: one pydantic-settings class. Sources, strongest first: HISTOCHAIN_* environment
+variables, then the TOML file named by HISTOCHAIN_CONFIG (default ./histochain.toml, if present),
+then the embedded defaults (everything local: anvil devnet, the local IPFS node, SQLite, CPU)."""
 
+import os
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 # The local node's upload token on a dev machine: not a secret, like anvil's test keys.
 DEV_IPFS_TOKEN = "histochain-local-dev-token"  # noqa: S105 - a dev default, like anvil's keys
@@ -37,9 +45,63 @@ class Settings(BaseSettings):
     )
     pinata_api_url: str = "https://api.pinata.cloud"
 
+    rpc_urls: list[str] = Field(
+        default_factory=list, description="Oracle RPC endpoints (default: the dev chain)."
+    )
+    deployment: Path | None = Field(
+        None, description="Deployment file (default: <data dir>/deployment.json)."
+    )
+    oracle_private_key: SecretStr | None = Field(
+        None, description="Signer key (HISTOCHAIN_ORACLE_PRIVATE_KEY); never in a file in the repo."
+    )
+    oracle_keystore: Path | None = Field(None, description="Encrypted JSON keystore of the signer.")
+    oracle_keystore_password: SecretStr | None = None
+    confirmations: int = Field(1, ge=0, description="Blocks a registration must be buried under first.")
+    log_chunk_blocks: int = Field(2000, ge=1, description="eth_getLogs range per request when catching up.")
+    poll_interval: float = Field(1.0, gt=0, description="Seconds between polls for new blocks.")
+    reorg_depth: int = Field(
+        64, ge=1, description="How far back to rescan when the checkpoint is reorged away."
+    )
+    fetch_concurrency: int = Field(8, ge=1)
+    classify_batch: int = Field(16, ge=1, description="Micro-batch: most images per forward pass.")
+    classify_wait: float = Field(0.05, ge=0, description="Micro-batch: seconds to wait for more images.")
+    submit_batch: int = Field(32, ge=1, description="Most results per postResults transaction.")
+    submit_wait: float = Field(0.5, ge=0, description="Seconds to wait for more ready results.")
+    max_image_bytes: int = Field(32 << 20, gt=0)
+    max_image_pixels: int = Field(50_000_000, gt=0)
+    fetch_timeout: float = Field(30.0, gt=0)
+    fetch_attempts: int = Field(4, ge=1)
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
+    model_dir: Path | None = Field(None, description="Checkpoints (default: <data dir>/models).")
+    database_url: str | None = Field(None, description="Default: SQLite file <data dir>/oracle.db.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config = Path(os.environ.get("HISTOCHAIN_CONFIG", "histochain.toml"))
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config)
+
     @property
-    def deployment_file(self) -> Path:
-        return self.data_dir / "deployment.json"
+    def deployment_path(self) -> Path:
+        return self.deployment or self.data_dir / "deployment.json"
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir or self.data_dir / "models"
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'oracle.db'}"
+
+    @property
+    def rpc_endpoints(self) -> list[str]:
+        return self.rpc_urls or [self.rpc_url]
 
     @property
     def ipfs_url(self) -> str:

@@ -12,6 +12,13 @@ from oracle.ml.checkpoint import Loaded
 from oracle.ml.preprocess import normalise, resize
 
 
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 class Predictor:
     """P(positive label) per image; an ensemble averages its members' probabilities."""
 

@@ -22,7 +22,7 @@ from oracle.ml import checkpoint, metrics, plots
 from oracle.ml.card import ModelCard, Preprocessing
 from oracle.ml.data.breakhis import LABELS, Sample, scan
 from oracle.ml.data.split import PAPER_PROPORTIONS, Split, split_by_patient
-from oracle.ml.inference import Predictor
+from oracle.ml.inference import Predictor, resolve_device
 from oracle.ml.models import Weights, build, parameter_count, spec
 from oracle.ml.preprocess import normalise, resize
 
@@ -56,9 +56,7 @@ class TrainConfig(BaseModel):
     progress: bool = True
 
     def resolved_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return resolve_device(self.device)
 
     def identity(self) -> dict[str, Any]:
         """What must match for a saved state to be resumed."""

@@ -1,9 +1,8 @@
-"""A real local IPFS node (tools/ipfs-node.mjs) and clients for it."""
+"""Clients for the real local IPFS node (tests/oracle/conftest.py)."""
 
 import os
-import secrets
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -12,25 +11,9 @@ import pytest
 from oracle.dev.ipfs import REPO_ROOT, IpfsNode
 from oracle.ipfs.fetch import GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
-from tests.support import free_port
+from tests.oracle.conftest import MAX_UPLOAD
 
-MAX_UPLOAD = 12 << 20
 SIZES = [0, 1, 256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1, 10 * 1024 * 1024]
-
-
-@pytest.fixture(scope="session")
-def node_token() -> str:
-    return secrets.token_hex(16)
-
-
-def make_node(data_dir: Path, token: str, port: int | None = None) -> IpfsNode:
-    return IpfsNode("127.0.0.1", port or free_port(), data_dir, token, data_dir / "node.log", MAX_UPLOAD)
-
-
-@pytest.fixture(scope="session")
-def ipfs_node(tmp_path_factory: pytest.TempPathFactory, node_token: str) -> Iterator[IpfsNode]:
-    with make_node(tmp_path_factory.mktemp("ipfs"), node_token) as node:
-        yield node
 
 
 @pytest.fixture

@@ -1,0 +1,48 @@
+"""The result document and its on-chain commitment (DESIGN: "The result document and its hash").
+
+resultHash = keccak256(JCS(document)). The random salt keeps the two-label space from being
+brute-forced from the public hash; anyone holding the document can recompute and compare."""
+
+import secrets
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from oracle.jcs import commitment
+
+SCHEMA_VERSION = 1
+
+
+class ResultDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    image_id: str = Field(pattern=r"^0x[0-9a-f]{64}$")
+    cid: str
+    content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    model_id: str = Field(pattern=r"^0x[0-9a-f]{64}$")
+    model_name: str
+    label: str
+    probabilities: dict[str, float]
+    threshold: float
+    oracle: str
+    chain_id: int
+    registry: str
+    registration_block: int
+    salt: str = Field(pattern=r"^0x[0-9a-f]{64}$")
+
+    def canonical_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @property
+    def result_hash(self) -> bytes:
+        return commitment(self.canonical_dict())
+
+
+def new_salt() -> str:
+    return "0x" + secrets.token_bytes(32).hex()
+
+
+def verify(document: dict[str, Any], result_hash: bytes) -> bool:
+    """Does this document (as served, any key order) commit to `result_hash`?"""
+    return commitment(document) == result_hash

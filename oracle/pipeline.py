@@ -1,0 +1,490 @@
+"""The oracle daemon: listen → fetch → classify → submit, joined by bounded asyncio queues.
+
+Every job's state lives in SQLite and changes before the next stage sees it, so a crash at any
+point resumes (see `recover`) without losing or duplicating work; the chain stays the source of
+truth and is re-checked before anything is sent.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+from sqlalchemy import select, update
+from sqlalchemy.dialects.sqlite import insert
+
+from oracle.chain.reasons import FailureReason
+from oracle.chain.registry import ChainError, Registration, Registry, Status
+from oracle.chain.submitter import Submitter
+from oracle.document import ResultDocument, new_salt
+from oracle.errors import HistochainError
+from oracle.imaging import ImageRejected, decode
+from oracle.ipfs.errors import IpfsError
+from oracle.ipfs.fetch import GatewayFetcher
+from oracle.ml.catalog import ModelCatalog
+from oracle.settings import Settings
+from oracle.store.db import Database
+from oracle.store.models import Checkpoint, Job, JobState, Outcome
+
+log = logging.getLogger("histochain.oracle")
+
+LISTENER = "image-registered"
+OPEN_STATES = (JobState.QUEUED, JobState.FETCHED)
+READY_STATES = (JobState.CLASSIFIED, JobState.FAILED)
+
+
+@dataclass
+class Tuning:
+    confirmations: int = 1
+    log_chunk_blocks: int = 2000
+    poll_interval: float = 1.0
+    reorg_depth: int = 64
+    fetch_concurrency: int = 8
+    classify_batch: int = 16
+    classify_wait: float = 0.05
+    submit_batch: int = 32
+    submit_wait: float = 0.5
+    max_image_pixels: int = 50_000_000
+    retry_delay: float = 2.0
+
+
+@dataclass
+class Metrics:
+    outcomes: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    transactions: int = 0
+    gas_used: int = 0
+
+
+@dataclass
+class Ready:
+    image_id: str
+
+
+async def _gather_batch(queue: "asyncio.Queue[Any]", first: Any, size: int, wait: float) -> list[Any]:
+    """`first` plus whatever else arrives within `wait` seconds, at most `size` items."""
+    batch = [first]
+    deadline = time.monotonic() + wait
+    while len(batch) < size:
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            break
+        try:
+            batch.append(await asyncio.wait_for(queue.get(), timeout))
+        except TimeoutError:
+            break
+    return batch
+
+
+class Oracle:
+    def __init__(
+        self,
+        db: Database,
+        registry: Registry,
+        submitter: Submitter,
+        fetcher: GatewayFetcher,
+        catalog: ModelCatalog,
+        tuning: Tuning,
+    ) -> None:
+        self.db, self.registry, self.submitter = db, registry, submitter
+        self.fetcher, self.catalog, self.tuning = fetcher, catalog, tuning
+        self.fetch_q: asyncio.Queue[str] = asyncio.Queue(maxsize=256)
+        self.classify_q: asyncio.Queue[tuple[str, Image.Image]] = asyncio.Queue(maxsize=64)
+        self.submit_q: asyncio.Queue[str] = asyncio.Queue(maxsize=1024)
+        self.metrics = Metrics()
+        self.deployment = registry.deployment
+        self.oracle_address = submitter.account.address
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set; then stops taking work and leaves the rest checkpointed in SQLite."""
+        await self.registry.check_chain()
+        await self.recover()
+        workers = [
+            asyncio.create_task(self._guard("listen", self.listen, stop)),
+            asyncio.create_task(self._guard("classify", self.classify_loop, stop)),
+            asyncio.create_task(self._guard("submit", self.submit_loop, stop)),
+        ]
+        workers += [
+            asyncio.create_task(self._guard(f"fetch-{i}", self.fetch_loop, stop))
+            for i in range(self.tuning.fetch_concurrency)
+        ]
+        await stop.wait()
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        log.info("stopped", extra={"outcomes": dict(self.metrics.outcomes)})
+
+    async def _guard(
+        self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
+    ) -> None:
+        """A stage that fails unexpectedly is logged and restarted; the daemon keeps going."""
+        while not stop.is_set():
+            try:
+                await loop(stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("stage %s failed; restarting it", name)
+                await asyncio.sleep(self.tuning.retry_delay)
+
+    async def recover(self) -> None:
+        """Re-queues every unfinished job from SQLite after a start or a crash."""
+        async with self.db.transaction() as session:
+            jobs = (
+                await session.scalars(
+                    select(Job).where(Job.state.not_in([JobState.CONFIRMED, JobState.SUPERSEDED]))
+                )
+            ).all()
+        for job in jobs:
+            if job.state in OPEN_STATES:
+                if job.state == JobState.FETCHED:
+                    await self._set(job.image_id, state=JobState.QUEUED)
+                self.fetch_q.put_nowait(job.image_id)
+            else:
+                self.submit_q.put_nowait(job.image_id)
+        if jobs:
+            log.info("recovered %d unfinished jobs", len(jobs))
+
+    # ------------------------------------------------------------------ listen
+
+    async def listen(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._poll_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.tuning.poll_interval)
+
+    async def _poll_once(self) -> None:
+        head = await self.registry.w3.eth.block_number
+        safe = head - self.tuning.confirmations
+        checkpoint = await self._checkpoint()
+        if checkpoint.block_number > 0 and checkpoint.block_number <= safe:
+            canonical = await self.registry.block_hash(checkpoint.block_number)
+            if canonical != checkpoint.block_hash:
+                await self._rewind(checkpoint.block_number)
+                checkpoint = await self._checkpoint()
+        start = checkpoint.block_number + 1
+        while start <= safe:
+            end = min(safe, start + self.tuning.log_chunk_blocks - 1)
+            registrations = await self.registry.registrations(start, end)
+            end_hash = await self.registry.block_hash(end)
+            new = await self._record(registrations, end, end_hash)
+            for image_id in new:
+                await self.fetch_q.put(image_id)
+            start = end + 1
+
+    async def _checkpoint(self) -> Checkpoint:
+        async with self.db.transaction() as session:
+            checkpoint = await session.get(Checkpoint, LISTENER)
+            if checkpoint is None:
+                checkpoint = Checkpoint(name=LISTENER, block_number=self.deployment.block - 1, block_hash="")
+                session.add(checkpoint)
+            return checkpoint
+
+    async def _record(self, registrations: list[Registration], end: int, end_hash: str) -> list[str]:
+        """Jobs for new registrations and the checkpoint move in one transaction."""
+        new = []
+        async with self.db.transaction() as session:
+            for r in registrations:
+                result = await session.execute(
+                    insert(Job)
+                    .values(
+                        image_id=r.image_id,
+                        cid=r.cid,
+                        owner=r.owner,
+                        model_id=r.model_id,
+                        block_number=r.block_number,
+                        block_hash=r.block_hash,
+                        registration_tx=r.transaction,
+                        state=JobState.QUEUED,
+                    )
+                    .on_conflict_do_nothing(index_elements=["image_id"])
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    new.append(r.image_id)
+            await session.execute(
+                update(Checkpoint)
+                .where(Checkpoint.name == LISTENER)
+                .values(block_number=end, block_hash=end_hash)
+            )
+        return new
+
+    async def _rewind(self, block: int) -> None:
+        """The checkpoint block was reorganised away: forget unfinished jobs from the last
+        `reorg_depth` blocks and rescan them; the chain decides what exists."""
+        back_to = max(self.deployment.block - 1, block - self.tuning.reorg_depth)
+        log.warning("reorg below block %d: rescanning from %d", block, back_to + 1)
+        async with self.db.transaction() as session:
+            stale = (
+                await session.scalars(
+                    select(Job).where(
+                        Job.block_number > back_to, Job.state.in_([*OPEN_STATES, *READY_STATES])
+                    )
+                )
+            ).all()
+            for job in stale:
+                await session.delete(job)
+            await session.execute(
+                update(Checkpoint)
+                .where(Checkpoint.name == LISTENER)
+                .values(block_number=back_to, block_hash="")
+            )
+
+    # ------------------------------------------------------------------ fetch
+
+    async def fetch_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            image_id = await self.fetch_q.get()
+            await self._fetch(image_id)
+
+    async def _fetch(self, image_id: str) -> None:
+        async with self.db.transaction() as session:
+            job = await session.get(Job, image_id)
+        if job is None or job.state not in OPEN_STATES:
+            return
+        if not await self._still_pending(job):
+            return
+        if job.model_id not in self.catalog:
+            await self._fail(job, FailureReason.MODEL_UNAVAILABLE, f"no checkpoint for model {job.model_id}")
+            return
+        try:
+            fetched = await self.fetcher.fetch(job.cid)
+            image = await asyncio.to_thread(decode, fetched.data, self.tuning.max_image_pixels)
+        except (IpfsError, ImageRejected) as exc:
+            await self._fail(job, exc.reason, str(exc))
+            return
+        await self._set(
+            image_id, state=JobState.FETCHED, content_sha256=hashlib.sha256(fetched.data).hexdigest()
+        )
+        await self.classify_q.put((image_id, image))
+
+    async def _still_pending(self, job: Job) -> bool:
+        """The chain decides: not pending (another oracle, a cancel) or gone (a reorg) → superseded."""
+        status = await self.registry.status(job.image_id)
+        if status == Status.PENDING:
+            return True
+        await self._set(job.image_id, state=JobState.SUPERSEDED, error=f"on chain: {status.name.lower()}")
+        self.metrics.outcomes["superseded"] += 1
+        return False
+
+    async def _fail(self, job: Job, reason: FailureReason, error: str) -> None:
+        log.info("image %s fails: %s (%s)", job.image_id, reason.name, error)
+        await self._set(
+            job.image_id,
+            state=JobState.FAILED,
+            outcome=Outcome.FAILURE,
+            failure_reason=int(reason),
+            error=error,
+        )
+        await self.submit_q.put(job.image_id)
+
+    # ------------------------------------------------------------------ classify
+
+    async def classify_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            first = await self.classify_q.get()
+            batch = await _gather_batch(
+                self.classify_q, first, self.tuning.classify_batch, self.tuning.classify_wait
+            )
+            async with self.db.transaction() as session:
+                jobs = {
+                    j.image_id: j
+                    for j in (
+                        await session.scalars(select(Job).where(Job.image_id.in_([i for i, _ in batch])))
+                    ).all()
+                }
+            by_model: dict[str, list[tuple[Job, Image.Image]]] = {}
+            for image_id, image in batch:
+                by_model.setdefault(jobs[image_id].model_id, []).append((jobs[image_id], image))
+            for model_id, items in by_model.items():
+                await self._classify(model_id, items)
+
+    async def _classify(self, model_id: str, items: list[tuple[Job, Image.Image]]) -> None:
+        try:
+            predictor = await asyncio.to_thread(self.catalog.predictor, model_id)
+            probs = await asyncio.to_thread(predictor.predict, [image for _, image in items])
+        except (HistochainError, RuntimeError) as exc:
+            for job, _ in items:
+                await self._fail(job, FailureReason.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
+            return
+        card = predictor.card
+        for (job, _), p in zip(items, probs, strict=True):
+            positive = float(p)
+            label = card.labels[1] if positive >= card.threshold else card.labels[0]
+            document = ResultDocument(
+                image_id=job.image_id,
+                cid=job.cid,
+                content_sha256=job.content_sha256 or "",
+                model_id=model_id,
+                model_name=card.name,
+                label=label,
+                probabilities={card.labels[0]: 1 - positive, card.labels[1]: positive},
+                threshold=card.threshold,
+                oracle=self.oracle_address,
+                chain_id=self.deployment.chain_id,
+                registry=self.deployment.address,
+                registration_block=job.block_number,
+                salt=new_salt(),
+            )
+            await self._set(
+                job.image_id,
+                state=JobState.CLASSIFIED,
+                outcome=Outcome.RESULT,
+                document=document.canonical_dict(),
+                result_hash="0x" + document.result_hash.hex(),
+            )
+            await self.submit_q.put(job.image_id)
+
+    # ------------------------------------------------------------------ submit
+
+    async def submit_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            first = await self.submit_q.get()
+            batch = await _gather_batch(
+                self.submit_q, first, self.tuning.submit_batch, self.tuning.submit_wait
+            )
+            try:
+                await self._submit(list(dict.fromkeys(batch)))
+            except (ChainError, OSError) as exc:
+                log.warning("submitting %d jobs failed, retrying later: %s", len(batch), exc)
+                async with self.db.transaction() as session:
+                    await session.execute(
+                        update(Job)
+                        .where(Job.image_id.in_(batch))
+                        .values(attempts=Job.attempts + 1, error=str(exc))
+                    )
+                await asyncio.sleep(self.tuning.retry_delay)
+                for image_id in batch:
+                    await self.submit_q.put(image_id)
+
+    async def _submit(self, image_ids: list[str]) -> None:
+        async with self.db.transaction() as session:
+            jobs = (
+                await session.scalars(
+                    select(Job).where(
+                        Job.image_id.in_(image_ids), Job.state.in_([*READY_STATES, JobState.SUBMITTED])
+                    )
+                )
+            ).all()
+        results: list[Job] = []
+        failures: list[Job] = []
+        for job in jobs:
+            record = await self.registry.contract.functions.getImage(bytes.fromhex(job.image_id[2:])).call()
+            status, on_chain_hash = Status(record[1]), "0x" + bytes(record[3]).hex()
+            if status == Status.PENDING:
+                (results if job.outcome == Outcome.RESULT else failures).append(job)
+            elif self._ours(job, status, on_chain_hash):
+                await self._confirmed(job, None)
+            else:
+                await self._set(
+                    job.image_id, state=JobState.SUPERSEDED, error=f"on chain: {status.name.lower()}"
+                )
+                self.metrics.outcomes["superseded"] += 1
+        if results:
+            pairs = [(j.image_id, j.result_hash or "") for j in results]
+            sent = await self.submitter.post_results(pairs, self._submitting([j.image_id for j in results]))
+            self._count(sent.gas_used)
+            for job in results:
+                if job.image_id in sent.posted:
+                    await self._confirmed(job, sent.block_number, sent.tx_hash)
+                else:
+                    await self._set(
+                        job.image_id, state=JobState.SUPERSEDED, error="skipped: no longer pending"
+                    )
+                    self.metrics.outcomes["superseded"] += 1
+        for job in failures:
+            sent = await self.submitter.report_failure(
+                job.image_id, job.failure_reason or 0, self._submitting([job.image_id])
+            )
+            self._count(sent.gas_used)
+            await self._confirmed(job, sent.block_number, sent.tx_hash)
+
+    @staticmethod
+    def _ours(job: Job, status: Status, on_chain_hash: str) -> bool:
+        """Did our own earlier transaction settle this image (e.g. sent just before a crash)?"""
+        if status == Status.CLASSIFIED:
+            return on_chain_hash == job.result_hash
+        return status == Status.FAILED and job.outcome == Outcome.FAILURE
+
+    def _submitting(self, image_ids: list[str]) -> Callable[[str], Awaitable[None]]:
+        async def record(tx_hash: str) -> None:
+            async with self.db.transaction() as session:
+                await session.execute(
+                    update(Job)
+                    .where(Job.image_id.in_(image_ids))
+                    .values(state=JobState.SUBMITTED, submit_tx=tx_hash, attempts=Job.attempts + 1)
+                )
+
+        return record
+
+    def _count(self, gas: int) -> None:
+        self.metrics.transactions += 1
+        self.metrics.gas_used += gas
+
+    async def _confirmed(self, job: Job, block: int | None, tx: str | None = None) -> None:
+        await self._set(job.image_id, state=JobState.CONFIRMED, confirmed_block=block, submit_tx=tx)
+        self.metrics.outcomes[job.outcome or "unknown"] += 1
+        self.metrics.latencies.append(time.time() - job.created_at.timestamp())
+
+    # ------------------------------------------------------------------ store
+
+    async def _set(self, image_id: str, **values: Any) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(update(Job).where(Job.image_id == image_id).values(**values))
+
+
+async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
+    """Builds every stage from settings and runs until `stop` is set."""
+    import aiohttp
+    from web3 import AsyncHTTPProvider, AsyncWeb3
+
+    from oracle.chain.deployment import Deployment
+    from oracle.ml.inference import resolve_device
+    from oracle.signer import load_signer
+
+    deployment = Deployment.load(settings.deployment_path)
+    w3 = AsyncWeb3(AsyncHTTPProvider(settings.rpc_endpoints[0]))
+    registry = Registry(w3, deployment)
+    account = load_signer(settings, await w3.eth.chain_id)
+    catalog = ModelCatalog(settings.models_path, resolve_device(settings.device))
+    tuning = Tuning(
+        confirmations=settings.confirmations,
+        log_chunk_blocks=settings.log_chunk_blocks,
+        poll_interval=settings.poll_interval,
+        reorg_depth=settings.reorg_depth,
+        fetch_concurrency=settings.fetch_concurrency,
+        classify_batch=settings.classify_batch,
+        classify_wait=settings.classify_wait,
+        submit_batch=settings.submit_batch,
+        submit_wait=settings.submit_wait,
+        max_image_pixels=settings.max_image_pixels,
+    )
+    db = Database(settings.database)
+    await db.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            fetcher = GatewayFetcher(
+                http,
+                settings.gateways,
+                settings.max_image_bytes,
+                settings.fetch_timeout,
+                settings.fetch_attempts,
+            )
+            oracle = Oracle(db, registry, Submitter(registry, account), fetcher, catalog, tuning)
+            log.info(
+                "oracle %s on chain %d, registry %s, %d model(s)",
+                account.address,
+                deployment.chain_id,
+                deployment.address,
+                len(catalog.cards),
+            )
+            await oracle.run(stop)
+    finally:
+        await db.close()

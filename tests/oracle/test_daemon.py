@@ -1,0 +1,189 @@
+"""The oracle daemon end to end on real parts: anvil, a deployed registry with a freshly trained
+checkpoint, the local IPFS node, images registered by several patients as the page would."""
+
+import asyncio
+import io
+import json
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+from eth_account import Account
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.logs import DISCARD
+
+from oracle.chain.deploy import deploy_on_devnet
+from oracle.chain.deployment import Deployment
+from oracle.chain.reasons import FailureReason
+from oracle.chain.registry import Registry, Status, hex32
+from oracle.dev.anvil import ANVIL_TEST_MNEMONIC, Anvil
+from oracle.dev.ipfs import IpfsNode
+from oracle.document import verify
+from oracle.ipfs.cid import raw_cid
+from oracle.ipfs.pinata import PinataClient
+from oracle.ml.card import ModelCard
+from oracle.ml.data.synth import PatientStyle, synth_image, synthesize
+from oracle.ml.train import TrainConfig, train
+from oracle.pipeline import run_daemon
+from oracle.settings import Settings
+from tests.support import free_port
+
+IMAGES = 50
+PATIENT_ACCOUNTS = (2, 3, 4, 5)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModelCard]:
+    data = tmp_path_factory.mktemp("synth")
+    synthesize(data, 24, 1, seed=3, progress=False)
+    models = tmp_path_factory.mktemp("models")
+    card = train(
+        TrainConfig(
+            model="basecnn", data=data, out=models / "basecnn", epochs=1, image_size=32, progress=False
+        )
+    )
+    return models, card
+
+
+@dataclass
+class Chain:
+    rpc: str
+    deployment: Deployment
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory, checkpoint: tuple[Path, ModelCard]) -> Iterator[Chain]:
+    work = tmp_path_factory.mktemp("chain")
+    settings = Settings()
+    with Anvil("127.0.0.1", free_port(), settings.chain_id, work / "state.json", work / "anvil.log") as anvil:
+        yield Chain(anvil.url, deploy_on_devnet(anvil.url, work / "deployment.json", [checkpoint[1]]))
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    deployment: Deployment
+    w3: AsyncWeb3[Any]
+    registry: Registry
+    pinata: PinataClient
+    card: ModelCard
+
+
+@pytest.fixture
+async def stack(
+    tmp_path: Path, chain: Chain, checkpoint: tuple[Path, ModelCard], ipfs_node: IpfsNode
+) -> AsyncIterator[Stack]:
+    settings = Settings(
+        data_dir=tmp_path,
+        rpc_urls=[chain.rpc],
+        deployment=tmp_path / "deployment.json",
+        gateways=[ipfs_node.url],
+        model_dir=checkpoint[0],
+        confirmations=0,
+        poll_interval=0.2,
+        fetch_attempts=2,
+        fetch_timeout=5,
+        submit_wait=0.3,
+        device="cpu",
+    )
+    chain.deployment.save(settings.deployment_path)
+    w3 = AsyncWeb3(AsyncHTTPProvider(chain.rpc))
+    async with aiohttp.ClientSession() as session:
+        yield Stack(
+            settings,
+            chain.deployment,
+            w3,
+            Registry(w3, chain.deployment),
+            PinataClient(session, ipfs_node.token, ipfs_node.url),
+            checkpoint[1],
+        )
+
+
+def png(rng: np.random.Generator, malignant: bool) -> bytes:
+    buffer = io.BytesIO()
+    synth_image(rng, malignant, PatientStyle.draw(rng)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def register(stack: Stack, data: bytes, patient: int) -> str:
+    """As the page does: upload, then registerImage(cid, 0) signed by the patient's wallet."""
+    return await send_registration(stack, (await stack.pinata.pin_file(data, "image.png", 1)).cid, patient)
+
+
+async def send_registration(stack: Stack, cid: str, patient: int) -> str:
+    Account.enable_unaudited_hdwallet_features()
+    account = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{patient}")
+    call = stack.registry.contract.functions.registerImage(cid, b"\x00" * 32)
+    tx = await call.build_transaction(
+        {
+            "from": account.address,
+            "nonce": await stack.w3.eth.get_transaction_count(account.address, "pending"),
+        }
+    )
+    tx_hash = await stack.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+    receipt = await stack.w3.eth.wait_for_transaction_receipt(tx_hash)
+    assert receipt["status"] == 1
+    (event,) = stack.registry.contract.events.ImageRegistered().process_receipt(receipt, errors=DISCARD)
+    return hex32(event["args"]["imageId"])
+
+
+async def until_settled(stack: Stack, image_ids: list[str], timeout: float = 180) -> dict[str, Status]:
+    """Polls the chain until no image is pending (the daemon's work is observable only there)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        statuses = await stack.registry.statuses(image_ids)
+        if all(s != Status.PENDING for s in statuses.values()):
+            return statuses
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still pending after {timeout}s: {Counter(statuses.values())}")
+        await asyncio.sleep(0.2)
+
+
+async def test_every_registration_gets_exactly_one_verifiable_result(stack: Stack):
+    rng = np.random.default_rng(7)
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(stack.settings, stop))
+    try:
+        image_ids = [
+            await register(stack, png(rng, malignant=i % 2 == 1), PATIENT_ACCOUNTS[i % len(PATIENT_ACCOUNTS)])
+            for i in range(IMAGES)
+        ]
+        not_an_image = await register(stack, os.urandom(5000), PATIENT_ACCOUNTS[0])
+        never_uploaded = await send_registration(stack, raw_cid(os.urandom(64)), 6)
+        statuses = await until_settled(stack, [*image_ids, not_an_image, never_uploaded])
+    finally:
+        stop.set()
+        await daemon
+
+    assert all(statuses[i] == Status.CLASSIFIED for i in image_ids)
+    posted = await stack.registry.contract.events.ResultPosted.get_logs(from_block=stack.deployment.block)
+    counts = Counter(hex32(e["args"]["imageId"]) for e in posted)
+    assert {i: counts[i] for i in image_ids} == dict.fromkeys(image_ids, 1)
+
+    failed = await stack.registry.contract.events.ClassificationFailed.get_logs(
+        from_block=stack.deployment.block
+    )
+    reasons = {hex32(e["args"]["imageId"]): e["args"]["reason"] for e in failed}
+    assert reasons[not_an_image] == FailureReason.UNSUPPORTED_IMAGE
+    assert reasons[never_uploaded] == FailureReason.CONTENT_UNREACHABLE
+
+    db = sqlite3.connect(stack.settings.data_dir / "oracle.db")
+    rows = dict(db.execute("SELECT image_id, document FROM jobs WHERE outcome = 'result'").fetchall())
+    assert set(rows) == set(image_ids)
+    for image_id in image_ids:
+        document = json.loads(rows[image_id])
+        on_chain = (await stack.registry.contract.functions.getImage(bytes.fromhex(image_id[2:])).call())[3]
+        assert verify(document, bytes(on_chain))
+        assert document["model_id"] == "0x" + stack.card.model_id.hex()
+        assert document["label"] in stack.card.labels
+        assert sum(document["probabilities"].values()) == pytest.approx(1.0)
+        assert document["registry"] == stack.deployment.address
+    states = Counter(state for (state,) in db.execute("SELECT state FROM jobs"))
+    assert states == {"confirmed": IMAGES + 2}
