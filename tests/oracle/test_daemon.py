@@ -5,7 +5,10 @@ import asyncio
 import io
 import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -187,3 +190,86 @@ async def test_every_registration_gets_exactly_one_verifiable_result(stack: Stac
         assert document["registry"] == stack.deployment.address
     states = Counter(state for (state,) in db.execute("SELECT state FROM jobs"))
     assert states == {"confirmed": IMAGES + 2}
+
+
+class DaemonProcess:
+    """`histochain oracle run` as a user runs it, configured through the environment."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.env = {
+            **os.environ,
+            "HISTOCHAIN_CONFIG": str(log.parent / "no-config.toml"),
+            "HISTOCHAIN_DATA_DIR": str(settings.data_dir),
+            "HISTOCHAIN_RPC_URLS": json.dumps(settings.rpc_urls),
+            "HISTOCHAIN_DEPLOYMENT": str(settings.deployment_path),
+            "HISTOCHAIN_GATEWAYS": json.dumps(settings.gateways),
+            "HISTOCHAIN_MODEL_DIR": str(settings.models_path),
+            "HISTOCHAIN_CONFIRMATIONS": "0",
+            "HISTOCHAIN_POLL_INTERVAL": "0.2",
+            "HISTOCHAIN_SUBMIT_WAIT": "0.3",
+            "HISTOCHAIN_FETCH_ATTEMPTS": "2",
+            "HISTOCHAIN_DEVICE": "cpu",
+        }
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    def start(self) -> None:
+        cli = Path(sys.executable).with_name("histochain")
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen([cli, "oracle", "run"], env=self.env, stdout=out, stderr=out)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.kills += 1
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+async def settled(stack: Stack, image_ids: list[str]) -> int:
+    return sum(s != Status.PENDING for s in (await stack.registry.statuses(image_ids)).values())
+
+
+async def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack: Stack, tmp_path: Path):
+    rng = np.random.default_rng(2026)
+    count = 100
+    images = [png(rng, malignant=bool(i % 2)) for i in range(count)]
+    kill_at = sorted(int(k) for k in rng.choice(np.arange(5, count - 5), size=6, replace=False))
+    daemon = DaemonProcess(stack.settings, tmp_path / "daemon.log")
+    daemon.start()
+    image_ids: list[str] = []
+    try:
+        for i, data in enumerate(images):
+            image_ids.append(await register(stack, data, PATIENT_ACCOUNTS[i % len(PATIENT_ACCOUNTS)]))
+            while kill_at and await settled(stack, image_ids) >= kill_at[0]:
+                kill_at.pop(0)
+                daemon.kill()
+                daemon.start()
+        while kill_at:  # kill points the registrations outran: keep killing as the backlog drains
+            if await settled(stack, image_ids) >= kill_at[0]:
+                kill_at.pop(0)
+                daemon.kill()
+                daemon.start()
+            await asyncio.sleep(0.1)
+        await until_settled(stack, image_ids, timeout=300)
+    finally:
+        code = daemon.stop()
+    assert code == 0, (tmp_path / "daemon.log").read_text()[-3000:]
+    assert daemon.kills == 6
+
+    block = stack.deployment.block
+    posted = await stack.registry.contract.events.ResultPosted.get_logs(from_block=block)
+    failed = await stack.registry.contract.events.ClassificationFailed.get_logs(from_block=block)
+    outcomes = Counter(hex32(e["args"]["imageId"]) for e in [*posted, *failed])
+    assert {i: outcomes[i] for i in image_ids} == dict.fromkeys(image_ids, 1)
+    db = sqlite3.connect(stack.settings.data_dir / "oracle.db")
+    states = dict(db.execute("SELECT image_id, state FROM jobs").fetchall())
+    assert {states[i] for i in image_ids} == {"confirmed"}
+    for image_id, document in db.execute("SELECT image_id, document FROM jobs WHERE outcome = 'result'"):
+        on_chain = (await stack.registry.contract.functions.getImage(bytes.fromhex(image_id[2:])).call())[3]
+        assert verify(json.loads(document), bytes(on_chain))
