@@ -270,8 +270,7 @@ class Oracle:
         status = await self.registry.status(job.image_id)
         if status == Status.PENDING:
             return True
-        await self._set(job.image_id, state=JobState.SUPERSEDED, error=f"on chain: {status.name.lower()}")
-        self.metrics.outcomes["superseded"] += 1
+        await self._supersede(job.image_id, f"on chain: {status.name.lower()}")
         return False
 
     async def _fail(self, job: Job, reason: FailureReason, error: str) -> None:
@@ -293,16 +292,12 @@ class Oracle:
             batch = await _gather_batch(
                 self.classify_q, first, self.tuning.classify_batch, self.tuning.classify_wait
             )
-            async with self.db.transaction() as session:
-                jobs = {
-                    j.image_id: j
-                    for j in (
-                        await session.scalars(select(Job).where(Job.image_id.in_([i for i, _ in batch])))
-                    ).all()
-                }
+            loaded = await self._load([i for i, _ in batch], [JobState.FETCHED])
+            jobs = {job.image_id: job for job in loaded}
             by_model: dict[str, list[tuple[Job, Image.Image]]] = {}
             for image_id, image in batch:
-                by_model.setdefault(jobs[image_id].model_id, []).append((jobs[image_id], image))
+                if image_id in jobs:
+                    by_model.setdefault(jobs[image_id].model_id, []).append((jobs[image_id], image))
             for model_id, items in by_model.items():
                 await self._classify(model_id, items)
 
@@ -365,14 +360,7 @@ class Oracle:
                     await self.submit_q.put(image_id)
 
     async def _submit(self, image_ids: list[str]) -> None:
-        async with self.db.transaction() as session:
-            jobs = (
-                await session.scalars(
-                    select(Job).where(
-                        Job.image_id.in_(image_ids), Job.state.in_([*READY_STATES, JobState.SUBMITTED])
-                    )
-                )
-            ).all()
+        jobs = await self._load(image_ids, [*READY_STATES, JobState.SUBMITTED])
         results: list[Job] = []
         failures: list[Job] = []
         for job in jobs:
@@ -383,10 +371,7 @@ class Oracle:
             elif self._ours(job, status, on_chain_hash):
                 await self._confirmed(job, None)
             else:
-                await self._set(
-                    job.image_id, state=JobState.SUPERSEDED, error=f"on chain: {status.name.lower()}"
-                )
-                self.metrics.outcomes["superseded"] += 1
+                await self._supersede(job.image_id, f"on chain: {status.name.lower()}")
         if results:
             pairs = [(j.image_id, j.result_hash or "") for j in results]
             sent = await self.submitter.post_results(pairs, self._submitting([j.image_id for j in results]))
@@ -395,10 +380,7 @@ class Oracle:
                 if job.image_id in sent.posted:
                     await self._confirmed(job, sent.block_number, sent.tx_hash)
                 else:
-                    await self._set(
-                        job.image_id, state=JobState.SUPERSEDED, error="skipped: no longer pending"
-                    )
-                    self.metrics.outcomes["superseded"] += 1
+                    await self._supersede(job.image_id, "skipped: no longer pending")
         for job in failures:
             sent = await self.submitter.report_failure(
                 job.image_id, job.failure_reason or 0, self._submitting([job.image_id])
@@ -434,6 +416,15 @@ class Oracle:
         self.metrics.latencies.append(time.time() - job.created_at.timestamp())
 
     # ------------------------------------------------------------------ store
+
+    async def _load(self, image_ids: list[str], states: list[JobState]) -> list[Job]:
+        async with self.db.transaction() as session:
+            query = select(Job).where(Job.image_id.in_(image_ids), Job.state.in_(states))
+            return list((await session.scalars(query)).all())
+
+    async def _supersede(self, image_id: str, why: str) -> None:
+        await self._set(image_id, state=JobState.SUPERSEDED, error=why)
+        self.metrics.outcomes["superseded"] += 1
 
     async def _set(self, image_id: str, **values: Any) -> None:
         async with self.db.transaction() as session:
