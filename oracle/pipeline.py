@@ -17,7 +17,6 @@ from typing import Any
 
 from PIL import Image
 from sqlalchemy import select, update
-from sqlalchemy.dialects.sqlite import insert
 
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import ChainError, Registration, Registry, Status
@@ -189,13 +188,19 @@ class Oracle:
             return checkpoint
 
     async def _record(self, registrations: list[Registration], end: int, end_hash: str) -> list[str]:
-        """Jobs for new registrations and the checkpoint move in one transaction."""
-        new = []
+        """Jobs for new registrations and the checkpoint move in one transaction. A registration
+        seen again in another block (re-registered after a reorg) restarts its job from scratch."""
+        queued = []
         async with self.db.transaction() as session:
             for r in registrations:
-                result = await session.execute(
-                    insert(Job)
-                    .values(
+                job = await session.get(Job, r.image_id)
+                if job is not None and job.block_hash == r.block_hash:
+                    continue
+                if job is not None:
+                    await session.delete(job)
+                    await session.flush()
+                session.add(
+                    Job(
                         image_id=r.image_id,
                         cid=r.cid,
                         owner=r.owner,
@@ -205,37 +210,43 @@ class Oracle:
                         registration_tx=r.transaction,
                         state=JobState.QUEUED,
                     )
-                    .on_conflict_do_nothing(index_elements=["image_id"])
                 )
-                if result.rowcount:  # type: ignore[attr-defined]
-                    new.append(r.image_id)
+                queued.append(r.image_id)
             await session.execute(
                 update(Checkpoint)
                 .where(Checkpoint.name == LISTENER)
                 .values(block_number=end, block_hash=end_hash)
             )
-        return new
+        return queued
 
     async def _rewind(self, block: int) -> None:
-        """The checkpoint block was reorganised away: forget unfinished jobs from the last
-        `reorg_depth` blocks and rescan them; the chain decides what exists."""
+        """The checkpoint block was reorganised away: move the checkpoint back `reorg_depth`
+        blocks and rescan. Jobs whose registration block is no longer canonical are superseded;
+        the rescan records afresh every registration that reappears in a canonical block (and the
+        result the reorg erased is computed and sent again)."""
         back_to = max(self.deployment.block - 1, block - self.tuning.reorg_depth)
         log.warning("reorg below block %d: rescanning from %d", block, back_to + 1)
         async with self.db.transaction() as session:
-            stale = (
-                await session.scalars(
-                    select(Job).where(
-                        Job.block_number > back_to, Job.state.in_([*OPEN_STATES, *READY_STATES])
+            recent = (await session.scalars(select(Job).where(Job.block_number > back_to))).all()
+        orphaned = []
+        for job in recent:
+            if await self.registry.block_hash_or_none(job.block_number) != job.block_hash:
+                orphaned.append(job.image_id)
+        async with self.db.transaction() as session:
+            if orphaned:
+                await session.execute(
+                    update(Job)
+                    .where(Job.image_id.in_(orphaned))
+                    .values(
+                        state=JobState.QUEUED, outcome=None, document=None, result_hash=None, submit_tx=None
                     )
                 )
-            ).all()
-            for job in stale:
-                await session.delete(job)
             await session.execute(
                 update(Checkpoint)
                 .where(Checkpoint.name == LISTENER)
                 .values(block_number=back_to, block_hash="")
             )
+        self.metrics.outcomes["reorged"] += len(orphaned)
 
     # ------------------------------------------------------------------ fetch
 

@@ -7,6 +7,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
+from web3.exceptions import BlockNotFound
 
 from oracle.chain.deployment import Deployment
 from oracle.errors import HistochainError
@@ -76,3 +77,10 @@ class Registry:
     async def block_hash(self, number: int) -> str:
         block = await self.w3.eth.get_block(number)
         return hex32(block["hash"])
+
+    async def block_hash_or_none(self, number: int) -> str | None:
+        """None when the chain is not (or no longer) that long."""
+        try:
+            return await self.block_hash(number)
+        except BlockNotFound:
+            return None

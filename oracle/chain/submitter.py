@@ -1,5 +1,9 @@
-"""Sending the oracle's transactions: one signer, one nonce manager, EIP-1559 fees, receipts
-awaited, transient RPC errors retried. Callers re-check on-chain status before sending."""
+"""Sending the oracle's transactions: one signer, EIP-1559 fees, receipts awaited, transient RPC
+errors retried. Callers re-check on-chain status before sending.
+
+Nonces: sends are serialised by one lock and each takes the chain's pending count at that
+moment. A nonce cached across sends goes stale when a reorg drops the signer's mined
+transactions, and a gapped nonce then waits in the mempool forever."""
 
 import asyncio
 import random
@@ -41,7 +45,6 @@ class Submitter:
         self.registry, self.account = registry, account
         self.w3: AsyncWeb3[Any] = registry.w3
         self.receipt_timeout, self.attempts, self.gas_margin = receipt_timeout, attempts, gas_margin
-        self._nonce: int | None = None
         self._lock = asyncio.Lock()
 
     async def post_results(self, items: Sequence[tuple[str, str]], on_signed: OnSigned | None = None) -> Sent:
@@ -70,20 +73,18 @@ class Submitter:
                 except Web3RPCError as exc:
                     if "nonce" not in str(exc).lower():
                         raise ChainError(f"transaction refused: {exc}") from exc
-                    self._nonce = None
                     last = exc
                 await asyncio.sleep(random.uniform(0, min(8.0, 0.25 * 2**attempt)))  # noqa: S311
             raise ChainError(f"transaction not sent after {self.attempts} attempts: {last}")
 
     async def _send_once(self, call: Any, on_signed: OnSigned | None) -> Sent:
-        if self._nonce is None:
-            self._nonce = await self.w3.eth.get_transaction_count(self.account.address, "pending")
+        nonce = await self.w3.eth.get_transaction_count(self.account.address, "pending")
         latest = await self.w3.eth.get_block("latest")
         priority = await self.w3.eth.max_priority_fee
         base = int(latest.get("baseFeePerGas", 0))
         params: dict[str, Any] = {
             "from": self.account.address,
-            "nonce": self._nonce,
+            "nonce": nonce,
             "chainId": self.registry.deployment.chain_id,
             "maxPriorityFeePerGas": priority,
             "maxFeePerGas": 2 * base + priority,
@@ -97,7 +98,6 @@ class Submitter:
         if on_signed is not None:
             await on_signed(hex32(signed.hash))
         tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        self._nonce += 1
         receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
         events = self.registry.contract.events
         posted = {

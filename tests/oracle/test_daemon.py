@@ -19,6 +19,7 @@ import aiohttp
 import numpy as np
 import pytest
 from eth_account import Account
+from pydantic import SecretStr
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.logs import DISCARD
 
@@ -149,6 +150,26 @@ async def until_settled(stack: Stack, image_ids: list[str], timeout: float = 180
         await asyncio.sleep(0.2)
 
 
+async def until_jobs_settled(databases: list[Path], image_ids: list[str], timeout: float = 60) -> None:
+    """Polls the oracles' own records until each has finished every job (confirmed or superseded)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    marks = ",".join("?" * len(image_ids))
+    while True:
+        open_jobs = 0
+        for path in databases:
+            with sqlite3.connect(path) as db:
+                query = (
+                    f"SELECT count(*) FROM jobs WHERE image_id IN ({marks})"
+                    " AND state NOT IN ('confirmed', 'superseded')"
+                )
+                open_jobs += db.execute(query, image_ids).fetchone()[0]
+        if open_jobs == 0:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{open_jobs} jobs still open after {timeout}s")
+        await asyncio.sleep(0.2)
+
+
 async def test_every_registration_gets_exactly_one_verifiable_result(stack: Stack):
     rng = np.random.default_rng(7)
     stop = asyncio.Event()
@@ -273,3 +294,99 @@ async def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack: Stack,
     for image_id, document in db.execute("SELECT image_id, document FROM jobs WHERE outcome = 'result'"):
         on_chain = (await stack.registry.contract.functions.getImage(bytes.fromhex(image_id[2:])).call())[3]
         assert verify(json.loads(document), bytes(on_chain))
+
+
+async def rpc(stack: Stack, method: str, *params: Any) -> Any:
+    return (await stack.w3.provider.make_request(method, list(params)))["result"]  # type: ignore[arg-type]
+
+
+async def test_a_reorganised_registration_is_redone_in_the_new_chain(stack: Stack):
+    """A result posted in blocks a reorg erases is not trusted: the registration made again in
+    the new chain is classified again, and the job tracks the canonical block."""
+    rng = np.random.default_rng(11)
+    first_image = png(rng, malignant=True)
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(stack.settings, stop))
+    try:
+        snapshot = await rpc(stack, "evm_snapshot")
+        erased = await register(stack, first_image, 2)
+        await until_settled(stack, [erased])
+        assert await rpc(stack, "evm_revert", snapshot)
+        assert await stack.registry.status(erased) == Status.NONE
+        other = await register(stack, png(rng, malignant=False), 3)
+        again = await register(stack, first_image, 4)
+        assert again == erased
+        for _ in range(6):
+            await rpc(stack, "evm_mine")
+        await until_settled(stack, [again, other])
+    finally:
+        stop.set()
+        await daemon
+
+    posted = await stack.registry.contract.events.ResultPosted.get_logs(from_block=stack.deployment.block)
+    counts = Counter(hex32(e["args"]["imageId"]) for e in posted)
+    assert (counts[again], counts[other]) == (1, 1)
+    db = sqlite3.connect(stack.settings.data_dir / "oracle.db")
+    state, block_hash, owner, document = db.execute(
+        "SELECT state, block_hash, owner, document FROM jobs WHERE image_id = ?", (again,)
+    ).fetchone()
+    (registered,) = [
+        e
+        for e in await stack.registry.contract.events.ImageRegistered.get_logs(
+            from_block=stack.deployment.block
+        )
+        if hex32(e["args"]["imageId"]) == again
+    ]
+    assert state == "confirmed"
+    assert block_hash == hex32(registered["blockHash"])
+    assert owner == registered["args"]["owner"]
+    on_chain = (await stack.registry.contract.functions.getImage(bytes.fromhex(again[2:])).call())[3]
+    assert verify(json.loads(document), bytes(on_chain))
+
+
+async def test_two_oracles_never_double_post(stack: Stack, tmp_path: Path):
+    Account.enable_unaudited_hdwallet_features()
+    admin = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path="m/44'/60'/0'/0/0")
+    rival = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path="m/44'/60'/0'/0/7")
+    contract = stack.registry.contract
+    grant = await contract.functions.grantRole(
+        await contract.functions.ORACLE_ROLE().call(), rival.address
+    ).build_transaction(
+        {"from": admin.address, "nonce": await stack.w3.eth.get_transaction_count(admin.address, "pending")}
+    )
+    await stack.w3.eth.wait_for_transaction_receipt(
+        await stack.w3.eth.send_raw_transaction(admin.sign_transaction(grant).raw_transaction)
+    )
+    rival_settings = stack.settings.model_copy(
+        update={"data_dir": tmp_path / "rival", "oracle_private_key": SecretStr(rival.key.hex())}
+    )
+    rival_settings.data_dir.mkdir()
+
+    rng = np.random.default_rng(5)
+    stop = asyncio.Event()
+    daemons = [asyncio.create_task(run_daemon(s, stop)) for s in (stack.settings, rival_settings)]
+    try:
+        image_ids = [
+            await register(stack, png(rng, malignant=bool(i % 2)), PATIENT_ACCOUNTS[i % 4]) for i in range(30)
+        ]
+        await until_settled(stack, image_ids)
+    finally:
+        stop.set()
+        await asyncio.gather(*daemons)
+
+    posted = await contract.events.ResultPosted.get_logs(from_block=stack.deployment.block)
+    counts = Counter(hex32(e["args"]["imageId"]) for e in posted)
+    assert {i: counts[i] for i in image_ids} == dict.fromkeys(image_ids, 1)
+    dbs = [sqlite3.connect(s.data_dir / "oracle.db") for s in (stack.settings, rival_settings)]
+    for image_id in image_ids:
+        rows = [
+            db.execute("SELECT state, result_hash FROM jobs WHERE image_id = ?", (image_id,)).fetchone()
+            for db in dbs
+        ]
+        on_chain = (
+            "0x" + bytes((await contract.functions.getImage(bytes.fromhex(image_id[2:])).call())[3]).hex()
+        )
+        winners = [row for row in rows if row[0] == "confirmed"]
+        assert len(winners) == 1, rows
+        assert winners[0][1] == on_chain
+        assert sorted(row[0] for row in rows) == ["confirmed", "superseded"]
