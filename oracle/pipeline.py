@@ -253,7 +253,10 @@ class Oracle:
     async def fetch_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             image_id = await self.fetch_q.get()
-            await self._fetch(image_id)
+            try:
+                await self._fetch(image_id)
+            except Exception as exc:  # noqa: BLE001 - the job waits and retries, the daemon goes on
+                await self._retry_later(self.fetch_q, [image_id], "fetch", exc)
 
     async def _fetch(self, image_id: str) -> None:
         async with self.db.transaction() as session:
@@ -310,7 +313,13 @@ class Oracle:
                 if image_id in jobs:
                     by_model.setdefault(jobs[image_id].model_id, []).append((jobs[image_id], image))
             for model_id, items in by_model.items():
-                await self._classify(model_id, items)
+                try:
+                    await self._classify(model_id, items)
+                except Exception as exc:  # noqa: BLE001 - re-fetch and retry, the daemon goes on
+                    ids = [job.image_id for job, _ in items]
+                    for image_id in ids:
+                        await self._set(image_id, state=JobState.QUEUED)
+                    await self._retry_later(self.fetch_q, ids, "classify", exc)
 
     async def _classify(self, model_id: str, items: list[tuple[Job, Image.Image]]) -> None:
         try:
@@ -425,6 +434,24 @@ class Oracle:
         await self._set(job.image_id, state=JobState.CONFIRMED, confirmed_block=block, submit_tx=tx)
         self.metrics.outcomes[job.outcome or "unknown"] += 1
         self.metrics.latencies.append(time.time() - job.created_at.timestamp())
+
+    async def _retry_later(
+        self, queue: "asyncio.Queue[str]", image_ids: list[str], stage: str, exc: Exception
+    ) -> None:
+        log.warning(
+            "%s of %d job(s) failed, retrying: %s: %s", stage, len(image_ids), type(exc).__name__, exc
+        )
+        self.metrics.outcomes[f"{stage}_retries"] += len(image_ids)
+        with contextlib.suppress(Exception):
+            async with self.db.transaction() as session:
+                await session.execute(
+                    update(Job)
+                    .where(Job.image_id.in_(image_ids))
+                    .values(attempts=Job.attempts + 1, error=str(exc))
+                )
+        await asyncio.sleep(self.tuning.retry_delay)
+        for image_id in image_ids:
+            await queue.put(image_id)
 
     # ------------------------------------------------------------------ store
 

@@ -2,6 +2,7 @@
 checkpoint, the local IPFS node, images registered by several patients as the page would."""
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -18,7 +19,9 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from aiohttp import web
 from eth_account import Account
+from PIL import Image
 from pydantic import SecretStr
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.logs import DISCARD
@@ -30,6 +33,7 @@ from oracle.chain.registry import Registry, Status, hex32
 from oracle.dev.anvil import ANVIL_TEST_MNEMONIC, Anvil
 from oracle.dev.ipfs import IpfsNode
 from oracle.document import verify
+from oracle.ipfs import cid as cids
 from oracle.ipfs.cid import raw_cid
 from oracle.ipfs.pinata import PinataClient
 from oracle.ml.card import ModelCard
@@ -390,3 +394,126 @@ async def test_two_oracles_never_double_post(stack: Stack, tmp_path: Path):
         assert len(winners) == 1, rows
         assert winners[0][1] == on_chain
         assert sorted(row[0] for row in rows) == ["confirmed", "superseded"]
+
+
+class FaultyGateway:
+    """A gateway in front of the real node that misbehaves per CID."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.modes: dict[str, str] = {}
+        self.released = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        mode = self.modes.get(cids.normalise(request.match_info["cid"]), "pass")
+        if mode == "hang":
+            await self.released.wait()
+            return web.Response(status=504)
+        if mode == "500":
+            return web.Response(status=500)
+        if mode == "huge":  # an endless body: the fetcher must stop reading at its cap
+            response = web.StreamResponse()
+            await response.prepare(request)
+            chunk = b"\x00" * (1 << 20)
+            for _ in range(2048):
+                await response.write(chunk)
+            return response
+        async with aiohttp.ClientSession() as s, s.get(self.upstream + request.path_qs) as upstream:
+            body = await upstream.read()
+        if mode == "wrong":
+            body = body[:-1] + bytes([body[-1] ^ 0xFF])
+        return web.Response(status=upstream.status, body=body)
+
+
+class FlakyRpc:
+    """A TCP proxy to anvil that can drop every connection, as a failing RPC endpoint does."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port, self.dropping, self.dropped = target_port, False, 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.dropping:
+            self.dropped += 1
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    if self.dropping:
+                        self.dropped += 1
+                        break
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_faults_end_in_the_right_outcome_and_the_daemon_stays_up(stack: Stack, ipfs_node: IpfsNode):
+    rng = np.random.default_rng(3)
+    gateway = FaultyGateway(ipfs_node.url)
+    app = web.Application()
+    app.router.add_get("/ipfs/{cid}", gateway.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    gateway_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", gateway_port).start()
+    rpc = FlakyRpc(int(stack.settings.rpc_urls[0].rsplit(":", 1)[1]))
+    rpc_port = await rpc.start()
+    settings = stack.settings.model_copy(
+        update={
+            "gateways": [f"http://127.0.0.1:{gateway_port}"],
+            "rpc_urls": [f"http://127.0.0.1:{rpc_port}"],
+            "fetch_timeout": 1.0,
+            "max_image_bytes": 4 << 20,
+        }
+    )
+    bomb = io.BytesIO()
+    Image.new("1", (10_000, 8_000)).save(bomb, format="PNG")
+    cases = {"hang": FailureReason.CONTENT_UNREACHABLE, "500": FailureReason.CONTENT_UNREACHABLE}
+    cases |= {"wrong": FailureReason.CONTENT_MISMATCH, "huge": FailureReason.TOO_LARGE}
+    expected: dict[str, FailureReason | None] = {}
+
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(settings, stop))
+    try:
+        for mode, reason in cases.items():
+            cid = (await stack.pinata.pin_file(png(rng, malignant=True), "x.png", 1)).cid
+            gateway.modes[cids.normalise(cid)] = mode
+            expected[await send_registration(stack, cid, 2)] = reason
+        expected[await register(stack, bomb.getvalue(), 3)] = FailureReason.TOO_LARGE
+        expected[await register(stack, png(rng, malignant=False), 4)] = None
+        await until_settled(stack, list(expected))
+
+        rpc.dropping = True
+        during_outage = await register(stack, png(rng, malignant=True), 5)
+        while rpc.dropped < 3:
+            await asyncio.sleep(0.1)
+        rpc.dropping = False
+        expected[during_outage] = None
+        await until_settled(stack, list(expected))
+        assert not daemon.done()
+    finally:
+        stop.set()
+        gateway.released.set()
+        await daemon
+        await runner.cleanup()
+        assert rpc.server is not None
+        rpc.server.close()
+
+    failed = await stack.registry.contract.events.ClassificationFailed.get_logs(
+        from_block=stack.deployment.block
+    )
+    reasons = {hex32(e["args"]["imageId"]): FailureReason(e["args"]["reason"]) for e in failed}
+    for image_id, reason in expected.items():
+        if reason is None:
+            assert await stack.registry.status(image_id) == Status.CLASSIFIED
+        else:
+            assert reasons.get(image_id) == reason, (image_id, reasons.get(image_id))
