@@ -87,11 +87,11 @@ def oracle() -> None:
 def oracle_run() -> None:
     """Listen for registrations, classify verified images, commit results; Ctrl-C stops cleanly."""
     import asyncio
-    import logging
 
+    from oracle.logs import configure
     from oracle.pipeline import run_daemon
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure()
     settings = Settings()
 
     async def main_loop() -> None:

@@ -10,9 +10,9 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from PIL import Image
@@ -26,6 +26,7 @@ from oracle.errors import HistochainError
 from oracle.imaging import ImageRejected, decode
 from oracle.ipfs.errors import IpfsError
 from oracle.ipfs.fetch import GatewayFetcher
+from oracle.metrics import Metrics, metrics_app
 from oracle.ml.catalog import ModelCatalog
 from oracle.settings import Settings
 from oracle.store.db import Database
@@ -51,19 +52,6 @@ class Tuning:
     submit_wait: float = 0.5
     max_image_pixels: int = 50_000_000
     retry_delay: float = 2.0
-
-
-@dataclass
-class Metrics:
-    outcomes: Counter[str] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)
-    transactions: int = 0
-    gas_used: int = 0
-
-
-@dataclass
-class Ready:
-    image_id: str
 
 
 async def _gather_batch(queue: "asyncio.Queue[Any]", first: Any, size: int, wait: float) -> list[Any]:
@@ -96,7 +84,7 @@ class Oracle:
         self.fetch_q: asyncio.Queue[str] = asyncio.Queue(maxsize=256)
         self.classify_q: asyncio.Queue[tuple[str, Image.Image]] = asyncio.Queue(maxsize=64)
         self.submit_q: asyncio.Queue[str] = asyncio.Queue(maxsize=1024)
-        self.metrics = Metrics()
+        self.metrics = Metrics({"fetch": self.fetch_q, "classify": self.classify_q, "submit": self.submit_q})
         self.deployment = registry.deployment
         self.oracle_address = submitter.account.address
 
@@ -119,7 +107,7 @@ class Oracle:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        log.info("stopped", extra={"outcomes": dict(self.metrics.outcomes)})
+        log.info("stopped")
 
     async def _guard(
         self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
@@ -246,7 +234,7 @@ class Oracle:
                 .where(Checkpoint.name == LISTENER)
                 .values(block_number=back_to, block_hash="")
             )
-        self.metrics.outcomes["reorged"] += len(orphaned)
+        self.metrics.jobs.labels("reorged").inc(len(orphaned))
 
     # ------------------------------------------------------------------ fetch
 
@@ -427,13 +415,13 @@ class Oracle:
         return record
 
     def _count(self, gas: int) -> None:
-        self.metrics.transactions += 1
-        self.metrics.gas_used += gas
+        self.metrics.transactions.inc()
+        self.metrics.gas.inc(gas)
 
     async def _confirmed(self, job: Job, block: int | None, tx: str | None = None) -> None:
         await self._set(job.image_id, state=JobState.CONFIRMED, confirmed_block=block, submit_tx=tx)
-        self.metrics.outcomes[job.outcome or "unknown"] += 1
-        self.metrics.latencies.append(time.time() - job.created_at.timestamp())
+        self.metrics.jobs.labels(job.outcome or "unknown").inc()
+        self.metrics.latency.observe(time.time() - job.created_at.replace(tzinfo=UTC).timestamp())
 
     async def _retry_later(
         self, queue: "asyncio.Queue[str]", image_ids: list[str], stage: str, exc: Exception
@@ -441,7 +429,7 @@ class Oracle:
         log.warning(
             "%s of %d job(s) failed, retrying: %s: %s", stage, len(image_ids), type(exc).__name__, exc
         )
-        self.metrics.outcomes[f"{stage}_retries"] += len(image_ids)
+        self.metrics.retries.labels(stage).inc(len(image_ids))
         with contextlib.suppress(Exception):
             async with self.db.transaction() as session:
                 await session.execute(
@@ -462,7 +450,7 @@ class Oracle:
 
     async def _supersede(self, image_id: str, why: str) -> None:
         await self._set(image_id, state=JobState.SUPERSEDED, error=why)
-        self.metrics.outcomes["superseded"] += 1
+        self.metrics.jobs.labels("superseded").inc()
 
     async def _set(self, image_id: str, **values: Any) -> None:
         async with self.db.transaction() as session:
@@ -472,6 +460,7 @@ class Oracle:
 async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
     """Builds every stage from settings and runs until `stop` is set."""
     import aiohttp
+    from aiohttp import web
     from web3 import AsyncHTTPProvider, AsyncWeb3
 
     from oracle.chain.deployment import Deployment
@@ -507,6 +496,9 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
                 settings.fetch_attempts,
             )
             oracle = Oracle(db, registry, Submitter(registry, account), fetcher, catalog, tuning)
+            runner = web.AppRunner(metrics_app(oracle.metrics))
+            await runner.setup()
+            await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
             log.info(
                 "oracle %s on chain %d, registry %s, %d model(s)",
                 account.address,
@@ -514,6 +506,9 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
                 deployment.address,
                 len(catalog.cards),
             )
-            await oracle.run(stop)
+            try:
+                await oracle.run(stop)
+            finally:
+                await runner.cleanup()
     finally:
         await db.close()

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
     model_dir: Path | None = Field(None, description="Checkpoints (default: <data dir>/models).")
     database_url: str | None = Field(None, description="Default: SQLite file <data dir>/oracle.db.")
+    metrics_host: str = Field("127.0.0.1", description="Interface of the daemon's /metrics and /health.")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Port of /metrics (0: any free port).")
 
     @classmethod
     def settings_customise_sources(

@@ -141,3 +141,26 @@ def test_signer_from_environment_keystore_or_dev_default(tmp_path: Path, monkeyp
         load_signer(Settings(), 1)
     monkeypatch.setenv("HISTOCHAIN_ORACLE_KEYSTORE_PASSWORD", "pw")
     assert load_signer(Settings(), 1).address == account.address
+
+
+def test_logs_are_one_json_object_per_line_with_extras():
+    import logging
+
+    from oracle.logs import JsonFormatter
+
+    record = logging.makeLogRecord(
+        {
+            "name": "histochain.oracle",
+            "levelno": 30,
+            "levelname": "WARNING",
+            "msg": "retrying %s",
+            "args": ("fetch",),
+        }
+    )
+    record.image_id = "0xabc"
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["level"] == "warning"
+    assert entry["msg"] == "retrying fetch"
+    assert entry["logger"] == "histochain.oracle"
+    assert entry["image_id"] == "0xabc"
+    assert entry["ts"].endswith("+00:00")

@@ -100,6 +100,7 @@ async def stack(
         fetch_timeout=5,
         submit_wait=0.3,
         device="cpu",
+        metrics_port=0,
     )
     chain.deployment.save(settings.deployment_path)
     w3 = AsyncWeb3(AsyncHTTPProvider(chain.rpc))
@@ -176,8 +177,10 @@ async def until_jobs_settled(databases: list[Path], image_ids: list[str], timeou
 
 async def test_every_registration_gets_exactly_one_verifiable_result(stack: Stack):
     rng = np.random.default_rng(7)
+    metrics_url = f"http://127.0.0.1:{free_port()}"
+    settings = stack.settings.model_copy(update={"metrics_port": int(metrics_url.rsplit(":", 1)[1])})
     stop = asyncio.Event()
-    daemon = asyncio.create_task(run_daemon(stack.settings, stop))
+    daemon = asyncio.create_task(run_daemon(settings, stop))
     try:
         image_ids = [
             await register(stack, png(rng, malignant=i % 2 == 1), PATIENT_ACCOUNTS[i % len(PATIENT_ACCOUNTS)])
@@ -186,9 +189,21 @@ async def test_every_registration_gets_exactly_one_verifiable_result(stack: Stac
         not_an_image = await register(stack, os.urandom(5000), PATIENT_ACCOUNTS[0])
         never_uploaded = await send_registration(stack, raw_cid(os.urandom(64)), 6)
         statuses = await until_settled(stack, [*image_ids, not_an_image, never_uploaded])
+        await until_jobs_settled(
+            [settings.data_dir / "oracle.db"], [*image_ids, not_an_image, never_uploaded]
+        )
+        async with aiohttp.ClientSession() as session, session.get(metrics_url + "/metrics") as response:
+            assert response.status == 200
+            metrics = await response.text()
     finally:
         stop.set()
         await daemon
+
+    assert f'histochain_jobs_total{{outcome="result"}} {float(IMAGES)}' in metrics
+    assert 'histochain_jobs_total{outcome="failure"} 2.0' in metrics
+    assert 'histochain_queue_depth{queue="submit"} 0.0' in metrics
+    assert "histochain_settle_seconds_count 52.0" in metrics
+    assert "histochain_transactions_total" in metrics
 
     assert all(statuses[i] == Status.CLASSIFIED for i in image_ids)
     posted = await stack.registry.contract.events.ResultPosted.get_logs(from_block=stack.deployment.block)

@@ -1,0 +1,65 @@
+"""The daemon's Prometheus metrics (one registry per daemon) and the aiohttp app serving them."""
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+
+
+class Metrics:
+    def __init__(self, queues: Mapping[str, "asyncio.Queue[Any]"]) -> None:
+        self.registry = CollectorRegistry()
+        self.jobs = Counter(
+            "histochain_jobs", "Jobs finished, by outcome.", ["outcome"], registry=self.registry
+        )
+        self.retries = Counter(
+            "histochain_retries",
+            "Jobs sent back to a queue after an error, by stage.",
+            ["stage"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "histochain_settle_seconds",
+            "From a registration seen to its outcome confirmed on chain.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.transactions = Counter("histochain_transactions", "Transactions mined.", registry=self.registry)
+        self.gas = Counter(
+            "histochain_gas_used", "Gas used by the oracle's transactions.", registry=self.registry
+        )
+        depth = Gauge(
+            "histochain_queue_depth", "Jobs waiting, by stage queue.", ["queue"], registry=self.registry
+        )
+        for name, queue in queues.items():
+            depth.labels(name).set_function(queue.qsize)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def metrics_app(metrics: Metrics) -> web.Application:
+    async def serve(_: web.Request) -> web.Response:
+        response = web.Response(body=metrics.render())
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        response.charset = "utf-8"
+        return response
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", serve)
+    app.router.add_get("/health", health)
+    return app
