@@ -35,6 +35,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.wakeups = Counter(
+            "histochain_listener_wakeups",
+            "Listener passes, by what woke it: a new head (websocket), a poll, or a quiet socket (idle).",
+            ["source"],
+            registry=self.registry,
+        )
         self.transactions = Counter("histochain_transactions", "Transactions mined.", registry=self.registry)
         self.gas = Counter(
             "histochain_gas_used", "Gas used by the oracle's transactions.", registry=self.registry

@@ -35,6 +35,7 @@ from oracle.store.models import Checkpoint, Job, JobState, Outcome
 log = logging.getLogger("histochain.oracle")
 
 LISTENER = "image-registered"
+WS_RETRY = 30.0
 OPEN_STATES = (JobState.QUEUED, JobState.FETCHED)
 READY_STATES = (JobState.CLASSIFIED, JobState.FAILED)
 
@@ -78,9 +79,11 @@ class Oracle:
         fetcher: GatewayFetcher,
         catalog: ModelCatalog,
         tuning: Tuning,
+        ws_url: str | None = None,
     ) -> None:
         self.db, self.registry, self.submitter = db, registry, submitter
         self.fetcher, self.catalog, self.tuning = fetcher, catalog, tuning
+        self.ws_url = ws_url
         self.fetch_q: asyncio.Queue[str] = asyncio.Queue(maxsize=256)
         self.classify_q: asyncio.Queue[tuple[str, Image.Image]] = asyncio.Queue(maxsize=64)
         self.submit_q: asyncio.Queue[str] = asyncio.Queue(maxsize=1024)
@@ -143,10 +146,35 @@ class Oracle:
     # ------------------------------------------------------------------ listen
 
     async def listen(self, stop: asyncio.Event) -> None:
+        """Follows new heads over a WebSocket subscription when one is configured; polls otherwise,
+        and meanwhile whenever the socket fails (retried every `WS_RETRY` seconds)."""
         while not stop.is_set():
-            await self._poll_once()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.tuning.poll_interval)
+            if self.ws_url:
+                try:
+                    await self._follow_websocket(stop)
+                except Exception as exc:  # noqa: BLE001 - any socket failure falls back to polling
+                    log.warning("websocket follow failed, polling: %s: %s", type(exc).__name__, exc)
+            deadline = time.monotonic() + (WS_RETRY if self.ws_url else float("inf"))
+            while not stop.is_set() and time.monotonic() < deadline:
+                await self._poll_once()
+                self.metrics.wakeups.labels("poll").inc()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.tuning.poll_interval)
+
+    async def _follow_websocket(self, stop: asyncio.Event) -> None:
+        from web3 import AsyncWeb3, WebSocketProvider
+
+        async with AsyncWeb3(WebSocketProvider(self.ws_url)) as w3:
+            await w3.eth.subscribe("newHeads")
+            await self._poll_once()  # catch up before following
+            heads = w3.socket.process_subscriptions()
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(anext(heads), self.tuning.poll_interval * 10)
+                    self.metrics.wakeups.labels("websocket").inc()
+                except TimeoutError:
+                    self.metrics.wakeups.labels("idle").inc()
+                await self._poll_once()
 
     async def _poll_once(self) -> None:
         head = await self.registry.w3.eth.block_number
@@ -495,7 +523,9 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
                 settings.fetch_timeout,
                 settings.fetch_attempts,
             )
-            oracle = Oracle(db, registry, Submitter(registry, account), fetcher, catalog, tuning)
+            oracle = Oracle(
+                db, registry, Submitter(registry, account), fetcher, catalog, tuning, settings.websocket_url
+            )
             runner = web.AppRunner(metrics_app(oracle.metrics))
             await runner.setup()
             await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()

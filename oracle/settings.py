@@ -4,6 +4,7 @@ then the embedded defaults (everything local: anvil devnet, the local IPFS node,
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -48,6 +49,11 @@ class Settings(BaseSettings):
     rpc_urls: list[str] = Field(
         default_factory=list, description="Oracle RPC endpoints (default: the dev chain)."
     )
+    ws_url: str | None = Field(
+        None,
+        description="WebSocket endpoint for new heads (default: the first RPC URL as ws://, as on anvil).",
+    )
+    follow: Literal["websocket", "poll"] = Field("websocket", description="How to learn of new blocks.")
     deployment: Path | None = Field(
         None, description="Deployment file (default: <data dir>/deployment.json)."
     )
@@ -104,6 +110,15 @@ class Settings(BaseSettings):
     @property
     def rpc_endpoints(self) -> list[str]:
         return self.rpc_urls or [self.rpc_url]
+
+    @property
+    def websocket_url(self) -> str | None:
+        if self.follow == "poll":
+            return None
+        if self.ws_url:
+            return self.ws_url
+        http = self.rpc_endpoints[0]
+        return "ws" + http[4:] if http.startswith("http") else None
 
     @property
     def ipfs_url(self) -> str:

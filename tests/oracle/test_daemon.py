@@ -204,6 +204,9 @@ async def test_every_registration_gets_exactly_one_verifiable_result(stack: Stac
     assert 'histochain_queue_depth{queue="submit"} 0.0' in metrics
     assert "histochain_settle_seconds_count 52.0" in metrics
     assert "histochain_transactions_total" in metrics
+    websocket_wakeups = [line for line in metrics.splitlines() if 'wakeups_total{source="websocket"}' in line]
+    assert websocket_wakeups, "the listener follows new heads over the websocket"
+    assert float(websocket_wakeups[0].split()[-1]) >= IMAGES
 
     assert all(statuses[i] == Status.CLASSIFIED for i in image_ids)
     posted = await stack.registry.contract.events.ResultPosted.get_logs(from_block=stack.deployment.block)
@@ -532,3 +535,48 @@ async def test_faults_end_in_the_right_outcome_and_the_daemon_stays_up(stack: St
             assert await stack.registry.status(image_id) == Status.CLASSIFIED
         else:
             assert reasons.get(image_id) == reason, (image_id, reasons.get(image_id))
+
+
+async def test_with_confirmations_a_reorganised_registration_is_never_classified(stack: Stack):
+    rng = np.random.default_rng(13)
+    settings = stack.settings.model_copy(update={"confirmations": 3})
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(settings, stop))
+    try:
+        snapshot = await rpc(stack, "evm_snapshot")
+        doomed = await register(stack, png(rng, malignant=True), 2)
+        assert await rpc(stack, "evm_revert", snapshot)
+        replacement = await register(stack, png(rng, malignant=False), 3)
+        for _ in range(settings.confirmations):
+            await rpc(stack, "evm_mine")
+        await until_settled(stack, [replacement])
+        await until_jobs_settled([settings.data_dir / "oracle.db"], [replacement])
+    finally:
+        stop.set()
+        await daemon
+    db = sqlite3.connect(settings.data_dir / "oracle.db")
+    assert db.execute("SELECT count(*) FROM jobs WHERE image_id = ?", (doomed,)).fetchone() == (0,)
+    assert db.execute("SELECT state FROM jobs WHERE image_id = ?", (replacement,)).fetchone() == (
+        "confirmed",
+    )
+    assert await stack.registry.status(doomed) == Status.NONE
+
+
+async def test_without_a_websocket_the_listener_polls(stack: Stack):
+    rng = np.random.default_rng(17)
+    metrics_port = free_port()
+    settings = stack.settings.model_copy(update={"ws_url": "ws://127.0.0.1:1", "metrics_port": metrics_port})
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(settings, stop))
+    try:
+        image_id = await register(stack, png(rng, malignant=False), 4)
+        await until_settled(stack, [image_id])
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            metrics = await response.text()
+    finally:
+        stop.set()
+        await daemon
+    assert await stack.registry.status(image_id) == Status.CLASSIFIED
+    assert 'histochain_listener_wakeups_total{source="poll"}' in metrics
+    assert 'source="websocket"' not in metrics
