@@ -489,14 +489,15 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
     """Builds every stage from settings and runs until `stop` is set."""
     import aiohttp
     from aiohttp import web
-    from web3 import AsyncHTTPProvider, AsyncWeb3
+    from web3 import AsyncWeb3
 
     from oracle.chain.deployment import Deployment
+    from oracle.chain.rpc import FallbackHTTPProvider
     from oracle.ml.inference import resolve_device
     from oracle.signer import load_signer
 
     deployment = Deployment.load(settings.deployment_path)
-    w3 = AsyncWeb3(AsyncHTTPProvider(settings.rpc_endpoints[0]))
+    w3 = AsyncWeb3(FallbackHTTPProvider(settings.rpc_endpoints))
     registry = Registry(w3, deployment)
     account = load_signer(settings, await w3.eth.chain_id)
     catalog = ModelCatalog(settings.models_path, resolve_device(settings.device))

@@ -562,10 +562,17 @@ async def test_with_confirmations_a_reorganised_registration_is_never_classified
     assert await stack.registry.status(doomed) == Status.NONE
 
 
-async def test_without_a_websocket_the_listener_polls(stack: Stack):
+async def test_without_a_websocket_the_listener_polls_through_the_rpc_that_answers(stack: Stack):
+    """The first RPC URL is down and the websocket unreachable: the daemon polls the second URL."""
     rng = np.random.default_rng(17)
     metrics_port = free_port()
-    settings = stack.settings.model_copy(update={"ws_url": "ws://127.0.0.1:1", "metrics_port": metrics_port})
+    settings = stack.settings.model_copy(
+        update={
+            "ws_url": "ws://127.0.0.1:1",
+            "metrics_port": metrics_port,
+            "rpc_urls": ["http://127.0.0.1:1", *stack.settings.rpc_urls],
+        }
+    )
     stop = asyncio.Event()
     daemon = asyncio.create_task(run_daemon(settings, stop))
     try:
