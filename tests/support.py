@@ -1,6 +1,9 @@
 """Small helpers the suites share."""
 
 import socket
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
 
 
 def free_port() -> int:
@@ -8,3 +11,16 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+async def serve_gateway(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> tuple[web.AppRunner, str]:
+    """A real HTTP gateway on loopback answering GET /ipfs/{cid} with `handler`; returns (runner, URL)."""
+    app = web.Application()
+    app.router.add_get("/ipfs/{cid}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"

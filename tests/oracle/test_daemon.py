@@ -41,7 +41,7 @@ from oracle.ml.data.synth import PatientStyle, synth_image, synthesize
 from oracle.ml.train import TrainConfig, train
 from oracle.pipeline import run_daemon
 from oracle.settings import Settings
-from tests.support import free_port
+from tests.support import free_port, serve_gateway
 
 IMAGES = 50
 PATIENT_ACCOUNTS = (2, 3, 4, 5)
@@ -477,17 +477,12 @@ class FlakyRpc:
 async def test_faults_end_in_the_right_outcome_and_the_daemon_stays_up(stack: Stack, ipfs_node: IpfsNode):
     rng = np.random.default_rng(3)
     gateway = FaultyGateway(ipfs_node.url)
-    app = web.Application()
-    app.router.add_get("/ipfs/{cid}", gateway.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    gateway_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", gateway_port).start()
+    runner, gateway_url = await serve_gateway(gateway.handle)
     rpc = FlakyRpc(int(stack.settings.rpc_urls[0].rsplit(":", 1)[1]))
     rpc_port = await rpc.start()
     settings = stack.settings.model_copy(
         update={
-            "gateways": [f"http://127.0.0.1:{gateway_port}"],
+            "gateways": [gateway_url],
             "rpc_urls": [f"http://127.0.0.1:{rpc_port}"],
             "fetch_timeout": 1.0,
             "max_image_bytes": 4 << 20,

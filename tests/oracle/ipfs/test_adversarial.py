@@ -17,7 +17,7 @@ from oracle.ipfs import cid as cids
 from oracle.ipfs.errors import ContentMismatch, ContentNotFound, ContentTooLarge, GatewayUnavailable
 from oracle.ipfs.fetch import GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
-from tests.support import free_port
+from tests.support import serve_gateway
 
 Tamper = Callable[[str, bytes], bytes]
 
@@ -61,13 +61,8 @@ class HostileGateway:
 @pytest.fixture
 async def hostile(ipfs_node: IpfsNode) -> AsyncIterator[tuple[HostileGateway, str]]:
     gateway = HostileGateway(ipfs_node.url)
-    app = web.Application()
-    app.router.add_get("/ipfs/{cid}", gateway.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield gateway, f"http://127.0.0.1:{port}"
+    runner, url = await serve_gateway(gateway.handle)
+    yield gateway, url
     gateway.released.set()
     await runner.cleanup()
 
