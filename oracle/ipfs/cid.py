@@ -15,8 +15,8 @@ def parse(text: str) -> CID:
         raise CidError(f"not a CID: {text!r}")
     try:
         cid = CID.decode(text)
-    except (ValueError, KeyError) as exc:
-        raise CidError(f"not a CID: {text!r} ({exc})") from exc
+    except (ValueError, LookupError) as exc:  # multiformats raises KeyError/IndexError for garbage too
+        raise CidError(f"not a CID: {text!r} ({type(exc).__name__}: {exc})") from exc
     if cid.codec.name not in SUPPORTED_CODECS:
         raise CidError(f"{text}: codec {cid.codec.name} is not verifiable here (raw or dag-pb only)")
     if cid.hashfun.name != "sha2-256":

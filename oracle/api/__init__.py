@@ -1,0 +1,1 @@
+"""The query API over the oracle's SQLite cache (aiohttp)."""

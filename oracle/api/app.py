@@ -1,0 +1,224 @@
+"""The query API's app factory and its public routes.
+
+Anyone may read an image's public record (state, owner, model, result hash, transactions,
+times); the result document itself is only for its owner and the viewers the owner allowed.
+"""
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from eth_utils.address import is_address, to_checksum_address
+from eth_utils.crypto import keccak
+from sqlalchemy import and_, or_, select
+
+from oracle.api.errors import ApiError, Handler, json_errors
+from oracle.chain.reasons import FailureReason
+from oracle.ipfs import cid as cids
+from oracle.ipfs.errors import CidError
+from oracle.ml.card import ModelCard
+from oracle.ml.checkpoint import CARD_FILE
+from oracle.store.db import Database
+from oracle.store.models import Job, JobState
+
+OPENAPI = Path(__file__).with_name("openapi.json")
+IMAGE_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
+MAX_BODY = 64 * 1024
+PAGE_LIMIT = 100
+MAX_BLOCK = 2**63 - 1  # SQLite's INTEGER
+
+
+@dataclass
+class ApiConfig:
+    cors_origins: tuple[str, ...] = ("*",)
+    rate_per_second: float = 20.0
+    rate_burst: int = 60
+    model_dir: Path | None = None
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per client key (IP address, or the authenticated address)."""
+
+    rate: float
+    burst: int
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def allow(self, key: str) -> float:
+        """0 when allowed, else the seconds until a token is available."""
+        now = time.monotonic()
+        tokens, last = self.buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self.buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+        self.buckets[key] = (tokens - 1, now)
+        return 0.0
+
+
+DB = web.AppKey("db", Database)
+CONFIG = web.AppKey("config", ApiConfig)
+LIMITER = web.AppKey("limiter", RateLimiter)
+
+
+def create_app(db: Database, config: ApiConfig | None = None) -> web.Application:
+    config = config or ApiConfig()
+    app = web.Application(middlewares=[cors, json_errors, rate_limit], client_max_size=MAX_BODY)
+    app[DB], app[CONFIG] = db, config
+    app[LIMITER] = RateLimiter(config.rate_per_second, config.rate_burst)
+    app.router.add_get("/health", health)
+    app.router.add_get("/v1/openapi.json", openapi)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/v1/images/{ref}", image)
+    app.router.add_get("/v1/owners/{address}/images", owner_images)
+    return app
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    origins = request.app[CONFIG].cors_origins
+    origin = request.headers.get("Origin")
+    allowed = "*" if "*" in origins else (origin if origin in origins else None)
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        response: web.StreamResponse = web.Response(status=204)
+    else:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+    if allowed:
+        response.headers["Access-Control-Allow-Origin"] = allowed
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Vary"] = "Origin"
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
+@web.middleware
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    wait = request.app[LIMITER].allow(request.remote or "unknown")
+    if wait:
+        raise ApiError(429, "rate_limited", f"too many requests; retry in {wait:.2f}s")
+    return await handler(request)
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(json.loads(OPENAPI.read_text()))
+
+
+async def models(request: web.Request) -> web.Response:
+    directory = request.app[CONFIG].model_dir
+    cards = sorted(directory.rglob(CARD_FILE)) if directory and directory.is_dir() else []
+    return web.json_response({"models": [_model(ModelCard.load(path)) for path in cards]})
+
+
+def _model(card: ModelCard) -> dict[str, Any]:
+    return {
+        "model_id": "0x" + card.model_id.hex(),
+        "name": card.name,
+        "architecture": card.architecture,
+        "labels": list(card.labels),
+        "threshold": card.threshold,
+        "preprocessing": card.preprocessing.model_dump(mode="json"),
+        "metrics": card.metrics,
+        "members": ["0x" + m.model_id.hex() for m in card.member_cards],
+    }
+
+
+def image_id_of(ref: str) -> list[str]:
+    """Candidate imageIds: the id itself, or keccak of the CID as given and in CIDv1 base32."""
+    if IMAGE_ID.match(ref):
+        return [ref.lower()]
+    try:
+        normalised = cids.normalise(ref)
+    except CidError as exc:  # 404, not 400: the path names no image; the code says why
+        raise ApiError(
+            404, "invalid_reference", f"neither an imageId (0x + 64 hex) nor a CID: {exc}"
+        ) from exc
+    return list(dict.fromkeys("0x" + keccak(text=c).hex() for c in (ref, normalised)))
+
+
+async def find_job(db: Database, ref: str) -> Job:
+    candidates = image_id_of(ref)
+    async with db.transaction() as session:
+        job = (await session.scalars(select(Job).where(Job.image_id.in_(candidates)))).first()
+    if job is None:
+        raise ApiError(404, "image_not_found", f"no image {ref} is known to this oracle")
+    return job
+
+
+def public(job: Job) -> dict[str, Any]:
+    reason = job.failure_reason
+    return {
+        "image_id": job.image_id,
+        "cid": job.cid,
+        "owner": job.owner,
+        "model_id": job.model_id,
+        "state": job.state,
+        "outcome": job.outcome,
+        "failure_reason": FailureReason(reason).name.lower() if reason else None,
+        "result_hash": job.result_hash if job.state == JobState.CONFIRMED else None,
+        "registration_tx": job.registration_tx,
+        "registration_block": job.block_number,
+        "result_tx": job.submit_tx,
+        "result_block": job.confirmed_block,
+        "created_at": job.created_at.isoformat(),
+        "updated_at": job.updated_at.isoformat(),
+    }
+
+
+async def image(request: web.Request) -> web.Response:
+    job = await find_job(request.app[DB], request.match_info["ref"])
+    return web.json_response(public(job) | {"document": None})
+
+
+def _checksum(address: str) -> str:
+    if not is_address(address):
+        raise ApiError(400, "invalid_address", f"not an Ethereum address: {address}")
+    return to_checksum_address(address)
+
+
+def _query_int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = query.get(name, str(default))
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer from {low} to {high}")
+    return int(text)
+
+
+async def owner_images(request: web.Request) -> web.Response:
+    """Oldest first, `limit` per page; `cursor` is the `next_cursor` of the previous page."""
+    owner = _checksum(request.match_info["address"])
+    limit = _query_int(request.query, "limit", 20, 1, PAGE_LIMIT)
+    query = select(Job).where(Job.owner == owner)
+    state = request.query.get("state")
+    if state is not None:
+        if state not in {s.value for s in JobState}:
+            raise ApiError(400, "invalid_parameter", f"state must be one of {[s.value for s in JobState]}")
+        query = query.where(Job.state == state)
+    cursor = request.query.get("cursor")
+    if cursor is not None:
+        block, _, image_id = cursor.partition(":")
+        if not block.isdigit() or int(block) > MAX_BLOCK or not IMAGE_ID.match(image_id):
+            raise ApiError(400, "invalid_parameter", "cursor is not a next_cursor from this API")
+        query = query.where(
+            or_(Job.block_number > int(block), and_(Job.block_number == int(block), Job.image_id > image_id))
+        )
+    query = query.order_by(Job.block_number, Job.image_id).limit(limit + 1)
+    async with request.app[DB].transaction() as session:
+        jobs = list((await session.scalars(query)).all())
+    page, more = jobs[:limit], len(jobs) > limit
+    next_cursor = f"{page[-1].block_number}:{page[-1].image_id}" if more else None
+    return web.json_response(
+        {"owner": owner, "images": [public(j) for j in page], "next_cursor": next_cursor}
+    )

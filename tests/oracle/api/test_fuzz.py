@@ -1,0 +1,23 @@
+"""Property-based fuzzing of every endpoint in the OpenAPI file: no 5xx, responses match the spec."""
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from oracle.api.app import OPENAPI
+
+
+@pytest.fixture
+def api_schema() -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_path(OPENAPI)
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_endpoint_fails_and_every_answer_matches_the_spec(
+    case: schemathesis.Case, threaded_api: str
+) -> None:
+    case.call_and_validate(base_url=threaded_api)
