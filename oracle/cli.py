@@ -104,6 +104,43 @@ def oracle_run() -> None:
     asyncio.run(main_loop())
 
 
+@main.command("api")
+def api_serve() -> None:
+    """Serve the query API over the oracle's SQLite cache until Ctrl-C."""
+    from aiohttp import web
+
+    from oracle.api.app import ApiConfig, create_app
+    from oracle.api.auth import AuthConfig
+    from oracle.chain.deployment import Deployment
+    from oracle.logs import configure
+    from oracle.store.db import Database
+
+    configure()
+    settings = Settings()
+    deployment = Deployment.load(settings.deployment_path)
+
+    async def app() -> web.Application:
+        db = Database(settings.database)
+        await db.start()
+        application = create_app(
+            db,
+            ApiConfig(cors_origins=tuple(settings.api_cors_origins), model_dir=settings.models_path),
+            AuthConfig(settings.api_domain, settings.api_uri, deployment.chain_id, deployment.address),
+        )
+
+        async def close(_: web.Application) -> None:
+            await db.close()
+
+        application.on_cleanup.append(close)
+        return application
+
+    def ready(_: str) -> None:
+        click.echo(f"query API  http://{settings.api_host}:{settings.api_port}  (OpenAPI: /v1/openapi.json)")
+        click.echo("Ctrl-C stops.")
+
+    web.run_app(app(), host=settings.api_host, port=settings.api_port, print=ready)
+
+
 @main.group()
 def dev() -> None:
     """The local development stack on embedded defaults."""

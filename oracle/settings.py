@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
     model_dir: Path | None = Field(None, description="Checkpoints (default: <data dir>/models).")
     database_url: str | None = Field(None, description="Default: SQLite file <data dir>/oracle.db.")
+    api_host: str = Field("127.0.0.1", description="Interface of the query API.")
+    api_port: int = Field(8788, ge=1, le=65535, description="Port of the query API.")
+    api_domain: str = Field("localhost:8000", description="SIWE domain: the host the page is served from.")
+    api_uri: str = Field("http://localhost:8000", description="SIWE URI: the page's origin.")
+    api_cors_origins: list[str] = Field(default_factory=lambda: ["*"], description="Origins the API answers.")
     metrics_host: str = Field("127.0.0.1", description="Interface of the daemon's /metrics and /health.")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Port of /metrics (0: any free port).")
 

@@ -17,6 +17,7 @@ from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 from sqlalchemy import and_, or_, select
 
+from oracle.api import auth
 from oracle.api.errors import ApiError, Handler, json_errors
 from oracle.chain.reasons import FailureReason
 from oracle.ipfs import cid as cids
@@ -63,10 +64,14 @@ class RateLimiter:
 
 DB = web.AppKey("db", Database)
 CONFIG = web.AppKey("config", ApiConfig)
+AUTH = web.AppKey("auth", auth.AuthConfig)
 LIMITER = web.AppKey("limiter", RateLimiter)
 
 
-def create_app(db: Database, config: ApiConfig | None = None) -> web.Application:
+def create_app(
+    db: Database, config: ApiConfig | None = None, auth_config: auth.AuthConfig | None = None
+) -> web.Application:
+    """Without `auth_config` (domain, chain, registry) documents cannot be served: sign-in needs them."""
     config = config or ApiConfig()
     app = web.Application(middlewares=[cors, json_errors, rate_limit], client_max_size=MAX_BODY)
     app[DB], app[CONFIG] = db, config
@@ -76,6 +81,13 @@ def create_app(db: Database, config: ApiConfig | None = None) -> web.Application
     app.router.add_get("/v1/models", models)
     app.router.add_get("/v1/images/{ref}", image)
     app.router.add_get("/v1/owners/{address}/images", owner_images)
+    if auth_config is not None:
+        app[AUTH] = auth_config
+        app.router.add_post("/v1/auth/nonce", sign_in_nonce)
+        app.router.add_post("/v1/auth/verify", sign_in_verify)
+        app.router.add_get("/v1/images/{ref}/document", document)
+        app.router.add_post("/v1/grants", grants)
+        app.router.add_post("/v1/grants/revoke", revoke)
     return app
 
 
@@ -142,9 +154,9 @@ def image_id_of(ref: str) -> list[str]:
         return [ref.lower()]
     try:
         normalised = cids.normalise(ref)
-    except CidError as exc:  # 404, not 400: the path names no image; the code says why
+    except CidError as exc:
         raise ApiError(
-            404, "invalid_reference", f"neither an imageId (0x + 64 hex) nor a CID: {exc}"
+            400, "invalid_reference", f"neither an imageId (0x + 64 hex) nor a CID: {exc}"
         ) from exc
     return list(dict.fromkeys("0x" + keccak(text=c).hex() for c in (ref, normalised)))
 
@@ -221,4 +233,56 @@ async def owner_images(request: web.Request) -> web.Response:
     next_cursor = f"{page[-1].block_number}:{page[-1].image_id}" if more else None
     return web.json_response(
         {"owner": owner, "images": [public(j) for j in page], "next_cursor": next_cursor}
+    )
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send application/json")
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
+async def sign_in_nonce(request: web.Request) -> web.Response:
+    address = auth.checksum((await json_body(request)).get("address"))
+    return web.json_response(await auth.issue_nonce(request.app[DB], request.app[AUTH], address))
+
+
+async def sign_in_verify(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    message, signature = body.get("message"), body.get("signature")
+    if not isinstance(message, str) or not isinstance(signature, str):
+        raise ApiError(400, "invalid_message", "expected {message, signature}")
+    return web.json_response(
+        await auth.verify_sign_in(request.app[DB], request.app[AUTH], message, signature)
+    )
+
+
+async def document(request: web.Request) -> web.Response:
+    """The result document, for its owner or a viewer the owner granted it to."""
+    db = request.app[DB]
+    reader = await auth.authenticated(request, db)
+    job = await find_job(db, request.match_info["ref"])
+    if not await auth.may_read(db, reader, job):
+        raise ApiError(403, "forbidden", f"{reader} may not read this image's result")
+    if job.state != JobState.CONFIRMED or job.document is None:
+        raise ApiError(404, "no_result", f"no confirmed result for this image (state: {job.state})")
+    return web.json_response(
+        {"image_id": job.image_id, "result_hash": job.result_hash, "document": job.document}
+    )
+
+
+async def grants(request: web.Request) -> web.Response:
+    grant = await auth.add_grant(request.app[DB], request.app[AUTH], await json_body(request))
+    return web.json_response({"grant": grant}, status=201)
+
+
+async def revoke(request: web.Request) -> web.Response:
+    return web.json_response(
+        await auth.revoke_grant(request.app[DB], request.app[AUTH], await json_body(request))
     )

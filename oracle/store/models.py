@@ -69,3 +69,38 @@ class Checkpoint(Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str] = mapped_column(String(66))
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+
+class AuthNonce(Base):
+    """A Sign-In with Ethereum nonce: issued for one address, used at most once."""
+
+    __tablename__ = "auth_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42))
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ApiSession(Base):
+    """A bearer token (only its sha256 is kept) bound to an address until it expires."""
+
+    __tablename__ = "api_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42), index=True)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class Grant(Base):
+    """An owner's EIP-712-signed permission for a viewer to read one image's document (or all)."""
+
+    __tablename__ = "grants"
+
+    owner: Mapped[str] = mapped_column(String(42), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(66), primary_key=True)
+    viewer: Mapped[str] = mapped_column(String(42), index=True)
+    image_id: Mapped[str] = mapped_column(String(66))
+    expiry: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=now)

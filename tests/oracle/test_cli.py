@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from web3 import HTTPProvider, Web3
 from oracle.ipfs.fetch import GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
 from oracle.settings import DEV_IPFS_TOKEN, Settings
+from tests.oracle.chain.test_deployment import VALID as VALID_DEPLOYMENT
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,3 +109,15 @@ def test_settings_defaults_match_the_devnet_in_ape_config() -> None:
     settings = Settings()
     assert devnet["chain_id"] == settings.chain_id
     assert config["node"]["ethereum"]["devnet"]["uri"] == settings.rpc_url
+
+
+def test_api_serves_until_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "deployment.json").write_text(json.dumps(VALID_DEPLOYMENT))
+
+    def health() -> None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/openapi.json", timeout=5) as response:
+            assert json.load(response)["info"]["title"] == "histochain query API"
+
+    output = run_until_ready(["api"], tmp_path, {"HISTOCHAIN_API_PORT": str(port)}, health)
+    assert f"query API  http://127.0.0.1:{port}" in output

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from PIL import Image
 from pydantic import SecretStr
 from web3 import AsyncHTTPProvider, AsyncWeb3
@@ -582,3 +583,50 @@ async def test_without_a_websocket_the_listener_polls_through_the_rpc_that_answe
     assert await stack.registry.status(image_id) == Status.CLASSIFIED
     assert 'histochain_listener_wakeups_total{source="poll"}' in metrics
     assert 'source="websocket"' not in metrics
+
+
+async def test_the_owner_reads_from_the_api_a_document_that_hashes_to_the_chain(stack: Stack):
+    """Daemon → SQLite → `histochain api` → the patient's signed-in read, checked against the chain."""
+    from oracle.api.app import ApiConfig, create_app
+    from oracle.api.auth import AuthConfig
+    from oracle.store.db import Database
+    from tests.oracle.api.conftest import serve
+
+    rng = np.random.default_rng(23)
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(stack.settings, stop))
+    try:
+        image_id = await register(stack, png(rng, malignant=True), 3)
+        await until_settled(stack, [image_id])
+        await until_jobs_settled([stack.settings.data_dir / "oracle.db"], [image_id])
+    finally:
+        stop.set()
+        await daemon
+
+    db = Database(stack.settings.database)
+    auth_config = AuthConfig(
+        "localhost:8000", "http://localhost:8000", stack.deployment.chain_id, stack.deployment.address
+    )
+    runner, api = await serve(create_app(db, ApiConfig(), auth_config))
+    Account.enable_unaudited_hdwallet_features()
+    patient = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path="m/44'/60'/0'/0/3")
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(api + "/v1/auth/nonce", json={"address": patient.address}) as r:
+                message = (await r.json())["message"]
+            signature = "0x" + patient.sign_message(encode_defunct(text=message)).signature.hex()
+            async with http.post(
+                api + "/v1/auth/verify", json={"message": message, "signature": signature}
+            ) as r:
+                token = (await r.json())["token"]
+            async with http.get(
+                f"{api}/v1/images/{image_id}/document", headers={"Authorization": f"Bearer {token}"}
+            ) as r:
+                assert r.status == 200
+                served = await r.json()
+    finally:
+        await runner.cleanup()
+        await db.close()
+    on_chain = (await stack.registry.contract.functions.getImage(bytes.fromhex(image_id[2:])).call())[3]
+    assert verify(served["document"], bytes(on_chain))
+    assert served["document"]["image_id"] == image_id

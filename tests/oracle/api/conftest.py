@@ -11,6 +11,7 @@ from aiohttp import web
 from eth_utils.crypto import keccak
 
 from oracle.api.app import ApiConfig, create_app
+from oracle.api.auth import AuthConfig
 from oracle.ipfs.cid import raw_cid
 from oracle.store.db import Database
 from oracle.store.models import Job, JobState, Outcome
@@ -79,7 +80,12 @@ def threaded_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         db = Database(f"sqlite+aiosqlite:///{path}")
         await db.start()
         await seed(db, [job(i) for i in range(5)] + [job(9, OTHER, JobState.QUEUED)])
-        runner, url = await serve(create_app(db, ApiConfig(rate_per_second=1000, rate_burst=1000)))
+        auth_config = AuthConfig(
+            "localhost:8000", "http://localhost:8000", 313370, "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+        )
+        runner, url = await serve(
+            create_app(db, ApiConfig(rate_per_second=1000, rate_burst=1000), auth_config)
+        )
         state.update(db=db, runner=runner, url=url)
 
     def run() -> None:

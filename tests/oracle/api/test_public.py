@@ -50,8 +50,8 @@ async def test_unfinished_images_show_no_result_hash(api: str, database: Databas
     [
         ("0x" + "00" * 32, 404, "image_not_found"),
         ("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", 404, "image_not_found"),
-        ("not-a-cid", 404, "invalid_reference"),
-        ("0x1234", 404, "invalid_reference"),
+        ("not-a-cid", 400, "invalid_reference"),
+        ("0x1234", 400, "invalid_reference"),
     ],
 )
 async def test_image_errors_have_stable_codes(api: str, ref: str, status: int, code: str):

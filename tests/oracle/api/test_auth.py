@@ -1,0 +1,243 @@
+"""Documents only for their owner and granted viewers: SIWE sign-in and EIP-712 grants, with real
+signatures (eth-account)."""
+
+import secrets
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct, encode_typed_data
+from eth_account.signers.local import LocalAccount
+from siwe import SiweMessage
+
+from oracle.api import auth
+from oracle.api.app import ApiConfig, create_app
+from oracle.document import verify
+from oracle.store.db import Database
+from tests.oracle.api.conftest import job, seed, serve
+
+AUTH = auth.AuthConfig(
+    domain="localhost:8000",
+    uri="http://localhost:8000",
+    chain_id=313370,
+    registry="0x5FbDB2315678afecb367f032d93F642f64180aa3",
+)
+OWNER_KEY = Account.create()
+VIEWER_KEY = Account.create()
+STRANGER_KEY = Account.create()
+
+
+@pytest.fixture
+async def api(database: Database) -> AsyncIterator[str]:
+    config = ApiConfig(rate_per_second=10_000, rate_burst=10_000)
+    runner, url = await serve(create_app(database, config, AUTH))
+    yield url
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def image(database: Database) -> str:
+    record = job(1, owner=OWNER_KEY.address)
+    record.document = {"label": "malignant", "salt": "0x" + "11" * 32}
+    from oracle.jcs import commitment
+
+    record.result_hash = "0x" + commitment(record.document).hex()
+    await seed(database, [record, job(2, owner=OWNER_KEY.address)])
+    return record.image_id
+
+
+async def post(url: str, body: Any, token: str | None = None) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as s, s.post(url, json=body, headers=headers) as r:
+        return r.status, await r.json()
+
+
+async def get(url: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as s, s.get(url, headers=headers) as r:
+        return r.status, await r.json()
+
+
+def sign_text(account: LocalAccount, text: str) -> str:
+    return "0x" + account.sign_message(encode_defunct(text=text)).signature.hex()
+
+
+async def sign_in(api: str, account: LocalAccount) -> str:
+    status, issued = await post(api + "/v1/auth/nonce", {"address": account.address})
+    assert status == 200
+    status, session = await post(
+        api + "/v1/auth/verify",
+        {"message": issued["message"], "signature": sign_text(account, issued["message"])},
+    )
+    assert status == 200, session
+    assert session["address"] == account.address
+    return str(session["token"])
+
+
+def typed(primary: str, message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "types": {"EIP712Domain": auth._domain_types(), primary: auth.GRANT_TYPES[primary]},
+        "primaryType": primary,
+        "domain": AUTH.eip712_domain(),
+        "message": message,
+    }
+
+
+def signed_grant(owner: LocalAccount, viewer: str, image_id: str, expiry: int) -> dict[str, Any]:
+    grant = {
+        "owner": owner.address,
+        "viewer": viewer,
+        "imageId": image_id,
+        "expiry": expiry,
+        "nonce": "0x" + secrets.token_hex(32),
+    }
+    signature = owner.sign_message(encode_typed_data(full_message=typed("Grant", grant))).signature.hex()
+    return {"grant": grant, "signature": "0x" + signature}
+
+
+def in_an_hour() -> int:
+    return int((auth.now() + timedelta(hours=1)).timestamp())
+
+
+async def test_the_owner_reads_a_document_that_hashes_to_its_commitment(api: str, image: str):
+    token = await sign_in(api, OWNER_KEY)
+    status, body = await get(f"{api}/v1/images/{image}/document", token)
+    assert status == 200
+    assert verify(body["document"], bytes.fromhex(body["result_hash"][2:]))
+
+
+async def test_others_get_403_and_anonymous_401(api: str, image: str):
+    assert (await get(f"{api}/v1/images/{image}/document", await sign_in(api, STRANGER_KEY)))[0] == 403
+    assert (await get(f"{api}/v1/images/{image}/document"))[1]["error"]["code"] == "unauthorized"
+    assert (await get(f"{api}/v1/images/{image}/document", "forged-token"))[1]["error"][
+        "code"
+    ] == "session_expired"
+
+
+async def test_a_granted_viewer_reads_until_revocation(api: str, image: str):
+    viewer = await sign_in(api, VIEWER_KEY)
+    assert (await get(f"{api}/v1/images/{image}/document", viewer))[0] == 403
+    grant = signed_grant(OWNER_KEY, VIEWER_KEY.address, image, in_an_hour())
+    assert (await post(api + "/v1/grants", grant))[0] == 201
+    assert (await get(f"{api}/v1/images/{image}/document", viewer))[0] == 200
+
+    revocation = {"owner": OWNER_KEY.address, "nonce": grant["grant"]["nonce"]}
+    forged = (
+        "0x"
+        + VIEWER_KEY.sign_message(
+            encode_typed_data(full_message=typed("Revocation", revocation))
+        ).signature.hex()
+    )
+    assert (await post(api + "/v1/grants/revoke", {"revocation": revocation, "signature": forged}))[0] == 403
+    signature = (
+        "0x"
+        + OWNER_KEY.sign_message(
+            encode_typed_data(full_message=typed("Revocation", revocation))
+        ).signature.hex()
+    )
+    assert (await post(api + "/v1/grants/revoke", {"revocation": revocation, "signature": signature}))[
+        0
+    ] == 200
+    assert (await get(f"{api}/v1/images/{image}/document", viewer))[0] == 403
+    assert (await post(api + "/v1/grants/revoke", {"revocation": revocation, "signature": signature}))[
+        0
+    ] == 404
+
+
+async def test_a_grant_for_all_images_ends_at_its_expiry(
+    api: str, image: str, monkeypatch: pytest.MonkeyPatch
+):
+    viewer = await sign_in(api, VIEWER_KEY)
+    assert (
+        await post(
+            api + "/v1/grants", signed_grant(OWNER_KEY, VIEWER_KEY.address, auth.ALL_IMAGES, in_an_hour())
+        )
+    )[0] == 201
+    assert (await get(f"{api}/v1/images/{image}/document", viewer))[0] == 200
+    later = auth.now() + timedelta(minutes=61)
+    monkeypatch.setattr(auth, "now", lambda: later)
+    assert (await get(f"{api}/v1/images/{image}/document", viewer))[0] == 401, "the session expired too"
+    fresh = await sign_in(api, VIEWER_KEY)
+    status, body = await get(f"{api}/v1/images/{image}/document", fresh)
+    assert (status, body["error"]["code"]) == (403, "forbidden"), "signed in again, but the grant has expired"
+
+
+async def test_grants_are_checked(api: str, image: str):
+    stranger_signed = signed_grant(STRANGER_KEY, VIEWER_KEY.address, image, in_an_hour())
+    stranger_signed["grant"]["owner"] = OWNER_KEY.address
+    assert (await post(api + "/v1/grants", stranger_signed))[1]["error"]["code"] == "not_signed_by_owner"
+    expired = signed_grant(OWNER_KEY, VIEWER_KEY.address, image, int(auth.now().timestamp()) - 1)
+    assert (await post(api + "/v1/grants", expired))[1]["error"]["code"] == "grant_expired"
+    grant = signed_grant(OWNER_KEY, VIEWER_KEY.address, image, in_an_hour())
+    assert (await post(api + "/v1/grants", grant))[0] == 201
+    assert (await post(api + "/v1/grants", grant))[0] == 409
+    for broken in (
+        {},
+        {"grant": {}, "signature": "0x"},
+        {"grant": grant["grant"] | {"imageId": "0x12"}, "signature": "0x00"},
+    ):
+        assert (await post(api + "/v1/grants", broken))[0] == 400
+
+
+async def siwe_for(api: str, account: LocalAccount, **changes: Any) -> tuple[str, str]:
+    _, issued = await post(api + "/v1/auth/nonce", {"address": account.address})
+    fields = SiweMessage.from_message(message=issued["message"]).model_dump() | changes
+    text = SiweMessage(**fields).prepare_message()
+    return text, sign_text(account, text)
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"domain": "evil.example"}, "invalid_signature"),
+        ({"chain_id": 1}, "wrong_chain"),
+        ({"nonce": "notissued123"}, "unknown_nonce"),
+    ],
+)
+async def test_sign_in_refuses_wrong_domain_chain_or_nonce(api: str, changes: dict[str, Any], code: str):
+    text, signature = await siwe_for(api, OWNER_KEY, **changes)
+    status, body = await post(api + "/v1/auth/verify", {"message": text, "signature": signature})
+    assert status == 401
+    assert body["error"]["code"] == code
+
+
+async def test_nonces_are_single_use(api: str):
+    text, signature = await siwe_for(api, OWNER_KEY)
+    assert (await post(api + "/v1/auth/verify", {"message": text, "signature": signature}))[0] == 200
+    status, body = await post(api + "/v1/auth/verify", {"message": text, "signature": signature})
+    assert (status, body["error"]["code"]) == (401, "nonce_used")
+
+
+async def test_tampered_signatures_and_messages_are_refused(api: str):
+    text, signature = await siwe_for(api, OWNER_KEY)
+    tampered = signature[:-4] + ("00" if signature[-4:-2] != "00" else "11") + signature[-2:]
+    assert (await post(api + "/v1/auth/verify", {"message": text, "signature": tampered}))[0] == 401
+    other_text, _ = await siwe_for(api, OWNER_KEY)
+    assert (await post(api + "/v1/auth/verify", {"message": other_text, "signature": signature}))[0] == 401
+    assert (await post(api + "/v1/auth/verify", {"message": "hello", "signature": signature}))[0] == 400
+
+
+async def test_expired_sign_in_messages_are_refused(api: str, monkeypatch: pytest.MonkeyPatch):
+    text, signature = await siwe_for(api, OWNER_KEY)
+    later = auth.now() + AUTH.nonce_ttl + timedelta(seconds=1)
+    monkeypatch.setattr(auth, "now", lambda: later)
+    assert (await post(api + "/v1/auth/verify", {"message": text, "signature": signature}))[0] == 401
+
+
+async def test_bodies_must_be_json_objects(api: str):
+    async with aiohttp.ClientSession() as s:
+        async with s.post(api + "/v1/auth/nonce", data="address=0x1") as r:
+            assert (r.status, (await r.json())["error"]["code"]) == (415, "unsupported_media_type")
+        async with s.post(
+            api + "/v1/auth/nonce", data="{", headers={"Content-Type": "application/json"}
+        ) as r:
+            assert (r.status, (await r.json())["error"]["code"]) == (400, "invalid_json")
+        async with s.post(api + "/v1/auth/nonce", json={"address": "0x1"}) as r:
+            assert (r.status, (await r.json())["error"]["code"]) == (400, "invalid_address")
+        async with s.post(
+            api + "/v1/grants", data=b"{" + b" " * 70_000 + b"}", headers={"Content-Type": "application/json"}
+        ) as r:
+            assert (r.status, (await r.json())["error"]["code"]) == (413, "body_too_large")
