@@ -191,8 +191,15 @@ def public(job: Job) -> dict[str, Any]:
 
 
 async def image(request: web.Request) -> web.Response:
-    job = await find_job(request.app[DB], request.match_info["ref"])
-    return web.json_response(public(job) | {"document": None})
+    """The public record; with a session of the owner or a granted viewer, the document too."""
+    db = request.app[DB]
+    job = await find_job(db, request.match_info["ref"])
+    document = None
+    if AUTH in request.app and "Authorization" in request.headers:
+        reader = await auth.authenticated(request, db)
+        if job.state == JobState.CONFIRMED and await auth.may_read(db, reader, job):
+            document = job.document
+    return web.json_response(public(job) | {"document": document})
 
 
 def _checksum(address: str) -> str:

@@ -241,3 +241,14 @@ async def test_bodies_must_be_json_objects(api: str):
             api + "/v1/grants", data=b"{" + b" " * 70_000 + b"}", headers={"Content-Type": "application/json"}
         ) as r:
             assert (r.status, (await r.json())["error"]["code"]) == (413, "body_too_large")
+
+
+async def test_the_image_record_carries_the_document_only_for_those_allowed(api: str, image: str):
+    owner = await sign_in(api, OWNER_KEY)
+    stranger = await sign_in(api, STRANGER_KEY)
+    assert (await get(f"{api}/v1/images/{image}"))[1]["document"] is None
+    assert (await get(f"{api}/v1/images/{image}", stranger))[1]["document"] is None
+    status, body = await get(f"{api}/v1/images/{image}", owner)
+    assert status == 200
+    assert verify(body["document"], bytes.fromhex(body["result_hash"][2:]))
+    assert (await get(f"{api}/v1/images/{image}", "stale-token"))[0] == 401
