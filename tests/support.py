@@ -13,14 +13,19 @@ def free_port() -> int:
         return port
 
 
-async def serve_gateway(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> tuple[web.AppRunner, str]:
-    """A real HTTP gateway on loopback answering GET /ipfs/{cid} with `handler`; returns (runner, URL)."""
-    app = web.Application()
-    app.router.add_get("/ipfs/{cid}", handler)
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """`app` on a real loopback port; returns (runner, base URL)."""
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, f"http://127.0.0.1:{port}"
+
+
+async def serve_gateway(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> tuple[web.AppRunner, str]:
+    """A test gateway answering GET /ipfs/{cid} with `handler`."""
+    app = web.Application()
+    app.router.add_get("/ipfs/{cid}", handler)
+    return await serve(app)

@@ -590,7 +590,7 @@ async def test_the_owner_reads_from_the_api_a_document_that_hashes_to_the_chain(
     from oracle.api.app import ApiConfig, create_app
     from oracle.api.auth import AuthConfig
     from oracle.store.db import Database
-    from tests.oracle.api.conftest import serve
+    from tests.support import serve
 
     rng = np.random.default_rng(23)
     stop = asyncio.Event()

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from eth_utils.crypto import keccak
 
 from oracle.api.app import ApiConfig, create_app
@@ -15,7 +14,7 @@ from oracle.api.auth import AuthConfig
 from oracle.ipfs.cid import raw_cid
 from oracle.store.db import Database
 from oracle.store.models import Job, JobState, Outcome
-from tests.support import free_port
+from tests.support import serve
 
 OWNER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 OTHER = "0x90F79bf6EB2c4f870365E477b33224a9DeDc7c19"
@@ -50,14 +49,6 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
     await db.start()
     yield db
     await db.close()
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

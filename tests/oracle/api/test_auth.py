@@ -17,7 +17,8 @@ from oracle.api import auth
 from oracle.api.app import ApiConfig, create_app
 from oracle.document import verify
 from oracle.store.db import Database
-from tests.oracle.api.conftest import job, seed, serve
+from tests.oracle.api.conftest import job, seed
+from tests.support import serve
 
 AUTH = auth.AuthConfig(
     domain="localhost:8000",

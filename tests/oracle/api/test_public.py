@@ -13,7 +13,8 @@ from oracle.ml import checkpoint
 from oracle.ml.models import build, spec
 from oracle.store.db import Database
 from oracle.store.models import JobState
-from tests.oracle.api.conftest import OTHER, OWNER, job, seed, serve
+from tests.oracle.api.conftest import OTHER, OWNER, job, seed
+from tests.support import serve
 
 
 async def get(url: str, **kw: object) -> tuple[int, dict]:
