@@ -11,7 +11,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC
 from typing import Any
 
@@ -502,16 +502,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
     account = load_signer(settings, await w3.eth.chain_id)
     catalog = ModelCatalog(settings.models_path, resolve_device(settings.device))
     tuning = Tuning(
-        confirmations=settings.confirmations,
-        log_chunk_blocks=settings.log_chunk_blocks,
-        poll_interval=settings.poll_interval,
-        reorg_depth=settings.reorg_depth,
-        fetch_concurrency=settings.fetch_concurrency,
-        classify_batch=settings.classify_batch,
-        classify_wait=settings.classify_wait,
-        submit_batch=settings.submit_batch,
-        submit_wait=settings.submit_wait,
-        max_image_pixels=settings.max_image_pixels,
+        **{f.name: getattr(settings, f.name) for f in fields(Tuning) if f.name in Settings.model_fields}
     )
     db = Database(settings.database)
     await db.start()

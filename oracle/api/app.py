@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 from sqlalchemy import and_, or_, select
 
@@ -202,12 +201,6 @@ async def image(request: web.Request) -> web.Response:
     return web.json_response(public(job) | {"document": document})
 
 
-def _checksum(address: str) -> str:
-    if not is_address(address):
-        raise ApiError(400, "invalid_address", f"not an Ethereum address: {address}")
-    return to_checksum_address(address)
-
-
 def _query_int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     text = query.get(name, str(default))
     if not text.isdigit() or not low <= int(text) <= high:
@@ -217,7 +210,7 @@ def _query_int(query: Mapping[str, str], name: str, default: int, low: int, high
 
 async def owner_images(request: web.Request) -> web.Response:
     """Oldest first, `limit` per page; `cursor` is the `next_cursor` of the previous page."""
-    owner = _checksum(request.match_info["address"])
+    owner = auth.checksum(request.match_info["address"])
     limit = _query_int(request.query, "limit", 20, 1, PAGE_LIMIT)
     query = select(Job).where(Job.owner == owner)
     state = request.query.get("state")

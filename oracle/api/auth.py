@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, update
 
 from oracle.api.errors import ApiError
 from oracle.store.db import Database
-from oracle.store.models import ApiSession, AuthNonce, Grant, Job
+from oracle.store.models import ApiSession, AuthNonce, Grant, Job, now
 
 ALL_IMAGES = "0x" + "00" * 32
 GRANT_TYPES = {
@@ -50,10 +50,6 @@ class AuthConfig:
             "chainId": self.chain_id,
             "verifyingContract": self.registry,
         }
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _utc(moment: datetime) -> datetime:

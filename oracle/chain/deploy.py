@@ -7,13 +7,13 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from web3 import HTTPProvider, Web3
 
+from oracle import REPO_ROOT
 from oracle.chain.deployment import DeployedModel, Deployment
 from oracle.errors import HistochainError
 from oracle.ipfs.cid import raw_cid
 from oracle.jcs import canonical
 from oracle.ml.card import ModelCard
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEV_REQUEST_TIMEOUT = 3600
 
 

@@ -7,10 +7,10 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from oracle import REPO_ROOT
 from oracle.dev.process import ManagedProcess
 from oracle.errors import ToolchainError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_SCRIPT = REPO_ROOT / "tools" / "ipfs-node.mjs"
 
 

@@ -43,10 +43,14 @@ def _train_options(f: click.decorators.FC) -> click.decorators.FC:
     return f
 
 
+def _magnification(value: object) -> int | None:
+    """The --magnification choice: `all`, or one of BreakHis's magnifications."""
+    return None if value == "all" else int(str(value))
+
+
 def _config_fields(kw: dict[str, object]) -> dict[str, object]:
-    magnification = kw.pop("magnification")
     return kw | {
-        "magnification": None if magnification == "all" else int(str(magnification)),
+        "magnification": _magnification(kw.pop("magnification")),
         "proportions": PAPER_PROPORTIONS,
     }
 
@@ -113,8 +117,7 @@ def evaluate_command(
     """ROC-AUC, accuracy, loss, precision, recall, F1 with bootstrap 95 % CIs, per image and per patient."""
     from oracle.ml.evaluate import evaluate, table
 
-    mag = None if magnification == "all" else int(magnification)
-    report = evaluate(checkpoint, data, part, mag, bootstrap, device)  # type: ignore[arg-type]
+    report = evaluate(checkpoint, data, part, _magnification(magnification), bootstrap, device)  # type: ignore[arg-type]
     click.echo(table(report))
     if json_out:
         json_out.write_text(json.dumps(report, indent=2) + "\n")
