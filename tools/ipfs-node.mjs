@@ -264,6 +264,10 @@ const server = createServer(async (req, res) => {
   }
 });
 
+// Longer than clients' idle pools (aiohttp keeps connections 15 s), so the node is rarely the side
+// that closes a connection a client is about to reuse.
+server.keepAliveTimeout = 65_000;
+
 server.listen(Number(args.port), args.host, () => {
   const { address, port } = server.address();
   console.log(`ipfs node listening on http://${address}:${port}`);

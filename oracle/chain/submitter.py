@@ -6,7 +6,6 @@ moment. A nonce cached across sends goes stale when a reorg drops the signer's m
 transactions, and a gapped nonce then waits in the mempool forever."""
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 from web3.logs import DISCARD
 
+from oracle.backoff import pause
 from oracle.chain.registry import ChainError, Registry, hex32
 
 
@@ -74,7 +74,7 @@ class Submitter:
                     if "nonce" not in str(exc).lower():
                         raise ChainError(f"transaction refused: {exc}") from exc
                     last = exc
-                await asyncio.sleep(random.uniform(0, min(8.0, 0.25 * 2**attempt)))  # noqa: S311
+                await pause(attempt)
             raise ChainError(f"transaction not sent after {self.attempts} attempts: {last}")
 
     async def _send_once(self, call: Any, on_signed: OnSigned | None) -> Sent:

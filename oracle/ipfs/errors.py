@@ -34,3 +34,7 @@ class ContentMismatch(IpfsError):
 
 class PinningError(IpfsError):
     """An upload was refused or answered with something that is not a pin result."""
+
+
+class TransientAnswer(IpfsError):
+    """A 5xx, 408 or 429: worth asking again; never leaves a retry loop."""

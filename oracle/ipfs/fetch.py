@@ -6,16 +6,22 @@ connection errors and 5xx are retried with exponential backoff and full jitter; 
 with a byte cap.
 """
 
-import asyncio
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
 from multiformats import CID
 
+from oracle.backoff import pause
 from oracle.ipfs import cid as cids
-from oracle.ipfs.errors import CidError, ContentNotFound, ContentTooLarge, GatewayUnavailable, IpfsError
+from oracle.ipfs.errors import (
+    CidError,
+    ContentNotFound,
+    ContentTooLarge,
+    GatewayUnavailable,
+    IpfsError,
+    TransientAnswer,
+)
 from oracle.ipfs.verify import verify_car, verify_raw
 
 CAR_OVERHEAD = 1.05  # block framing and dag-pb nodes on top of the file's bytes
@@ -60,10 +66,10 @@ class GatewayFetcher:
                 except ContentNotFound as exc:
                     not_found += 1
                     failures.append(f"{gateway}: {exc}")
-                except (TimeoutError, aiohttp.ClientError, _Transient) as exc:
+                except (TimeoutError, aiohttp.ClientError, TransientAnswer) as exc:
                     failures.append(f"{gateway}: {type(exc).__name__}: {exc}")
             if attempt + 1 < self.attempts:
-                await asyncio.sleep(random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt)))  # noqa: S311
+                await pause(attempt, self.backoff, self.max_backoff)
         last = "; ".join(failures[-len(self.gateways) :])
         if not_found == len(self.gateways):
             raise ContentNotFound(f"{cid}: not found on any gateway after {self.attempts} attempts ({last})")
@@ -80,7 +86,7 @@ class GatewayFetcher:
             if response.status == 400:
                 raise CidError(f"{gateway} refused {cid}: {await response.text()}")
             if response.status >= 500 or response.status in (408, 429):
-                raise _Transient(f"HTTP {response.status}")
+                raise TransientAnswer(f"HTTP {response.status}")
             if response.status != 200:
                 raise IpfsError(f"{gateway} answered HTTP {response.status} for {cid}")
             declared = response.content_length
@@ -92,7 +98,3 @@ class GatewayFetcher:
                 if len(body) > limit:
                     raise ContentTooLarge(f"{cid}: more than {self.max_bytes} bytes")
         return verify_raw(cid, bytes(body)) if raw else verify_car(cid, bytes(body), self.max_bytes)
-
-
-class _Transient(Exception):
-    """A gateway answer worth retrying."""

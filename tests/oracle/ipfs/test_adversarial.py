@@ -14,7 +14,13 @@ from multiformats import varint
 
 from oracle.dev.ipfs import IpfsNode
 from oracle.ipfs import cid as cids
-from oracle.ipfs.errors import ContentMismatch, ContentNotFound, ContentTooLarge, GatewayUnavailable
+from oracle.ipfs.errors import (
+    ContentMismatch,
+    ContentNotFound,
+    ContentTooLarge,
+    GatewayUnavailable,
+    PinningError,
+)
 from oracle.ipfs.fetch import GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
 from tests.support import serve_gateway
@@ -188,3 +194,48 @@ async def test_everywhere_404_is_not_found(hostile, make_fetcher, ipfs_node):
     missing = cids.raw_cid(b"never uploaded")
     with pytest.raises(ContentNotFound, match="not found on any gateway"):
         await make_fetcher(url, ipfs_node.url).fetch(missing)
+
+
+class DroppingProxy:
+    """A TCP proxy to the node that hangs up on the first `drop` connections as they arrive,
+    as a server closing an idle keep-alive connection does while a request goes out."""
+
+    def __init__(self, upstream_port: int, drop: int) -> None:
+        self.upstream_port, self.drop, self.connections = upstream_port, drop, 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        if self.connections <= self.drop:
+            await reader.read(1)
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while chunk := await src.read(1 << 16):
+                dst.write(chunk)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+
+async def test_pinning_retries_a_dropped_connection(ipfs_node):
+    proxy = DroppingProxy(int(ipfs_node.url.rsplit(":", 1)[1]), drop=2)
+    server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    data = os.urandom(3000)
+    try:
+        async with aiohttp.ClientSession() as session:
+            pin = await PinataClient(session, ipfs_node.token, url).pin_file(data, "a")
+        assert pin.cid == cids.raw_cid(data)
+        assert proxy.connections == 3
+
+        proxy.connections, proxy.drop = 0, 10
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(PinningError, match="failed after 2 attempts"):
+                await PinataClient(session, ipfs_node.token, url, attempts=2).pin_file(data, "a")
+        assert proxy.connections == 2
+    finally:
+        server.close()
+        await server.wait_closed()
