@@ -6,11 +6,11 @@ import json
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from oracle.dev.anvil import ANVIL_TEST_MNEMONIC
+from oracle.dev.anvil import dev_account
 from oracle.errors import ConfigError
 from oracle.settings import Settings
 
-DEV_ORACLE_ACCOUNT_PATH = "m/44'/60'/0'/0/1"
+DEV_ORACLE_ACCOUNT = 1
 
 
 def load_signer(settings: Settings, chain_id: int) -> LocalAccount:
@@ -33,11 +33,7 @@ def load_signer(settings: Settings, chain_id: int) -> LocalAccount:
         keystore_account: LocalAccount = Account.from_key(key)
         return keystore_account
     if chain_id == settings.chain_id:
-        Account.enable_unaudited_hdwallet_features()
-        dev_account: LocalAccount = Account.from_mnemonic(
-            ANVIL_TEST_MNEMONIC, account_path=DEV_ORACLE_ACCOUNT_PATH
-        )
-        return dev_account
+        return dev_account(DEV_ORACLE_ACCOUNT)
     raise ConfigError(
         f"no signer for chain {chain_id}: set HISTOCHAIN_ORACLE_PRIVATE_KEY or HISTOCHAIN_ORACLE_KEYSTORE"
     )

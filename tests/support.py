@@ -1,9 +1,19 @@
 """Small helpers the suites share."""
 
+import io
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import numpy as np
 from aiohttp import web
+
+from oracle.dev.ipfs import IpfsNode
+from oracle.ml.card import ModelCard
+from oracle.ml.data.synth import PatientStyle, synth_image, synthesize
+from oracle.ml.train import TrainConfig, train
+
+MAX_UPLOAD = 12 << 20
 
 
 def free_port() -> int:
@@ -29,3 +39,25 @@ async def serve_gateway(
     app = web.Application()
     app.router.add_get("/ipfs/{cid}", handler)
     return await serve(app)
+
+
+def make_node(data_dir: Path, token: str, port: int | None = None) -> IpfsNode:
+    """The real local IPFS node (tools/ipfs-node.mjs) on a free port, content under `data_dir`."""
+    return IpfsNode("127.0.0.1", port or free_port(), data_dir, token, data_dir / "node.log", MAX_UPLOAD)
+
+
+def tiny_checkpoint(data: Path, models: Path) -> ModelCard:
+    """A basecnn trained for one epoch on 24 synthetic images: a real checkpoint in seconds."""
+    synthesize(data, 24, 1, seed=3, progress=False)
+    return train(
+        TrainConfig(
+            model="basecnn", data=data, out=models / "basecnn", epochs=1, image_size=32, progress=False
+        )
+    )
+
+
+def png(rng: np.random.Generator, malignant: bool) -> bytes:
+    """One synthetic H&E-like image (700 by 460) as PNG bytes."""
+    buffer = io.BytesIO()
+    synth_image(rng, malignant, PatientStyle.draw(rng)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,9 +1,12 @@
 """The dev chain: an anvil process with its state kept on disk between runs."""
 
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import HTTPProvider, Web3
 
 from oracle.dev.process import ManagedProcess, ProcessStartError
@@ -11,6 +14,15 @@ from oracle.errors import ToolchainError
 
 # anvil's well-known test mnemonic: its accounts are public dev keys, never for real funds.
 ANVIL_TEST_MNEMONIC = "test test test test test test test test test test test junk"
+
+RPC_METHOD = re.compile(r"^\s*(eth|net|web3|anvil|evm|debug|trace|txpool|ots)_\w+\s*$")
+
+
+def dev_account(index: int) -> LocalAccount:
+    """Anvil's test account `index` (0 administers the dev deployment, 1 is its oracle)."""
+    Account.enable_unaudited_hdwallet_features()
+    account: LocalAccount = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return account
 
 
 class Anvil(ManagedProcess):
@@ -35,6 +47,10 @@ class Anvil(ManagedProcess):
             "--mnemonic", ANVIL_TEST_MNEMONIC,
             "--state", str(self.state_file),
         ]  # fmt: skip
+
+    def quiet(self, line: str) -> bool:
+        """anvil prints the name of every JSON-RPC method it serves: the oracle's polling."""
+        return super().quiet(line) or RPC_METHOD.match(line) is not None
 
     def probe(self) -> bool:
         answered = Web3(HTTPProvider(self.url, request_kwargs={"timeout": 2})).eth.chain_id

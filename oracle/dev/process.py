@@ -1,13 +1,14 @@
-"""A child process of the dev stack: started with its log in a file, ready when a probe says so,
-stopped with SIGTERM (then SIGKILL)."""
+"""A child process of the dev stack: started with its log in a file (and, when asked, its lines
+echoed with its name in front), ready when a probe says so, stopped with SIGTERM (then SIGKILL)."""
 
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import IO, Self
 
 from oracle.errors import HistochainError
 
@@ -44,6 +45,10 @@ class ManagedProcess:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
     def command(self) -> Sequence[str]:
         raise NotImplementedError
 
@@ -54,15 +59,41 @@ class ManagedProcess:
     def environment(self) -> dict[str, str] | None:
         return None
 
-    def start(self, timeout: float = 30.0) -> None:
+    def quiet(self, line: str) -> bool:
+        """Lines kept out of the console (they still reach the log file)."""
+        return not line.strip()
+
+    @property
+    def exit_code(self) -> int | None:
+        """None while running (or never started), else how it ended."""
+        return None if self._proc is None else self._proc.poll()
+
+    def start(self, timeout: float = 30.0, echo: Callable[[str], None] | None = None) -> None:
+        """`echo`, when given, receives each output line as "name | line" besides the log file."""
         ensure_port_free(self.host, self.port)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         command = list(self.command())
-        with self.log_file.open("ab") as log:
+        if echo is None:
+            with self.log_file.open("ab") as log:
+                self._proc = subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, env=self.environment()
+                )
+        else:
             self._proc = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=self.environment()
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.environment()
             )
+            assert self._proc.stdout is not None
+            threading.Thread(target=self._relay, args=(self._proc.stdout, echo), daemon=True).start()
         self._wait_ready(timeout)
+
+    def _relay(self, stream: IO[bytes], echo: Callable[[str], None]) -> None:
+        with self.log_file.open("ab") as log:
+            for raw in iter(stream.readline, b""):
+                log.write(raw)
+                log.flush()
+                line = raw.decode(errors="replace").rstrip()
+                if not self.quiet(line):
+                    echo(f"{self.name:>6} | {line}")
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -1,5 +1,5 @@
-"""The long-running verbs as a user runs them: `dev up` (a real anvil, a real deployment) and
-`ipfs serve` (the real node), each stopped with Ctrl-C and started again."""
+"""The long-running verbs as a user runs them: `ipfs serve` (the real node) and `api`, each
+stopped with Ctrl-C. `dev up`, which runs them all, has its own suite (tests/e2e/test_dev_stack.py)."""
 
 import asyncio
 import json
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import aiohttp
 import yaml
-from web3 import HTTPProvider, Web3
 
 from oracle.ipfs.fetch import GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
@@ -42,13 +41,6 @@ def run_until_ready(args: list[str], data_dir: Path, env: dict[str, str], check:
         rest, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, rest
     return "".join(lines) + rest
-
-
-def run_dev_up(data_dir: Path, port: int) -> str:
-    def chain_answers() -> None:
-        assert Web3(HTTPProvider(f"http://127.0.0.1:{port}")).eth.chain_id == Settings().chain_id
-
-    return run_until_ready(["dev", "up"], data_dir, {"HISTOCHAIN_CHAIN_PORT": str(port)}, chain_answers)
 
 
 def test_ipfs_serve_accepts_uploads_with_the_dev_token_and_keeps_them(tmp_path: Path) -> None:
@@ -81,26 +73,6 @@ def test_ipfs_serve_accepts_uploads_with_the_dev_token_and_keeps_them(tmp_path: 
 
     run_until_ready(["ipfs", "serve"], tmp_path, {"HISTOCHAIN_IPFS_PORT": str(port)}, fetch)
     assert (tmp_path / "ipfs").is_dir()
-
-
-def test_dev_up_deploys_once_and_reuses_the_deployment_after_a_restart(tmp_path: Path) -> None:
-    port = free_port()
-    first = run_dev_up(tmp_path, port)
-    assert f"http://127.0.0.1:{port}  (chain id 313370)" in first
-    assert "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266" in first
-    deployment = json.loads((tmp_path / "deployment.json").read_text())
-    assert f"registry   {deployment['address']}  (deployed;" in first
-    assert "chain state saved" in first
-
-    second = run_dev_up(tmp_path, port)
-    assert f"registry   {deployment['address']}  (reused;" in second
-
-
-def test_dev_up_redeploys_on_a_fresh_chain(tmp_path: Path) -> None:
-    port = free_port()
-    run_dev_up(tmp_path, port)
-    (tmp_path / "chain" / "state.json").unlink()
-    assert "(deployed;" in run_dev_up(tmp_path, port)
 
 
 def test_settings_defaults_match_the_devnet_in_ape_config() -> None:

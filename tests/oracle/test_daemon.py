@@ -20,7 +20,6 @@ import aiohttp
 import numpy as np
 import pytest
 from aiohttp import web
-from eth_account import Account
 from eth_account.messages import encode_defunct
 from PIL import Image
 from pydantic import SecretStr
@@ -31,18 +30,16 @@ from oracle.chain.deploy import deploy_on_devnet
 from oracle.chain.deployment import Deployment
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Registry, Status, hex32
-from oracle.dev.anvil import ANVIL_TEST_MNEMONIC, Anvil
+from oracle.dev.anvil import Anvil, dev_account
 from oracle.dev.ipfs import IpfsNode
 from oracle.document import verify
 from oracle.ipfs import cid as cids
 from oracle.ipfs.cid import raw_cid
 from oracle.ipfs.pinata import PinataClient
 from oracle.ml.card import ModelCard
-from oracle.ml.data.synth import PatientStyle, synth_image, synthesize
-from oracle.ml.train import TrainConfig, train
 from oracle.pipeline import run_daemon
 from oracle.settings import Settings
-from tests.support import free_port, serve_gateway
+from tests.support import free_port, png, serve_gateway, tiny_checkpoint
 
 IMAGES = 50
 PATIENT_ACCOUNTS = (2, 3, 4, 5)
@@ -50,15 +47,8 @@ PATIENT_ACCOUNTS = (2, 3, 4, 5)
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModelCard]:
-    data = tmp_path_factory.mktemp("synth")
-    synthesize(data, 24, 1, seed=3, progress=False)
     models = tmp_path_factory.mktemp("models")
-    card = train(
-        TrainConfig(
-            model="basecnn", data=data, out=models / "basecnn", epochs=1, image_size=32, progress=False
-        )
-    )
-    return models, card
+    return models, tiny_checkpoint(tmp_path_factory.mktemp("synth"), models)
 
 
 @dataclass
@@ -116,20 +106,13 @@ async def stack(
         )
 
 
-def png(rng: np.random.Generator, malignant: bool) -> bytes:
-    buffer = io.BytesIO()
-    synth_image(rng, malignant, PatientStyle.draw(rng)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 async def register(stack: Stack, data: bytes, patient: int) -> str:
     """As the page does: upload, then registerImage(cid, 0) signed by the patient's wallet."""
     return await send_registration(stack, (await stack.pinata.pin_file(data, "image.png", 1)).cid, patient)
 
 
 async def send_registration(stack: Stack, cid: str, patient: int) -> str:
-    Account.enable_unaudited_hdwallet_features()
-    account = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{patient}")
+    account = dev_account(patient)
     call = stack.registry.contract.functions.registerImage(cid, b"\x00" * 32)
     tx = await call.build_transaction(
         {
@@ -368,9 +351,8 @@ async def test_a_reorganised_registration_is_redone_in_the_new_chain(stack: Stac
 
 
 async def test_two_oracles_never_double_post(stack: Stack, tmp_path: Path):
-    Account.enable_unaudited_hdwallet_features()
-    admin = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path="m/44'/60'/0'/0/0")
-    rival = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path="m/44'/60'/0'/0/7")
+    admin = dev_account(0)
+    rival = dev_account(7)
     contract = stack.registry.contract
     grant = await contract.functions.grantRole(
         await contract.functions.ORACLE_ROLE().call(), rival.address
@@ -608,8 +590,7 @@ async def test_the_owner_reads_from_the_api_a_document_that_hashes_to_the_chain(
         "localhost:8000", "http://localhost:8000", stack.deployment.chain_id, stack.deployment.address
     )
     runner, api = await serve(create_app(db, ApiConfig(), auth_config))
-    Account.enable_unaudited_hdwallet_features()
-    patient = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path="m/44'/60'/0'/0/3")
+    patient = dev_account(3)
     try:
         async with aiohttp.ClientSession() as http:
             async with http.post(api + "/v1/auth/nonce", json={"address": patient.address}) as r:

@@ -11,7 +11,7 @@ import pytest
 from oracle.dev.ipfs import REPO_ROOT, IpfsNode
 from oracle.ipfs.fetch import GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
-from tests.oracle.conftest import MAX_UPLOAD
+from tests.support import MAX_UPLOAD
 
 SIZES = [0, 1, 256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1, 10 * 1024 * 1024]
 

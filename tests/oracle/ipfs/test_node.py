@@ -12,7 +12,7 @@ from oracle.dev.ipfs import IpfsNode
 from oracle.ipfs.errors import ContentNotFound, PinningError
 from oracle.ipfs.fetch import GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
-from tests.oracle.conftest import MAX_UPLOAD, make_node
+from tests.support import MAX_UPLOAD, make_node
 
 
 async def test_upload_needs_the_token(session: aiohttp.ClientSession, ipfs_node: IpfsNode):

@@ -1,0 +1,120 @@
+// The query API: Sign-In with Ethereum for a bearer token (kept in this tab's sessionStorage),
+// result documents, and EIP-712 grants that let a viewer read an owner's results.
+import { bytesToHex, zeroHash } from "viem";
+
+export const ALL_IMAGES = zeroHash;
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const GRANT_TYPES = {
+  Grant: [
+    { name: "owner", type: "address" },
+    { name: "viewer", type: "address" },
+    { name: "imageId", type: "bytes32" },
+    { name: "expiry", type: "uint64" },
+    { name: "nonce", type: "bytes32" },
+  ],
+  Revocation: [
+    { name: "owner", type: "address" },
+    { name: "nonce", type: "bytes32" },
+  ],
+};
+
+export class Api {
+  constructor(url, wallet, registryAddress) {
+    this.url = url;
+    this.wallet = wallet;
+    this.domain = { name: "histochain", version: "1", chainId: wallet.chain.id, verifyingContract: registryAddress };
+  }
+
+  async call(path, { method = "GET", body, token } = {}) {
+    const headers = {};
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let response;
+    try {
+      response = await fetch(`${this.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (err) {
+      throw new ApiError(0, "unreachable", `the query API at ${this.url} did not answer (${err.message})`);
+    }
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      throw new ApiError(response.status, data?.error?.code ?? "http_error", data?.error?.message ?? `HTTP ${response.status}`);
+    }
+    return data;
+  }
+
+  tokenKey() {
+    return `histochain:token:${this.wallet.account}`;
+  }
+
+  token() {
+    const saved = JSON.parse(sessionStorage.getItem(this.tokenKey()) ?? "null");
+    return saved && Date.parse(saved.expires_at) > Date.now() + 10_000 ? saved.token : null;
+  }
+
+  /** SIWE: the API words the message; the page checks it names this page before the wallet signs it. */
+  async signIn() {
+    const { message } = await this.call("/v1/auth/nonce", { method: "POST", body: { address: this.wallet.account } });
+    const domain = message.split("\n", 1)[0].replace(/ wants you to sign in with your Ethereum account:$/, "");
+    if (domain !== window.location.host) {
+      throw new ApiError(0, "wrong_domain", `the API asks to sign in for ${domain}, but this page is ${window.location.host}`);
+    }
+    const signature = await this.wallet.client.signMessage({ account: this.wallet.account, message });
+    const session = await this.call("/v1/auth/verify", { method: "POST", body: { message, signature } });
+    sessionStorage.setItem(this.tokenKey(), JSON.stringify(session));
+    return session.token;
+  }
+
+  publicRecord(imageId) {
+    return this.call(`/v1/images/${imageId}`);
+  }
+
+  async document(imageId) {
+    const token = this.token() ?? (await this.signIn());
+    try {
+      return await this.call(`/v1/images/${imageId}/document`, { token });
+    } catch (err) {
+      if (err.status !== 401) throw err;
+      sessionStorage.removeItem(this.tokenKey());
+      return this.call(`/v1/images/${imageId}/document`, { token: await this.signIn() });
+    }
+  }
+
+  async grant(viewer, imageId, expiry) {
+    const message = {
+      owner: this.wallet.account,
+      viewer,
+      imageId,
+      expiry,
+      nonce: bytesToHex(crypto.getRandomValues(new Uint8Array(32))),
+    };
+    const signature = await this.wallet.client.signTypedData({
+      account: this.wallet.account,
+      domain: this.domain,
+      types: { Grant: GRANT_TYPES.Grant },
+      primaryType: "Grant",
+      message,
+    });
+    await this.call("/v1/grants", { method: "POST", body: { grant: { ...message, expiry: Number(expiry) }, signature } });
+    return message;
+  }
+
+  async revoke(nonce) {
+    const message = { owner: this.wallet.account, nonce };
+    const signature = await this.wallet.client.signTypedData({
+      account: this.wallet.account,
+      domain: this.domain,
+      types: { Revocation: GRANT_TYPES.Revocation },
+      primaryType: "Revocation",
+      message,
+    });
+    return this.call("/v1/grants/revoke", { method: "POST", body: { revocation: message, signature } });
+  }
+}

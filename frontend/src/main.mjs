@@ -1,0 +1,498 @@
+// The page: wires the wallet, the IPFS upload, the registry and the query API to the DOM.
+import { formatEther, getAddress, isAddress, zeroHash } from "viem";
+import { ALL_IMAGES, Api } from "./api.mjs";
+import { loadConfig } from "./config.mjs";
+import { explain } from "./errors.mjs";
+import { FAILURE_REASONS, Registry, STATUS_NAMES, Status, imageIdOf } from "./registry.mjs";
+import { formatBytes, localCid, pin, readImage } from "./upload.mjs";
+import { matchesChain } from "./verify.mjs";
+import { Wallet, discoverWallets } from "./wallet.mjs";
+
+const $ = (id) => document.getElementById(id);
+const POLL_MS = 1000;
+const TOKEN_KEY = "histochain:ipfs-token";
+const PINATA_API = "https://api.pinata.cloud";
+
+const state = {
+  config: null,
+  wallets: () => [],
+  wallet: null,
+  registry: null,
+  api: null,
+  file: null,
+  shown: null,
+  watch: 0,
+  retry: null,
+};
+
+// ---- messages and steps
+
+function say(text, { action, label, tone = "error" } = {}) {
+  $("message").hidden = false;
+  $("message").dataset.tone = tone;
+  $("message-text").textContent = text;
+  const button = $("message-action");
+  button.hidden = !action;
+  button.textContent = label ?? "";
+  button.onclick = action ? () => { clearMessage(); action(); } : null;
+}
+
+function clearMessage() {
+  $("message").hidden = true;
+}
+
+function fail(err) {
+  console.error(err);
+  const { kind, message } = explain(err);
+  const ways = {
+    retry: state.retry && { action: state.retry, label: "Try again" },
+    network: { action: switchNetwork, label: "Switch network" },
+    upload: { action: () => $("file").click(), label: "Choose another file" },
+    api: state.retry && { action: state.retry, label: "Try again" },
+  };
+  say(message, ways[kind] ?? {});
+}
+
+function step(name, status, detail) {
+  const item = document.querySelector(`#steps [data-step="${name}"]`);
+  item.dataset.state = status;
+  item.dataset.detail = detail ?? "";
+  let note = item.querySelector(".detail");
+  if (!note) {
+    note = document.createElement("span");
+    note.className = "detail";
+    item.append(note);
+  }
+  note.textContent = detail ? ` ${detail}` : "";
+}
+
+function resetSteps(from = "cid") {
+  let reset = false;
+  for (const item of document.querySelectorAll("#steps li")) {
+    reset ||= item.dataset.step === from;
+    if (reset) step(item.dataset.step, "todo");
+  }
+}
+
+function shortHex(hex) {
+  return `${hex.slice(0, 10)}…${hex.slice(-6)}`;
+}
+
+function txLink(hash) {
+  const node = document.createElement(state.config.chain.explorer ? "a" : "code");
+  node.textContent = shortHex(hash);
+  node.title = hash;
+  if (state.config.chain.explorer) node.href = `${state.config.chain.explorer.replace(/\/$/, "")}/tx/${hash}`;
+  return node;
+}
+
+function when(seconds) {
+  return new Date(Number(seconds) * 1000).toLocaleString();
+}
+
+// ---- wallet
+
+function renderWalletChoice(wallets) {
+  const select = $("wallet-choice");
+  select.replaceChildren(...wallets.map((w) => new Option(w.info.name, w.info.uuid)));
+  select.hidden = $("wallet-choice-label").hidden = wallets.length < 2;
+}
+
+async function connect() {
+  state.retry = connect;
+  const wallets = state.wallets();
+  if (wallets.length === 0) {
+    say("No wallet found. Install MetaMask (or another EIP-6963 wallet) and reload this page.");
+    return;
+  }
+  const chosen = wallets.find((w) => w.info.uuid === $("wallet-choice").value) ?? wallets[0];
+  const wallet = new Wallet(chosen.provider, state.config.chain);
+  try {
+    await wallet.connect();
+  } catch (err) {
+    fail(err);
+    return;
+  }
+  state.wallet = wallet;
+  state.registry = new Registry(wallet, state.config);
+  state.api = new Api(state.config.apiUrl, wallet, state.config.registry.address);
+  wallet.on("chainChanged", () => checkNetwork());
+  wallet.on("accountsChanged", (accounts) => {
+    if (!accounts?.length) return window.location.reload();
+    wallet.account = getAddress(accounts[0]);
+    $("account").textContent = shortHex(wallet.account);
+    checkNetwork();
+  });
+  $("account").textContent = shortHex(wallet.account);
+  $("account").title = wallet.account;
+  $("connect").textContent = "Connected";
+  $("connect").disabled = true;
+  clearMessage();
+  await checkNetwork();
+}
+
+async function checkNetwork() {
+  const { wallet, config } = state;
+  const id = await wallet.chainId();
+  const right = id === config.chain.id;
+  $("network").textContent = right ? config.chain.name : `chain ${id}`;
+  $("network-banner").hidden = right;
+  $("network-text").textContent = right
+    ? ""
+    : `Your wallet is on chain ${id}; histochain runs on ${config.chain.name} (chain ${config.chain.id}).`;
+  updateRegisterButton();
+  if (right) await loadChainData();
+}
+
+async function switchNetwork() {
+  state.retry = switchNetwork;
+  try {
+    await state.wallet.switchChain();
+    await checkNetwork();
+  } catch (err) {
+    fail(err);
+  }
+}
+
+async function loadChainData() {
+  try {
+    const [models, fee] = await Promise.all([state.registry.models(), state.registry.fee()]);
+    state.fee = fee;
+    $("fee").textContent = fee === 0n ? "free on this chain" : `${formatEther(fee)} ETH`;
+    const select = $("model");
+    select.replaceChildren(...models.map((m) => new Option(m.isDefault ? `${m.name} (default)` : m.name, m.modelId)));
+    select.disabled = models.length === 0;
+    if (models.length === 0) say("No active model is registered on chain yet.");
+    await refreshMine();
+    if (state.file?.cid) await checkAlreadyRegistered(state.file.cid);
+  } catch (err) {
+    fail(err);
+  }
+  updateRegisterButton();
+}
+
+// ---- file and upload
+
+function updateRegisterButton() {
+  const ready = state.wallet && $("network-banner").hidden && state.file?.cid && !state.file.registered && !state.busy;
+  $("register").disabled = !ready;
+}
+
+async function chooseFile(file) {
+  clearMessage();
+  resetSteps();
+  state.file = null;
+  $("preview").hidden = true;
+  $("local-cid").textContent = "—";
+  updateRegisterButton();
+  if (!file) return;
+  try {
+    step("cid", "active");
+    const { bytes, type } = await readImage(file, state.config.maxUploadBytes);
+    const url = URL.createObjectURL(new Blob([bytes]));
+    $("preview-img").src = url;
+    $("preview-caption").textContent = `${file.name}, ${type}, ${formatBytes(bytes.length)}`;
+    $("preview").hidden = false;
+    const cid = await localCid(bytes);
+    state.file = { name: file.name, bytes, cid, registered: false };
+    $("local-cid").textContent = cid;
+    step("cid", "done", cid);
+    if (state.wallet && $("network-banner").hidden) await checkAlreadyRegistered(cid);
+  } catch (err) {
+    step("cid", "failed");
+    fail(err);
+  }
+  updateRegisterButton();
+}
+
+async function checkAlreadyRegistered(cid) {
+  const imageId = imageIdOf(cid);
+  const record = await state.registry.image(imageId);
+  state.file.registered = record.status !== Status.None;
+  if (state.file.registered) {
+    say("This image is already registered.", { action: () => show(imageId, cid), label: "Show it", tone: "info" });
+  }
+}
+
+function uploadToken() {
+  const typed = $("ipfs-token").value.trim();
+  if (typed) return typed;
+  if ($("ipfs-provider").value === "local" && state.config.ipfs.devToken) return state.config.ipfs.devToken;
+  return null;
+}
+
+function describeToken() {
+  const local = $("ipfs-provider").value === "local";
+  $("ipfs-token-hint").textContent = local && state.config.ipfs.devToken
+    ? "(optional: the local node's dev token is used when empty)"
+    : "(your Pinata JWT; kept in this browser only)";
+}
+
+async function uploadAndRegister() {
+  const file = state.file;
+  if (!file) return;
+  state.retry = uploadAndRegister;
+  state.busy = true;
+  updateRegisterButton();
+  clearMessage();
+  resetSteps("upload");
+  try {
+    const provider = $("ipfs-provider").value;
+    const token = uploadToken();
+    if (!token) {
+      step("upload", "failed");
+      say("Enter the upload token (your Pinata JWT) first.", { action: () => $("ipfs-token").focus(), label: "Enter token" });
+      return;
+    }
+    const apiUrl = provider === "pinata" && state.config.ipfs.provider !== "pinata" ? PINATA_API : state.config.ipfs.apiUrl;
+    step("upload", "active", provider === "pinata" ? "to Pinata" : "to the local IPFS node");
+    const answered = await pin(apiUrl, token, file.bytes, file.name);
+    if (answered !== file.cid) {
+      step("upload", "failed", `the service answered ${answered}`);
+      say(`The IPFS service answered CID ${answered}, but this browser computed ${file.cid}. Nothing was registered.`, {
+        action: uploadAndRegister,
+        label: "Try again",
+      });
+      return;
+    }
+    step("upload", "done", "CIDs match");
+
+    step("sign", "active");
+    const modelId = $("model").value || zeroHash;
+    const hash = await state.registry.register(file.cid, modelId, state.fee ?? 0n);
+    step("sign", "done", shortHex(hash));
+    step("mined", "active", "pending");
+    const receipt = await state.registry.receipt(hash);
+    if (receipt.status !== "success") throw new Error(`the transaction ${hash} reverted`);
+    step("mined", "done", `block ${receipt.blockNumber}`);
+    file.registered = true;
+    await refreshMine();
+    await show(imageIdOf(file.cid), file.cid);
+  } catch (err) {
+    const active = document.querySelector('#steps [data-state="active"]');
+    if (active) step(active.dataset.step, "failed");
+    fail(err);
+  } finally {
+    state.busy = false;
+    updateRegisterButton();
+  }
+}
+
+// ---- result
+
+function showStatus(text, status) {
+  $("result-status").textContent = text;
+  $("result-status").dataset.status = status;
+}
+
+/** Shows one image and follows it until its request ends. */
+async function show(imageId, cid) {
+  const watch = ++state.watch;
+  state.shown = { imageId, cid };
+  $("result").hidden = false;
+  $("result-cid").textContent = cid;
+  $("result-body").hidden = true;
+  $("read-result").hidden = true;
+  $("cancel").hidden = true;
+  for (const id of ["result-model", "result-oracle", "result-registered", "result-answered", "result-registration-tx", "result-tx", "result-hash"]) {
+    $(id).textContent = "—";
+  }
+  const registration = await state.registry.registrationLog(imageId);
+  if (registration) $("result-registration-tx").replaceChildren(txLink(registration.transactionHash));
+  while (watch === state.watch) {
+    const record = await state.registry.image(imageId);
+    $("result-registered").textContent = when(record.registeredAt);
+    $("result-model").textContent = state.registry.names.get(record.modelId.toLowerCase()) ?? record.modelId;
+    if (record.status === Status.Pending) {
+      step("oracle", "active");
+      const now = await state.registry.latestTimestamp();
+      if (now > record.deadline) {
+        showStatus("The oracle did not answer in time. You can cancel the request; the fee comes back to you.", "timed-out");
+        $("cancel").hidden = record.owner !== state.wallet.account;
+      } else {
+        showStatus("Waiting for the oracle…", "pending");
+      }
+    } else {
+      return settled(imageId, record);
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+async function settled(imageId, record) {
+  await refreshMine();
+  if (record.status === Status.Classified) {
+    step("oracle", "done");
+    step("result", "done");
+    showStatus("Classified. The result is committed on chain.", "classified");
+    $("result-hash").textContent = record.resultHash;
+    const log = await state.registry.resultLog(imageId);
+    if (log) {
+      $("result-tx").replaceChildren(txLink(log.transactionHash));
+      $("result-answered").textContent = when(await state.registry.blockTime(log.blockNumber));
+    }
+    $("read-result").hidden = false;
+    if (state.api.token()) await readResult();
+  } else if (record.status === Status.Failed) {
+    step("oracle", "failed");
+    const reason = await state.registry.failureReason(imageId);
+    const why = FAILURE_REASONS[reason] ?? `reason ${reason}`;
+    const refund = record.feePaid > 0n ? ` The fee (${formatEther(record.feePaid)} ETH) was refunded.` : "";
+    showStatus(`The oracle could not classify this image: ${why}.${refund}`, "failed");
+    say(`The oracle could not classify this image: ${why}.`, { action: () => $("file").click(), label: "Choose another image" });
+  } else if (record.status === Status.Cancelled) {
+    showStatus("This request was cancelled and its fee refunded.", "cancelled");
+  }
+}
+
+async function readResult() {
+  state.retry = readResult;
+  const { imageId } = state.shown;
+  try {
+    const [served, record] = await Promise.all([state.api.document(imageId), state.registry.image(imageId)]);
+    const doc = served.document;
+    const malignant = doc.probabilities.malignant ?? Math.max(...Object.values(doc.probabilities));
+    $("result-body").hidden = false;
+    $("result-label").textContent = doc.label;
+    $("result-probability").value = malignant;
+    $("result-probability-text").textContent = `${(malignant * 100).toFixed(1)} % (threshold ${doc.threshold})`;
+    $("result-model").textContent = doc.model_name;
+    $("result-oracle").textContent = doc.oracle;
+    const ok = matchesChain(doc, record.resultHash);
+    $("verified").dataset.verified = String(ok);
+    $("verified").textContent = ok
+      ? "✓ Verified: this document hashes to the result hash on chain."
+      : "✗ Not verified: this document does NOT hash to the result hash on chain. Do not trust it.";
+    $("read-result").hidden = true;
+  } catch (err) {
+    fail(err);
+  }
+}
+
+async function cancelRequest() {
+  state.retry = cancelRequest;
+  try {
+    const hash = await state.registry.cancel(state.shown.imageId);
+    await state.registry.receipt(hash);
+    say("Cancelled; the fee was refunded.", { tone: "info" });
+    await show(state.shown.imageId, state.shown.cid);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+// ---- my images and sharing
+
+async function refreshMine() {
+  if (!state.wallet) return;
+  const rows = await state.registry.imagesOf(state.wallet.account);
+  const body = $("mine").querySelector("tbody");
+  body.replaceChildren(
+    ...rows.map(({ cid, imageId, record }) => {
+      const tr = document.createElement("tr");
+      tr.dataset.imageId = imageId;
+      const cell = (content) => {
+        const td = document.createElement("td");
+        td.append(content);
+        return td;
+      };
+      const code = document.createElement("code");
+      code.textContent = `${cid.slice(0, 12)}…${cid.slice(-6)}`;
+      code.title = cid;
+      const view = document.createElement("button");
+      view.type = "button";
+      view.textContent = "View";
+      view.setAttribute("aria-label", `View ${cid}`);
+      view.onclick = () => show(imageId, cid);
+      tr.append(cell(code), cell(STATUS_NAMES[record.status]), cell(when(record.registeredAt)), cell(view));
+      tr.dataset.status = String(record.status);
+      return tr;
+    }),
+  );
+  $("mine").hidden = rows.length === 0;
+  $("mine-empty").textContent = rows.length === 0 ? "No images registered from this account yet." : "";
+}
+
+async function share(event) {
+  event.preventDefault();
+  state.retry = () => share(event);
+  if (!state.wallet) return say("Connect a wallet first.");
+  const viewer = $("viewer").value.trim();
+  if (!isAddress(viewer, { strict: false })) {
+    $("viewer").setAttribute("aria-invalid", "true");
+    return say(`“${viewer}” is not an Ethereum address.`, { action: () => $("viewer").focus(), label: "Fix it" });
+  }
+  $("viewer").removeAttribute("aria-invalid");
+  const all = $("share-scope").value === "all";
+  if (!all && !state.shown) return say("Open an image under “My images” first, or share all your images.");
+  const days = Number($("share-days").value);
+  if (!Number.isInteger(days) || days < 1 || days > 365) return say("Share for 1 to 365 days.");
+  const expiry = BigInt(Math.floor(Date.now() / 1000) + days * 86400);
+  try {
+    const grant = await state.api.grant(getAddress(viewer), all ? ALL_IMAGES : state.shown.imageId, expiry);
+    const item = document.createElement("li");
+    item.textContent = `${shortHex(grant.viewer)} may read ${all ? "all your images" : shortHex(grant.imageId)} until ${when(expiry)}. `;
+    const revoke = document.createElement("button");
+    revoke.type = "button";
+    revoke.textContent = "Revoke";
+    revoke.onclick = async () => {
+      try {
+        await state.api.revoke(grant.nonce);
+        item.textContent = `Revoked: ${shortHex(grant.viewer)} may no longer read it.`;
+      } catch (err) {
+        fail(err);
+      }
+    };
+    item.append(revoke);
+    $("grants").append(item);
+    say("Shared.", { tone: "info" });
+  } catch (err) {
+    fail(err);
+  }
+}
+
+// ---- start
+
+function wireDrop() {
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    chooseFile(e.dataTransfer.files[0]);
+  });
+}
+
+async function start() {
+  try {
+    state.config = await loadConfig();
+  } catch (err) {
+    say(`The page is not configured: ${err.message}`);
+    return;
+  }
+  $("max-size").textContent = formatBytes(state.config.maxUploadBytes);
+  $("ipfs-provider").value = state.config.ipfs.provider;
+  if (state.config.ipfs.provider === "pinata") $("ipfs-provider").querySelector('[value="local"]').remove();
+  $("ipfs-provider").addEventListener("change", describeToken);
+  describeToken();
+  $("ipfs-token").value = sessionStorage.getItem(TOKEN_KEY) ?? "";
+  $("ipfs-token").addEventListener("change", () => sessionStorage.setItem(TOKEN_KEY, $("ipfs-token").value.trim()));
+  state.wallets = discoverWallets(renderWalletChoice);
+  renderWalletChoice(state.wallets());
+  $("connect").addEventListener("click", connect);
+  $("switch-network").addEventListener("click", switchNetwork);
+  $("message-close").addEventListener("click", clearMessage);
+  $("file").addEventListener("change", (e) => chooseFile(e.target.files[0]));
+  $("register").addEventListener("click", uploadAndRegister);
+  $("read-result").addEventListener("click", readResult);
+  $("cancel").addEventListener("click", cancelRequest);
+  $("share").addEventListener("submit", share);
+  wireDrop();
+  document.body.dataset.ready = "true";
+}
+
+start();

@@ -1,0 +1,112 @@
+// The ImageRegistry as the page uses it: reads through the wallet's provider, writes signed by
+// the wallet. Status numbers and failure reasons mirror the contract's enums.
+import { keccak256, toBytes, zeroHash } from "viem";
+
+export const Status = Object.freeze({ None: 0, Pending: 1, Classified: 2, Failed: 3, Cancelled: 4 });
+export const STATUS_NAMES = ["not registered", "waiting for the oracle", "classified", "failed", "cancelled"];
+
+export const FAILURE_REASONS = {
+  1: "the oracle could not fetch the image from IPFS",
+  2: "the bytes served for this CID do not match it",
+  3: "the file is not a supported image",
+  4: "the image is too large (bytes or pixels)",
+  5: "the model failed on this image",
+  6: "the CID is not one the oracle can verify",
+  7: "the model asked for is not available to the oracle",
+};
+
+export const imageIdOf = (cid) => keccak256(toBytes(cid));
+
+export class Registry {
+  constructor(wallet, config) {
+    this.wallet = wallet;
+    this.contract = { address: config.registry.address, abi: config.registry.abi };
+    this.fromBlock = config.registry.block;
+    this.names = new Map(config.models.map((m) => [m.modelId.toLowerCase(), m.name]));
+  }
+
+  read(functionName, args = []) {
+    return this.wallet.public.readContract({ ...this.contract, functionName, args });
+  }
+
+  /** Active models (indices are 1-based), the default first; names come from the deployment record. */
+  async models() {
+    const [count, preferred] = await Promise.all([this.read("modelCount"), this.read("defaultModel")]);
+    const models = [];
+    for (let i = 1; i <= count; i++) {
+      const modelId = await this.read("modelAt", [i]);
+      const [, active] = await this.read("getModel", [modelId]);
+      if (!active) continue;
+      const name = this.names.get(modelId.toLowerCase()) ?? `${modelId.slice(0, 10)}…`;
+      models.push({ modelId, name, isDefault: modelId === preferred });
+    }
+    return models.sort((a, b) => Number(b.isDefault) - Number(a.isDefault));
+  }
+
+  fee() {
+    return this.read("requestFee");
+  }
+
+  image(imageId) {
+    return this.read("getImage", [imageId]);
+  }
+
+  /** Simulates first, so a revert (already registered, wrong fee, retired model) is named before signing. */
+  async register(cid, modelId, fee) {
+    const request = {
+      ...this.contract,
+      functionName: "registerImage",
+      args: [cid, modelId ?? zeroHash],
+      value: fee,
+      account: this.wallet.account,
+    };
+    await this.wallet.public.simulateContract(request);
+    return this.wallet.client.writeContract(request);
+  }
+
+  async cancel(imageId) {
+    const request = { ...this.contract, functionName: "cancel", args: [imageId], account: this.wallet.account };
+    await this.wallet.public.simulateContract(request);
+    return this.wallet.client.writeContract(request);
+  }
+
+  receipt(hash) {
+    return this.wallet.public.waitForTransactionReceipt({ hash, pollingInterval: 500 });
+  }
+
+  async events(eventName, args) {
+    return this.wallet.public.getContractEvents({ ...this.contract, eventName, args, fromBlock: this.fromBlock });
+  }
+
+  async failureReason(imageId) {
+    const [log] = await this.events("ClassificationFailed", { imageId });
+    return log ? Number(log.args.reason) : null;
+  }
+
+  async resultLog(imageId) {
+    const [log] = await this.events("ResultPosted", { imageId });
+    return log ?? null;
+  }
+
+  async registrationLog(imageId) {
+    const [log] = await this.events("ImageRegistered", { imageId });
+    return log ?? null;
+  }
+
+  /** Every image the owner registered, newest first, with its current record. */
+  async imagesOf(owner) {
+    const logs = await this.events("ImageRegistered", { owner });
+    const rows = await Promise.all(
+      logs.map(async (log) => ({ cid: log.args.cid, imageId: log.args.imageId, record: await this.image(log.args.imageId) })),
+    );
+    return rows.reverse();
+  }
+
+  async latestTimestamp() {
+    return (await this.wallet.public.getBlock()).timestamp;
+  }
+
+  async blockTime(blockNumber) {
+    return (await this.wallet.public.getBlock({ blockNumber })).timestamp;
+  }
+}

@@ -1,0 +1,254 @@
+"""A patient's path through the page, and its failures, in headless Chromium on the real stack."""
+
+import io
+import json
+import os
+import re
+import signal
+import sqlite3
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from eth_utils.crypto import keccak
+from PIL import Image
+from playwright.sync_api import Browser, expect
+
+from oracle.chain.reasons import FailureReason
+from oracle.dev.anvil import dev_account
+from oracle.dev.site import page_config
+from oracle.jcs import commitment
+from oracle.settings import Settings
+from tests.e2e.conftest import MAINNET, MAX_UPLOAD, PATIENT, PageStack, Session, open_page
+from tests.support import png
+
+ORACLE_WAIT = 90_000
+VIEWER = 6
+
+
+def image_file(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def jobs(stack: PageStack) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{stack.data_dir / 'oracle.db'}?mode=ro", uri=True)
+
+
+def connect(session: Session, stack: PageStack) -> None:
+    session.page.get_by_role("button", name="Connect wallet").click()
+    expect(session.page.locator("#network")).to_have_text("histochain devnet")
+    expect(session.page.locator("#model")).to_be_enabled()
+
+
+def step_state(session: Session, step: str) -> str | None:
+    return session.page.locator(f'#steps [data-step="{step}"]').get_attribute("data-state")
+
+
+def test_upload_register_and_read_a_verified_result(session: Session, page_stack: PageStack, tmp_path: Path):
+    page, shot = session.page, session.shot
+    shot("opened")
+    connect(session, page_stack)
+    expect(page.locator("#model option")).to_have_count(len(page_stack.deployment.models))
+    expect(page.locator("#fee")).to_have_text("free on this chain")
+    shot("connected")
+
+    data = png(np.random.default_rng(21), malignant=True)
+    page.locator("#file").set_input_files(image_file(tmp_path, "slide.png", data))
+    expect(page.locator('#steps [data-step="cid"]')).to_have_attribute("data-state", "done")
+    cid = page.locator("#local-cid").inner_text()
+    assert cid.startswith("bafy")
+    expect(page.locator("#preview")).to_be_visible()
+    shot("chosen")
+
+    page.get_by_role("button", name="Upload and register").click()
+    expect(page.locator('#steps [data-step="mined"]')).to_have_attribute("data-state", "done")
+    shot("mined")
+    with urllib.request.urlopen(f"{page_stack.ipfs_url}/ipfs/{cid}") as response:
+        assert response.read() == data
+    expect(page.locator("#result-status")).to_have_attribute("data-status", "classified", timeout=ORACLE_WAIT)
+    shot("classified")
+
+    page.get_by_role("button", name="Sign in and read the result").click()
+    expect(page.locator("#verified")).to_have_attribute("data-verified", "true")
+    shot("verified")
+
+    image_id = "0x" + keccak(text=cid).hex()
+    with jobs(page_stack) as db:
+        row = db.execute("SELECT document, result_hash FROM jobs WHERE image_id = ?", (image_id,)).fetchone()
+    document = json.loads(row[0])
+    assert "0x" + commitment(document).hex() == row[1]
+    assert page.locator("#result-hash").inner_text() == row[1]
+    assert page.locator("#result-label").inner_text() == document["label"]
+    assert (
+        float(page.locator("#result-probability").get_attribute("value") or "nan")
+        == document["probabilities"]["malignant"]
+    )
+    expect(page.locator(f'#mine tr[data-image-id="{image_id}"]')).to_contain_text("classified")
+
+    viewer = dev_account(VIEWER).address
+    page.get_by_label("Viewer address").fill(viewer)
+    page.get_by_role("button", name="Sign and share").click()
+    expect(page.locator("#grants li")).to_contain_text("may read")
+    with jobs(page_stack) as db:
+        grant = db.execute(
+            "SELECT image_id, revoked_at FROM grants WHERE viewer = ? AND owner = ?",
+            (viewer, dev_account(PATIENT).address),
+        ).fetchone()
+    assert grant == (image_id, None)
+    page.locator("#grants").get_by_role("button", name="Revoke").click()
+    expect(page.locator("#grants li")).to_contain_text("Revoked")
+    with jobs(page_stack) as db:
+        assert (
+            db.execute("SELECT revoked_at FROM grants WHERE viewer = ?", (viewer,)).fetchone()[0] is not None
+        )
+    shot("shared")
+
+    page.locator("#file").set_input_files(image_file(tmp_path, "again.png", data))
+    expect(page.locator("#message")).to_contain_text("already registered")
+    expect(page.get_by_role("button", name="Upload and register")).to_be_disabled()
+    shot("already-registered")
+
+
+def test_a_rejected_signature_is_explained_and_can_be_retried(
+    browser: Browser, page_stack: PageStack, tmp_path: Path, request
+):
+    phone = {"width": 390, "height": 844}
+    context, session = open_page(browser, page_stack, request.node.name, account=3, viewport=phone)
+    page = session.page
+    try:
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("button", name="Connect wallet")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator("#network")).to_have_text("histochain devnet")
+        page.locator("#file").set_input_files(
+            image_file(tmp_path, "b.png", png(np.random.default_rng(5), malignant=False))
+        )
+        expect(page.get_by_role("button", name="Upload and register")).to_be_enabled()
+        page.evaluate("window.__testWallet.rejectNext.add('eth_sendTransaction')")
+        page.get_by_role("button", name="Upload and register").click()
+        expect(page.locator("#message")).to_contain_text("You rejected the request")
+        assert step_state(session, "sign") == "failed"
+        assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
+        session.shot("rejected-on-a-phone")
+
+        page.get_by_role("button", name="Try again").click()
+        expect(page.locator('#steps [data-step="mined"]')).to_have_attribute("data-state", "done")
+        session.shot("retried")
+    finally:
+        context.close()
+
+
+def test_wrong_network_offers_to_add_and_switch(browser: Browser, page_stack: PageStack, request):
+    context, session = open_page(browser, page_stack, request.node.name, account=4, chain_id=MAINNET)
+    page = session.page
+    try:
+        page.get_by_role("button", name="Connect wallet").click()
+        banner = page.locator("#network-banner")
+        expect(banner).to_be_visible()
+        expect(banner).to_contain_text(f"chain {MAINNET}")
+        expect(page.locator("#model")).to_be_disabled()
+        session.shot("wrong-network")
+
+        page.get_by_role("button", name="Switch network").click()
+        expect(banner).to_be_hidden()
+        expect(page.locator("#model")).to_be_enabled()
+        wallet = session.wallet
+        assert wallet["chainId"] == page_stack.chain_id
+        assert wallet["added"]["chainId"] == hex(page_stack.chain_id)
+        assert wallet["added"]["rpcUrls"] == [page_stack.rpc]
+        session.shot("switched")
+    finally:
+        context.close()
+
+
+def test_files_the_oracle_could_not_read_are_refused_before_upload(
+    session: Session, page_stack: PageStack, tmp_path: Path
+):
+    page = session.page
+    connect(session, page_stack)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    oversized = b"\x89PNG\r\n\x1a\n" + bytes(MAX_UPLOAD)
+    page.locator("#file").set_input_files(image_file(tmp_path, "huge.png", oversized))
+    expect(page.locator("#message")).to_contain_text("the limit is 1.0 MiB")
+    expect(page.get_by_role("button", name="Upload and register")).to_be_disabled()
+    session.shot("oversized")
+
+    page.locator("#file").set_input_files(image_file(tmp_path, "notes.png", b"just some text, not an image"))
+    expect(page.locator("#message")).to_contain_text("is not a PNG, JPEG, TIFF, WebP or BMP image")
+    expect(page.get_by_role("button", name="Upload and register")).to_be_disabled()
+    session.shot("not-an-image")
+    assert not [url for url in requests if url.startswith(page_stack.ipfs_url)]
+
+
+def test_an_oracle_failure_shows_its_reason(session: Session, page_stack: PageStack, tmp_path: Path):
+    page = session.page
+    connect(session, page_stack)
+    bomb = io.BytesIO()
+    Image.new("1", (10_000, 8_000)).save(bomb, format="PNG")
+    assert len(bomb.getvalue()) < MAX_UPLOAD
+    page.locator("#file").set_input_files(image_file(tmp_path, "bomb.png", bomb.getvalue()))
+    page.get_by_role("button", name="Upload and register").click()
+    expect(page.locator("#result-status")).to_have_attribute("data-status", "failed", timeout=ORACLE_WAIT)
+    expect(page.locator("#result-status")).to_contain_text("too large")
+    expect(page.get_by_role("button", name="Choose another image")).to_be_visible()
+    cid = page.locator("#local-cid").inner_text()
+    with jobs(page_stack) as db:
+        reason = db.execute(
+            "SELECT failure_reason FROM jobs WHERE image_id = ?", ("0x" + keccak(text=cid).hex(),)
+        ).fetchone()
+    assert reason == (FailureReason.TOO_LARGE,)
+    session.shot("oracle-failed")
+
+
+def test_the_page_is_static_and_carries_no_secret(page_stack: PageStack):
+    served = {
+        path.name: path.read_text()
+        for path in page_stack.site.rglob("*")
+        if path.is_file() and path.suffix in {".html", ".js", ".json", ".css"}
+    }
+    assert {"index.html", "app.js", "config.json", "style.css"} <= served.keys()
+    for index in range(10):
+        key = dev_account(index).key.hex()
+        assert not any(key in text for text in served.values()), f"dev key {index} is in the page"
+    config = json.loads(served["config.json"])
+    assert config["registry"]["address"] == page_stack.deployment.address
+
+    custom = Settings(ipfs_token="a-real-token-of-the-operator", pinata_jwt="eyJ-a-pinata-jwt")
+    text = json.dumps(page_config(custom, page_stack.deployment))
+    assert "a-real-token-of-the-operator" not in text
+    assert "eyJ-a-pinata-jwt" not in text
+    assert re.search(r'"provider": "pinata"', text)
+
+
+def rpc(stack: PageStack, method: str, *params: object) -> object:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+    request = urllib.request.Request(stack.rpc, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)["result"]
+
+
+def test_a_request_the_oracle_never_answered_can_be_cancelled(
+    session: Session, page_stack: PageStack, tmp_path: Path
+):
+    page = session.page
+    connect(session, page_stack)
+    assert page_stack.oracle.pid is not None
+    os.kill(page_stack.oracle.pid, signal.SIGSTOP)
+    try:
+        page.locator("#file").set_input_files(
+            image_file(tmp_path, "late.png", png(np.random.default_rng(8), malignant=False))
+        )
+        page.get_by_role("button", name="Upload and register").click()
+        expect(page.locator("#result-status")).to_have_attribute("data-status", "pending")
+        rpc(page_stack, "evm_increaseTime", page_stack.deployment.request_timeout + 1)
+        rpc(page_stack, "evm_mine")
+        expect(page.locator("#result-status")).to_have_attribute("data-status", "timed-out")
+        session.shot("timed-out")
+        page.get_by_role("button", name="Cancel the request and get the fee back").click()
+        expect(page.locator("#result-status")).to_have_attribute("data-status", "cancelled")
+        session.shot("cancelled")
+    finally:
+        os.kill(page_stack.oracle.pid, signal.SIGCONT)
