@@ -252,3 +252,34 @@ def test_a_request_the_oracle_never_answered_can_be_cancelled(
         session.shot("cancelled")
     finally:
         os.kill(page_stack.oracle.pid, signal.SIGCONT)
+
+
+def test_a_dropped_file_is_taken_and_a_refused_upload_token_is_explained(
+    session: Session, page_stack: PageStack
+):
+    page = session.page
+    connect(session, page_stack)
+    data = png(np.random.default_rng(34), malignant=False)
+    page.evaluate(
+        """(bytes) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], "dropped.png", { type: "image/png" }));
+            document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer }));
+        }""",
+        list(data),
+    )
+    expect(page.locator('#steps [data-step="cid"]')).to_have_attribute("data-state", "done")
+    expect(page.locator("#preview-caption")).to_contain_text("dropped.png, PNG")
+
+    page.get_by_label("Upload token").fill("not-the-node-token")
+    page.get_by_role("button", name="Upload and register").click()
+    expect(page.locator("#message")).to_contain_text("refused the upload token")
+    assert step_state(session, "upload") == "failed"
+    assert "eth_sendTransaction" not in session.wallet["calls"]
+    session.shot("token-refused")
+
+    page.get_by_label("Upload to", exact=True).select_option("pinata")
+    page.get_by_label("Upload token").fill("")
+    page.get_by_role("button", name="Upload and register").click()
+    expect(page.locator("#message")).to_contain_text("Enter the upload token")
+    session.shot("pinata-needs-a-token")
