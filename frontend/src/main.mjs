@@ -285,8 +285,16 @@ function showStatus(text, status) {
   $("result-status").dataset.status = status;
 }
 
-/** Shows one image and follows it until its request ends. */
+/** Shows one image and follows it until its request ends (or another image is shown). */
 async function show(imageId, cid) {
+  try {
+    await follow(imageId, cid);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+async function follow(imageId, cid) {
   const watch = ++state.watch;
   state.shown = { imageId, cid };
   $("result").hidden = false;
