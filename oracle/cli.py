@@ -176,19 +176,23 @@ def dev_up(with_demo: bool) -> None:
 
     stack = DevStack(Settings(), click.echo)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     started = time.monotonic()
     try:
         stack.start()
+    except KeyboardInterrupt:
+        click.echo("interrupted while starting; everything started so far is stopped")
+        sys.exit(130)
+    except HistochainError as exc:
+        _fail(exc)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
         _summary(stack, time.monotonic() - started)
         if with_demo:
             threading.Thread(target=_demo_in_stack, args=(stack.settings, stop), daemon=True).start()
         stack.supervise(stop)
     except StackError as exc:
         stack.stop()
-        _fail(exc)
-    except HistochainError as exc:
         _fail(exc)
     stack.stop()
     click.echo(f"stopped; chain state saved in {stack.anvil.state_file}")

@@ -55,7 +55,7 @@ class PageStack:
     oracle: OracleProcess
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def page_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageStack]:
     work = tmp_path_factory.mktemp("page-stack")
     logs = work / "logs"
@@ -100,8 +100,10 @@ def page_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageStack]:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module: Playwright's sync API keeps an event loop running in this thread while it is
+    open, which would break later tests that start their own loop."""
     executable = shutil.which("chromium") or "/usr/bin/chromium"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
