@@ -286,14 +286,16 @@ class Oracle:
             return
         try:
             fetched = await self.fetcher.fetch(job.cid)
-            image = await asyncio.to_thread(decode, fetched.data, self.tuning.max_image_pixels)
+            image, digest = await asyncio.to_thread(self._decode, fetched.data)
         except (IpfsError, ImageRejected) as exc:
             await self._fail(job, exc.reason, str(exc))
             return
-        await self._set(
-            image_id, state=JobState.FETCHED, content_sha256=hashlib.sha256(fetched.data).hexdigest()
-        )
+        await self._set(image_id, state=JobState.FETCHED, content_sha256=digest)
         await self.classify_q.put((image_id, image))
+
+    def _decode(self, data: bytes) -> tuple[Image.Image, str]:
+        """In a worker thread: the stage's CPU work stays off the event loop."""
+        return decode(data, self.tuning.max_image_pixels), hashlib.sha256(data).hexdigest()
 
     async def _still_pending(self, job: Job) -> bool:
         """The chain decides: not pending (another oracle, a cancel) or gone (a reorg) → superseded."""
@@ -346,6 +348,7 @@ class Oracle:
                 await self._fail(job, FailureReason.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
             return
         card = predictor.card
+        classified: dict[str, dict[str, Any]] = {}
         for (job, _), p in zip(items, probs, strict=True):
             positive = float(p)
             label = card.labels[1] if positive >= card.threshold else card.labels[0]
@@ -364,14 +367,15 @@ class Oracle:
                 registration_block=job.block_number,
                 salt=new_salt(),
             )
-            await self._set(
-                job.image_id,
-                state=JobState.CLASSIFIED,
-                outcome=Outcome.RESULT,
-                document=document.canonical_dict(),
-                result_hash="0x" + document.result_hash.hex(),
-            )
-            await self.submit_q.put(job.image_id)
+            classified[job.image_id] = {
+                "state": JobState.CLASSIFIED,
+                "outcome": Outcome.RESULT,
+                "document": document.canonical_dict(),
+                "result_hash": "0x" + document.result_hash.hex(),
+            }
+        await self._set_many(classified)
+        for image_id in classified:
+            await self.submit_q.put(image_id)
 
     # ------------------------------------------------------------------ submit
 
@@ -399,30 +403,34 @@ class Oracle:
         jobs = await self._load(image_ids, [*READY_STATES, JobState.SUBMITTED])
         results: list[Job] = []
         failures: list[Job] = []
-        for job in jobs:
-            record = await self.registry.contract.functions.getImage(bytes.fromhex(job.image_id[2:])).call()
+        get_image = self.registry.contract.functions.getImage
+        # Concurrently: one after another, a busy event loop would stretch the re-check of a batch
+        # into seconds while results pile up behind it.
+        records = await asyncio.gather(*(get_image(bytes.fromhex(j.image_id[2:])).call() for j in jobs))
+        for job, record in zip(jobs, records, strict=True):
             status, on_chain_hash = Status(record[1]), "0x" + bytes(record[3]).hex()
             if status == Status.PENDING:
                 (results if job.outcome == Outcome.RESULT else failures).append(job)
             elif self._ours(job, status, on_chain_hash):
-                await self._confirmed(job, None)
+                await self._confirmed([job], None)
             else:
                 await self._supersede(job.image_id, f"on chain: {status.name.lower()}")
         if results:
             pairs = [(j.image_id, j.result_hash or "") for j in results]
             sent = await self.submitter.post_results(pairs, self._submitting([j.image_id for j in results]))
             self._count(sent.gas_used)
+            await self._confirmed(
+                [j for j in results if j.image_id in sent.posted], sent.block_number, sent.tx_hash
+            )
             for job in results:
-                if job.image_id in sent.posted:
-                    await self._confirmed(job, sent.block_number, sent.tx_hash)
-                else:
+                if job.image_id not in sent.posted:
                     await self._supersede(job.image_id, "skipped: no longer pending")
         for job in failures:
             sent = await self.submitter.report_failure(
                 job.image_id, job.failure_reason or 0, self._submitting([job.image_id])
             )
             self._count(sent.gas_used)
-            await self._confirmed(job, sent.block_number, sent.tx_hash)
+            await self._confirmed([job], sent.block_number, sent.tx_hash)
 
     @staticmethod
     def _ours(job: Job, status: Status, on_chain_hash: str) -> bool:
@@ -446,10 +454,13 @@ class Oracle:
         self.metrics.transactions.inc()
         self.metrics.gas.inc(gas)
 
-    async def _confirmed(self, job: Job, block: int | None, tx: str | None = None) -> None:
-        await self._set(job.image_id, state=JobState.CONFIRMED, confirmed_block=block, submit_tx=tx)
-        self.metrics.jobs.labels(job.outcome or "unknown").inc()
-        self.metrics.latency.observe(time.time() - job.created_at.replace(tzinfo=UTC).timestamp())
+    async def _confirmed(self, jobs: list[Job], block: int | None, tx: str | None = None) -> None:
+        """One transaction for all the jobs one on-chain transaction settled."""
+        values = {"state": JobState.CONFIRMED, "confirmed_block": block, "submit_tx": tx}
+        await self._set_many(dict.fromkeys([job.image_id for job in jobs], values))
+        for job in jobs:
+            self.metrics.jobs.labels(job.outcome or "unknown").inc()
+            self.metrics.latency.observe(time.time() - job.created_at.replace(tzinfo=UTC).timestamp())
 
     async def _retry_later(
         self, queue: "asyncio.Queue[str]", image_ids: list[str], stage: str, exc: Exception
@@ -481,8 +492,15 @@ class Oracle:
         self.metrics.jobs.labels("superseded").inc()
 
     async def _set(self, image_id: str, **values: Any) -> None:
+        await self._set_many({image_id: values})
+
+    async def _set_many(self, changes: dict[str, dict[str, Any]]) -> None:
+        """Each job's new values, all in one transaction (one commit for a whole batch)."""
+        if not changes:
+            return
         async with self.db.transaction() as session:
-            await session.execute(update(Job).where(Job.image_id == image_id).values(**values))
+            for image_id, values in changes.items():
+                await session.execute(update(Job).where(Job.image_id == image_id).values(**values))
 
 
 async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
@@ -490,6 +508,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
     import aiohttp
     from aiohttp import web
     from web3 import AsyncWeb3
+    from web3.types import RPCEndpoint
 
     from oracle.chain.deployment import Deployment
     from oracle.chain.rpc import FallbackHTTPProvider
@@ -497,9 +516,6 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
     from oracle.signer import load_signer
 
     deployment = Deployment.load(settings.deployment_path)
-    w3 = AsyncWeb3(FallbackHTTPProvider(settings.rpc_endpoints))
-    registry = Registry(w3, deployment)
-    account = load_signer(settings, await w3.eth.chain_id)
     catalog = ModelCatalog(settings.models_path, resolve_device(settings.device))
     tuning = Tuning(
         **{f.name: getattr(settings, f.name) for f in fields(Tuning) if f.name in Settings.model_fields}
@@ -508,6 +524,18 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
     await db.start()
     try:
         async with aiohttp.ClientSession() as http:
+            # web3 validates every eth_call and eth_estimateGas against eth_chainId, asked anew each
+            # time unless cached (an endpoint's chain id does not change; check_chain checks it once).
+            rpc = FallbackHTTPProvider(
+                settings.rpc_endpoints,
+                cache_allowed_requests=True,
+                cacheable_requests={RPCEndpoint("eth_chainId")},
+            )
+            for provider in rpc.providers:  # web3's own session opens a connection per request
+                await provider.cache_async_session(http)
+            w3 = AsyncWeb3(rpc)
+            registry = Registry(w3, deployment)
+            account = load_signer(settings, await w3.eth.chain_id)
             fetcher = GatewayFetcher(
                 http,
                 settings.gateways,

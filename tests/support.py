@@ -1,7 +1,5 @@
 """Small helpers the suites share."""
 
-import io
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -9,18 +7,12 @@ import numpy as np
 from aiohttp import web
 
 from oracle.dev.ipfs import IpfsNode
+from oracle.dev.process import free_port
 from oracle.ml.card import ModelCard
-from oracle.ml.data.synth import PatientStyle, synth_image, synthesize
+from oracle.ml.data.synth import synth_png, synthesize
 from oracle.ml.train import TrainConfig, train
 
 MAX_UPLOAD = 12 << 20
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -58,6 +50,4 @@ def tiny_checkpoint(data: Path, models: Path) -> ModelCard:
 
 def png(rng: np.random.Generator, malignant: bool) -> bytes:
     """One synthetic H&E-like image (700 by 460) as PNG bytes."""
-    buffer = io.BytesIO()
-    synth_image(rng, malignant, PatientStyle.draw(rng)).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return synth_png(rng, malignant)

@@ -78,9 +78,11 @@ class Submitter:
             raise ChainError(f"transaction not sent after {self.attempts} attempts: {last}")
 
     async def _send_once(self, call: Any, on_signed: OnSigned | None) -> Sent:
-        nonce = await self.w3.eth.get_transaction_count(self.account.address, "pending")
-        latest = await self.w3.eth.get_block("latest")
-        priority = await self.w3.eth.max_priority_fee
+        nonce, latest, priority = await asyncio.gather(
+            self.w3.eth.get_transaction_count(self.account.address, "pending"),
+            self.w3.eth.get_block("latest"),
+            self.w3.eth.max_priority_fee,
+        )
         base = int(latest.get("baseFeePerGas", 0))
         params: dict[str, Any] = {
             "from": self.account.address,

@@ -7,7 +7,6 @@ result hash on chain. Latency is wall-clock time from the registration's receipt
 showing the outcome."""
 
 import asyncio
-import io
 import secrets
 import time
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from oracle.dev.stack import stack_settings
 from oracle.errors import HistochainError
 from oracle.ipfs.pinata import PinataClient
 from oracle.jcs import commitment
-from oracle.ml.data.synth import PatientStyle, synth_image
+from oracle.ml.data.synth import synth_png
 from oracle.settings import Settings
 
 PATIENT = 2
@@ -49,12 +48,6 @@ class DemoRow:
     verified: bool | None = None
     latency: float | None = None
     reason: str | None = None
-
-
-def _png(rng: np.random.Generator, malignant: bool) -> bytes:
-    buffer = io.BytesIO()
-    synth_image(rng, malignant, PatientStyle.draw(rng)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 async def _register(w3: AsyncWeb3[Any], registry: Registry, cids: list[str]) -> list[Any]:
@@ -116,7 +109,7 @@ async def run_demo(settings: Settings, images: int, timeout: float, progress: An
             rows = []
             for index in range(images):
                 malignant = index % 2 == 1
-                pin = await pinata.pin_file(_png(rng, malignant), f"demo-{index}.png")
+                pin = await pinata.pin_file(synth_png(rng, malignant), f"demo-{index}.png")
                 image_id = hex32(keccak(text=pin.cid))
                 rows.append(DemoRow("malignant" if malignant else "benign", pin.cid, image_id))
             await _register(w3, registry, [row.cid for row in rows])

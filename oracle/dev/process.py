@@ -21,6 +21,14 @@ class ProcessStartError(HistochainError):
     """A dev service exited or did not become ready in time."""
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free now (for tests and benchmarks; someone may take it before use)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def ensure_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -6,6 +6,7 @@ connection errors and 5xx are retried with exponential backoff and full jitter; 
 with a byte cap.
 """
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -97,4 +98,8 @@ class GatewayFetcher:
                 body.extend(chunk)
                 if len(body) > limit:
                     raise ContentTooLarge(f"{cid}: more than {self.max_bytes} bytes")
-        return verify_raw(cid, bytes(body)) if raw else verify_car(cid, bytes(body), self.max_bytes)
+        # Hashing and walking the DAG happen in a worker thread, off the event loop that the other
+        # fetches, the listener and the submitter share (hashlib releases the GIL on large blocks).
+        if raw:
+            return await asyncio.to_thread(verify_raw, cid, bytes(body))
+        return await asyncio.to_thread(verify_car, cid, bytes(body), self.max_bytes)

@@ -8,6 +8,7 @@ scale and density, and every image its own blur and noise, so the classes overla
 to learn nuclear morphology, not a colour.
 """
 
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,15 @@ def synth_image(rng: np.random.Generator, malignant: bool, style: PatientStyle) 
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
+def synth_png(rng: np.random.Generator, malignant: bool, style: PatientStyle | None = None) -> bytes:
+    """One synthetic image as PNG bytes, encoded as the data set's files are (fast, level 1)."""
+    buffer = io.BytesIO()
+    synth_image(rng, malignant, style or PatientStyle.draw(rng)).save(
+        buffer, format="PNG", optimize=False, compress_level=1
+    )
+    return buffer.getvalue()
+
+
 def synthesize(
     out: Path,
     patients: int,
@@ -167,9 +177,7 @@ def synthesize(
         folder.mkdir(parents=True, exist_ok=True)
         for seq in range(1, images_per_patient + 1):
             name = f"SOB_{label[0].upper()}_{tumour}-{year}-{patient_id}-{magnification}-{seq:03d}.png"
-            synth_image(rng, label == "malignant", style).save(
-                folder / name, optimize=False, compress_level=1
-            )
+            (folder / name).write_bytes(synth_png(rng, label == "malignant", style))
             written.append(folder / name)
             bar.update()
     bar.close()
