@@ -129,6 +129,8 @@ async def run_demo(settings: Settings, images: int, timeout: float, progress: An
                     row.reason = await _reason(registry, deployment, row.image_id)
     except (aiohttp.ClientError, OSError) as exc:
         raise DemoError(f"cannot reach the stack ({exc}); is it up? (histochain dev up)") from exc
+    finally:
+        await w3.provider.disconnect()
     return rows
 
 
