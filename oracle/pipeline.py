@@ -388,16 +388,7 @@ class Oracle:
             try:
                 await self._submit(list(dict.fromkeys(batch)))
             except (ChainError, OSError) as exc:
-                log.warning("submitting %d jobs failed, retrying later: %s", len(batch), exc)
-                async with self.db.transaction() as session:
-                    await session.execute(
-                        update(Job)
-                        .where(Job.image_id.in_(batch))
-                        .values(attempts=Job.attempts + 1, error=str(exc))
-                    )
-                await asyncio.sleep(self.tuning.retry_delay)
-                for image_id in batch:
-                    await self.submit_q.put(image_id)
+                await self._retry_later(self.submit_q, batch, "submit", exc)
 
     async def _submit(self, image_ids: list[str]) -> None:
         jobs = await self._load(image_ids, [*READY_STATES, JobState.SUBMITTED])
