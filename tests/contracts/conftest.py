@@ -17,15 +17,6 @@ MODEL_A = keccak(b"histochain test model a")
 MODEL_B = keccak(b"histochain test model b")
 
 
-class Status:
-    NONE, PENDING, CLASSIFIED, FAILED, CANCELLED = range(5)
-
-
-class Reason:
-    CONTENT_UNREACHABLE, CONTENT_MISMATCH, UNSUPPORTED_IMAGE, TOO_LARGE = 1, 2, 3, 4
-    MODEL_ERROR, INVALID_CID, MODEL_UNAVAILABLE = 5, 6, 7
-
-
 @pytest.fixture(scope="session")
 def admin(accounts):
     return accounts[0]

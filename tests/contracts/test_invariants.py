@@ -16,7 +16,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.contracts.conftest import FEE, MODEL_A, MODEL_B, TIMEOUT, Status, image_id
+from oracle.chain.registry import Status
+from tests.contracts.conftest import FEE, MODEL_A, MODEL_B, TIMEOUT, image_id
 
 TERMINAL = {Status.CLASSIFIED, Status.FAILED, Status.CANCELLED}
 

@@ -5,7 +5,8 @@ import ape
 import pytest
 from eth_utils.crypto import keccak
 
-from tests.contracts.conftest import FEE, Status
+from oracle.chain.registry import Status
+from tests.contracts.conftest import FEE
 
 CANCEL = keccak(b"cancel(bytes32)")[:4]
 CLAIM_REFUND = keccak(b"claimRefund(address)")[:4]

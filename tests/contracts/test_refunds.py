@@ -3,7 +3,9 @@
 import ape
 import pytest
 
-from tests.contracts.conftest import FEE, MODEL_A, TIMEOUT, Reason, Status, image_id
+from oracle.chain.reasons import FailureReason
+from oracle.chain.registry import Status
+from tests.contracts.conftest import FEE, MODEL_A, TIMEOUT, image_id
 
 
 @pytest.fixture
@@ -15,9 +17,9 @@ def paid(paid_registry, patient, new_cid):
 
 def test_report_failure_refunds_the_owner(paid_registry, oracle, patient, paid):
     before = patient.balance
-    tx = paid_registry.reportFailure(paid, Reason.CONTENT_MISMATCH, sender=oracle)
+    tx = paid_registry.reportFailure(paid, FailureReason.CONTENT_MISMATCH, sender=oracle)
     assert tx.events == [
-        paid_registry.ClassificationFailed(imageId=paid, reason=Reason.CONTENT_MISMATCH),
+        paid_registry.ClassificationFailed(imageId=paid, reason=FailureReason.CONTENT_MISMATCH),
         paid_registry.Refunded(imageId=paid, owner=patient, amount=FEE),
     ]
     assert patient.balance == before + FEE
@@ -25,7 +27,7 @@ def test_report_failure_refunds_the_owner(paid_registry, oracle, patient, paid):
     assert paid_registry.statusOf(paid) == Status.FAILED
 
 
-@pytest.mark.parametrize("reason", [Reason.CONTENT_UNREACHABLE, Reason.MODEL_UNAVAILABLE])
+@pytest.mark.parametrize("reason", [FailureReason.CONTENT_UNREACHABLE, FailureReason.MODEL_UNAVAILABLE])
 def test_every_reason_in_range_is_accepted(registry, oracle, patient, new_cid, reason):
     cid = new_cid()
     registry.registerImage(cid, MODEL_A, sender=patient)
@@ -33,7 +35,7 @@ def test_every_reason_in_range_is_accepted(registry, oracle, patient, new_cid, r
     assert tx.events == [registry.ClassificationFailed(imageId=image_id(cid), reason=reason)]
 
 
-@pytest.mark.parametrize("reason", [0, Reason.MODEL_UNAVAILABLE + 1, 255])
+@pytest.mark.parametrize("reason", [0, FailureReason.MODEL_UNAVAILABLE + 1, 255])
 def test_reasons_out_of_range_revert(paid_registry, oracle, paid, reason):
     with ape.reverts(paid_registry.InvalidFailureReason, reason=reason):
         paid_registry.reportFailure(paid, reason, sender=oracle)
@@ -42,22 +44,22 @@ def test_reasons_out_of_range_revert(paid_registry, oracle, paid, reason):
 def test_failure_after_result_reverts_and_refunds_nothing(paid_registry, oracle, paid):
     paid_registry.postResult(paid, b"\x01" * 32, sender=oracle)
     with ape.reverts(paid_registry.ImageNotPending, imageId=paid, status=Status.CLASSIFIED):
-        paid_registry.reportFailure(paid, Reason.MODEL_ERROR, sender=oracle)
+        paid_registry.reportFailure(paid, FailureReason.MODEL_ERROR, sender=oracle)
     assert paid_registry.balance == FEE
     assert paid_registry.earnedFees() == FEE
 
 
 def test_failure_twice_refunds_once(paid_registry, oracle, patient, paid):
-    paid_registry.reportFailure(paid, Reason.TOO_LARGE, sender=oracle)
+    paid_registry.reportFailure(paid, FailureReason.TOO_LARGE, sender=oracle)
     balance = patient.balance
     with ape.reverts(paid_registry.ImageNotPending, imageId=paid, status=Status.FAILED):
-        paid_registry.reportFailure(paid, Reason.TOO_LARGE, sender=oracle)
+        paid_registry.reportFailure(paid, FailureReason.TOO_LARGE, sender=oracle)
     assert patient.balance == balance
 
 
 def test_failure_of_unknown_image_reverts(paid_registry, oracle):
     with ape.reverts(paid_registry.UnknownImage, imageId=b"\x09" * 32):
-        paid_registry.reportFailure(b"\x09" * 32, Reason.MODEL_ERROR, sender=oracle)
+        paid_registry.reportFailure(b"\x09" * 32, FailureReason.MODEL_ERROR, sender=oracle)
 
 
 def test_cancel_before_timeout_reverts(paid_registry, patient, paid):
@@ -113,8 +115,6 @@ def test_timeout_change_applies_to_pending_requests(paid_registry, admin, patien
 
 
 def test_the_oracles_failure_reasons_are_the_contracts(registry, oracle, patient, new_cid):
-    from oracle.chain.reasons import FailureReason
-
     for reason in FailureReason:
         cid = new_cid()
         registry.registerImage(cid, MODEL_A, sender=patient)

@@ -3,7 +3,8 @@
 import ape
 import pytest
 
-from tests.contracts.conftest import FEE, MODEL_A, MODEL_B, TIMEOUT, Status, image_id
+from oracle.chain.registry import Status
+from tests.contracts.conftest import FEE, MODEL_A, MODEL_B, TIMEOUT, image_id
 
 
 def test_registers_with_the_default_model(registry, patient, new_cid, chain):

@@ -3,7 +3,8 @@
 import ape
 import pytest
 
-from tests.contracts.conftest import FEE, MODEL_A, MODEL_B, Status, image_id
+from oracle.chain.registry import Status
+from tests.contracts.conftest import FEE, MODEL_A, MODEL_B, image_id
 
 HASH = b"\x11" * 32
 
