@@ -12,15 +12,12 @@ from pathlib import Path
 from oracle.dev.process import ManagedProcess
 
 
-def _answers(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
-        return bool(response.status == 200)
-
-
 class HistochainProcess(ManagedProcess):
-    """A `histochain` verb run by this interpreter, with `env` layered over the parent's environment."""
+    """A `histochain` verb run by this interpreter, with `env` layered over the parent's environment;
+    it listens where HISTOCHAIN_<listens>_HOST/_PORT say and is ready when /health answers."""
 
     verb: tuple[str, ...] = ()
+    listens = ""
 
     def __init__(self, host: str, port: int, log_file: Path, env: Mapping[str, str] | None = None) -> None:
         super().__init__(host, port, log_file)
@@ -30,39 +27,33 @@ class HistochainProcess(ManagedProcess):
         return [sys.executable, "-m", "oracle", *self.verb]
 
     def environment(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        return {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            **self.env,
+            f"HISTOCHAIN_{self.listens}_HOST": self.host,
+            f"HISTOCHAIN_{self.listens}_PORT": str(self.port),
+        }
+
+    def probe(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:  # noqa: S310 - loopback
+            return bool(response.status == 200)
 
 
 class OracleProcess(HistochainProcess):
-    """`histochain oracle run`; ready when its /health (on the metrics port) answers."""
+    """`histochain oracle run`; its /health is on the metrics port."""
 
     name = "oracle"
     verb = ("oracle", "run")
-
-    def environment(self) -> dict[str, str]:
-        return super().environment() | {
-            "HISTOCHAIN_METRICS_HOST": self.host,
-            "HISTOCHAIN_METRICS_PORT": str(self.port),
-        }
-
-    def probe(self) -> bool:
-        return _answers(f"{self.url}/health")
+    listens = "METRICS"
 
 
 class ApiProcess(HistochainProcess):
-    """`histochain api`; ready when /health answers."""
+    """`histochain api`."""
 
     name = "api"
     verb = ("api",)
-
-    def environment(self) -> dict[str, str]:
-        return super().environment() | {
-            "HISTOCHAIN_API_HOST": self.host,
-            "HISTOCHAIN_API_PORT": str(self.port),
-        }
-
-    def probe(self) -> bool:
-        return _answers(f"{self.url}/health")
+    listens = "API"
 
 
 class PageServer(ManagedProcess):
