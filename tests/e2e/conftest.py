@@ -146,13 +146,29 @@ def open_page(
     chain_id: int | None = None,
     viewport: dict[str, int] | None = None,
 ) -> tuple[BrowserContext, Session]:
+    return wallet_page(
+        browser, stack.url, stack.rpc, chain_id or stack.chain_id, name, account=account, viewport=viewport
+    )
+
+
+def wallet_page(
+    browser: Browser,
+    url: str,
+    rpc: str,
+    chain_id: int,
+    name: str,
+    *,
+    account: int = PATIENT,
+    viewport: dict[str, int] | None = None,
+) -> tuple[BrowserContext, Session]:
+    """The page at `url`, loaded, with the test wallet (dev account `account`, on `chain_id`,
+    relaying to `rpc`); screenshots and the console go to test-artifacts/e2e/<name>/."""
     context = browser.new_context(viewport=viewport or {"width": 1200, "height": 900})
-    start_chain = chain_id or stack.chain_id
     config = {
-        "rpcUrl": stack.rpc,
+        "rpcUrl": rpc,
         "account": dev_account(account).address,
-        "chainId": start_chain,
-        "knownChains": [start_chain],
+        "chainId": chain_id,
+        "knownChains": [chain_id],
     }
     context.add_init_script(f"window.__testWalletConfig = {json.dumps(config)};")
     context.add_init_script(path=HERE / "wallet.js")
@@ -163,7 +179,7 @@ def open_page(
     page.on("pageerror", lambda error: console.write(f"pageerror: {error}\n"))
     context.on("close", lambda _: console.close())
     page.set_default_timeout(30_000)
-    page.goto(stack.url)
+    page.goto(url)
     page.wait_for_selector("body[data-ready=true]")
     return context, Session(page, shots)
 

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, expect
 
 from oracle.dev.anvil import dev_account
 from oracle.dev.process import ensure_port_free
-from tests.e2e.conftest import HERE, Shots
+from tests.e2e.conftest import wallet_page
 from tests.support import free_port
 
 CLI = Path(sys.executable).with_name("histochain")
@@ -154,23 +154,14 @@ def test_dev_up_runs_the_demo_serves_the_page_and_restarts_what_dies(
     db.close()
     assert confirmed == (3,)
 
-    context = browser.new_context()
+    rpc = f"http://127.0.0.1:{env['HISTOCHAIN_CHAIN_PORT']}"
+    context, session = wallet_page(browser, page_url, rpc, deployment["chain_id"], "dev_stack")
     try:
-        config = {
-            "rpcUrl": f"http://127.0.0.1:{env['HISTOCHAIN_CHAIN_PORT']}",
-            "account": dev_account(2).address,
-            "chainId": deployment["chain_id"],
-            "knownChains": [deployment["chain_id"]],
-        }
-        context.add_init_script(f"window.__testWalletConfig = {json.dumps(config)};")
-        context.add_init_script(path=HERE / "wallet.js")
-        page = context.new_page()
-        page.goto(page_url)
-        page.wait_for_selector("body[data-ready=true]")
+        page = session.page
         page.get_by_role("button", name="Connect wallet").click()
         expect(page.locator("#mine tbody tr")).to_have_count(3)
         expect(page.locator('#mine tbody tr[data-status="2"]')).to_have_count(3)
-        Shots(page, "dev_stack")("my-demo-images")
+        session.shot("my-demo-images")
     finally:
         context.close()
 
