@@ -284,6 +284,7 @@ async def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack: Stack,
                 daemon.start()
             await asyncio.sleep(0.1)
         await until_settled(stack, image_ids, timeout=300)
+        await until_jobs_settled([stack.settings.data_dir / "oracle.db"], image_ids)
     finally:
         code = daemon.stop()
     assert code == 0, (tmp_path / "daemon.log").read_text()[-3000:]
@@ -325,6 +326,7 @@ async def test_a_reorganised_registration_is_redone_in_the_new_chain(stack: Stac
         for _ in range(6):
             await rpc(stack, "evm_mine")
         await until_settled(stack, [again, other])
+        await until_jobs_settled([stack.settings.data_dir / "oracle.db"], [again, other])
     finally:
         stop.set()
         await daemon
@@ -375,6 +377,9 @@ async def test_two_oracles_never_double_post(stack: Stack, tmp_path: Path):
             await register(stack, png(rng, malignant=bool(i % 2)), PATIENT_ACCOUNTS[i % 4]) for i in range(30)
         ]
         await until_settled(stack, image_ids)
+        await until_jobs_settled(
+            [s.data_dir / "oracle.db" for s in (stack.settings, rival_settings)], image_ids
+        )
     finally:
         stop.set()
         await asyncio.gather(*daemons)
