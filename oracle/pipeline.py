@@ -11,6 +11,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC
 from typing import Any
@@ -34,10 +35,22 @@ from oracle.store.models import Checkpoint, Job, JobState, Outcome
 
 log = logging.getLogger("histochain.oracle")
 
+
 LISTENER = "image-registered"
 WS_RETRY = 30.0
-OPEN_STATES = (JobState.QUEUED, JobState.FETCHED)
 READY_STATES = (JobState.CLASSIFIED, JobState.FAILED)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A verified, decoded image on its way to the classifier. Only memory holds it: the job stays
+    queued in SQLite, so a crash re-fetches; `block_hash` lets the classifier drop an image whose
+    registration a reorg has since replaced."""
+
+    image_id: str
+    block_hash: str
+    image: Image.Image
+    content_sha256: str
 
 
 @dataclass
@@ -85,11 +98,13 @@ class Oracle:
         self.fetcher, self.catalog, self.tuning = fetcher, catalog, tuning
         self.ws_url = ws_url
         self.fetch_q: asyncio.Queue[str] = asyncio.Queue(maxsize=256)
-        self.classify_q: asyncio.Queue[tuple[str, Image.Image]] = asyncio.Queue(maxsize=64)
+        self.classify_q: asyncio.Queue[Decoded] = asyncio.Queue(maxsize=64)
         self.submit_q: asyncio.Queue[str] = asyncio.Queue(maxsize=1024)
         self.metrics = Metrics({"fetch": self.fetch_q, "classify": self.classify_q, "submit": self.submit_q})
         self.deployment = registry.deployment
         self.oracle_address = submitter.account.address
+        # Inference gets a thread of its own: in the shared pool it would queue behind decoding.
+        self.inference = ThreadPoolExecutor(1, thread_name_prefix="classify")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -110,6 +125,7 @@ class Oracle:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        self.inference.shutdown(cancel_futures=True)
         log.info("stopped")
 
     async def _guard(
@@ -134,9 +150,7 @@ class Oracle:
                 )
             ).all()
         for job in jobs:
-            if job.state in OPEN_STATES:
-                if job.state == JobState.FETCHED:
-                    await self._set(job.image_id, state=JobState.QUEUED)
+            if job.state == JobState.QUEUED:
                 self.fetch_q.put_nowait(job.image_id)
             else:
                 self.submit_q.put_nowait(job.image_id)
@@ -208,25 +222,27 @@ class Oracle:
         seen again in another block (re-registered after a reorg) restarts its job from scratch."""
         queued = []
         async with self.db.transaction() as session:
+            ids = [r.image_id for r in registrations]
+            stored = await session.scalars(select(Job).where(Job.image_id.in_(ids)))
+            known = {job.image_id: job for job in stored}
             for r in registrations:
-                job = await session.get(Job, r.image_id)
+                job = known.get(r.image_id)
                 if job is not None and job.block_hash == r.block_hash:
                     continue
                 if job is not None:
                     await session.delete(job)
                     await session.flush()
-                session.add(
-                    Job(
-                        image_id=r.image_id,
-                        cid=r.cid,
-                        owner=r.owner,
-                        model_id=r.model_id,
-                        block_number=r.block_number,
-                        block_hash=r.block_hash,
-                        registration_tx=r.transaction,
-                        state=JobState.QUEUED,
-                    )
+                known[r.image_id] = Job(
+                    image_id=r.image_id,
+                    cid=r.cid,
+                    owner=r.owner,
+                    model_id=r.model_id,
+                    block_number=r.block_number,
+                    block_hash=r.block_hash,
+                    registration_tx=r.transaction,
+                    state=JobState.QUEUED,
                 )
+                session.add(known[r.image_id])
                 queued.append(r.image_id)
             await session.execute(
                 update(Checkpoint)
@@ -277,7 +293,7 @@ class Oracle:
     async def _fetch(self, image_id: str) -> None:
         async with self.db.transaction() as session:
             job = await session.get(Job, image_id)
-        if job is None or job.state not in OPEN_STATES:
+        if job is None or job.state != JobState.QUEUED:
             return
         if not await self._still_pending(job):
             return
@@ -290,8 +306,7 @@ class Oracle:
         except (IpfsError, ImageRejected) as exc:
             await self._fail(job, exc.reason, str(exc))
             return
-        await self._set(image_id, state=JobState.FETCHED, content_sha256=digest)
-        await self.classify_q.put((image_id, image))
+        await self.classify_q.put(Decoded(image_id, job.block_hash, image, digest))
 
     def _decode(self, data: bytes) -> tuple[Image.Image, str]:
         """In a worker thread: the stage's CPU work stays off the event loop."""
@@ -324,38 +339,38 @@ class Oracle:
             batch = await _gather_batch(
                 self.classify_q, first, self.tuning.classify_batch, self.tuning.classify_wait
             )
-            loaded = await self._load([i for i, _ in batch], [JobState.FETCHED])
-            jobs = {job.image_id: job for job in loaded}
-            by_model: dict[str, list[tuple[Job, Image.Image]]] = {}
-            for image_id, image in batch:
-                if image_id in jobs:
-                    by_model.setdefault(jobs[image_id].model_id, []).append((jobs[image_id], image))
+            jobs = {
+                job.image_id: job for job in await self._load([d.image_id for d in batch], [JobState.QUEUED])
+            }
+            by_model: dict[str, list[tuple[Job, Decoded]]] = {}
+            for decoded in batch:
+                job = jobs.pop(decoded.image_id, None)  # popped: a duplicate in the batch is dropped
+                if job is not None and job.block_hash == decoded.block_hash:
+                    by_model.setdefault(job.model_id, []).append((job, decoded))
             for model_id, items in by_model.items():
                 try:
                     await self._classify(model_id, items)
                 except Exception as exc:  # noqa: BLE001 - re-fetch and retry, the daemon goes on
-                    ids = [job.image_id for job, _ in items]
-                    for image_id in ids:
-                        await self._set(image_id, state=JobState.QUEUED)
-                    await self._retry_later(self.fetch_q, ids, "classify", exc)
+                    await self._retry_later(self.fetch_q, [job.image_id for job, _ in items], "classify", exc)
 
-    async def _classify(self, model_id: str, items: list[tuple[Job, Image.Image]]) -> None:
+    async def _classify(self, model_id: str, items: list[tuple[Job, Decoded]]) -> None:
         try:
-            predictor = await asyncio.to_thread(self.catalog.predictor, model_id)
-            probs = await asyncio.to_thread(predictor.predict, [image for _, image in items])
+            loop = asyncio.get_running_loop()
+            predictor = await loop.run_in_executor(self.inference, self.catalog.predictor, model_id)
+            probs = await loop.run_in_executor(self.inference, predictor.predict, [d.image for _, d in items])
         except (HistochainError, RuntimeError) as exc:
             for job, _ in items:
                 await self._fail(job, FailureReason.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
             return
         card = predictor.card
         classified: dict[str, dict[str, Any]] = {}
-        for (job, _), p in zip(items, probs, strict=True):
+        for (job, decoded), p in zip(items, probs, strict=True):
             positive = float(p)
             label = card.labels[1] if positive >= card.threshold else card.labels[0]
             document = ResultDocument(
                 image_id=job.image_id,
                 cid=job.cid,
-                content_sha256=job.content_sha256 or "",
+                content_sha256=decoded.content_sha256,
                 model_id=model_id,
                 model_name=card.name,
                 label=label,
@@ -370,6 +385,7 @@ class Oracle:
             classified[job.image_id] = {
                 "state": JobState.CLASSIFIED,
                 "outcome": Outcome.RESULT,
+                "content_sha256": decoded.content_sha256,
                 "document": document.canonical_dict(),
                 "result_hash": "0x" + document.result_hash.hex(),
             }
@@ -394,18 +410,14 @@ class Oracle:
         jobs = await self._load(image_ids, [*READY_STATES, JobState.SUBMITTED])
         results: list[Job] = []
         failures: list[Job] = []
-        get_image = self.registry.contract.functions.getImage
-        # Concurrently: one after another, a busy event loop would stretch the re-check of a batch
-        # into seconds while results pile up behind it.
-        records = await asyncio.gather(*(get_image(bytes.fromhex(j.image_id[2:])).call() for j in jobs))
+        records = await self.registry.images([j.image_id for j in jobs])
         for job, record in zip(jobs, records, strict=True):
-            status, on_chain_hash = Status(record[1]), "0x" + bytes(record[3]).hex()
-            if status == Status.PENDING:
+            if record.status == Status.PENDING:
                 (results if job.outcome == Outcome.RESULT else failures).append(job)
-            elif self._ours(job, status, on_chain_hash):
+            elif self._ours(job, record.status, record.result_hash):
                 await self._confirmed([job], None)
             else:
-                await self._supersede(job.image_id, f"on chain: {status.name.lower()}")
+                await self._supersede(job.image_id, f"on chain: {record.status.name.lower()}")
         if results:
             pairs = [(j.image_id, j.result_hash or "") for j in results]
             sent = await self.submitter.post_results(pairs, self._submitting([j.image_id for j in results]))
@@ -497,6 +509,7 @@ class Oracle:
 async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
     """Builds every stage from settings and runs until `stop` is set."""
     import aiohttp
+    import torch
     from aiohttp import web
     from web3 import AsyncWeb3
     from web3.types import RPCEndpoint
@@ -507,7 +520,11 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
     from oracle.signer import load_signer
 
     deployment = Deployment.load(settings.deployment_path)
-    catalog = ModelCatalog(settings.models_path, resolve_device(settings.device))
+    device = resolve_device(settings.device)
+    if device.type == "cpu":
+        # Intra-op threads beyond the cores left over from decoding spin and steal from it.
+        torch.set_num_threads(settings.inference_threads)
+    catalog = ModelCatalog(settings.models_path, device)
     tuning = Tuning(
         **{f.name: getattr(settings, f.name) for f in fields(Tuning) if f.name in Settings.model_fields}
     )

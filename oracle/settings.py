@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     fetch_timeout: float = Field(30.0, gt=0)
     fetch_attempts: int = Field(4, ge=1)
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
+    inference_threads: int = Field(
+        default_factory=lambda: max(1, len(os.sched_getaffinity(0)) // 2),
+        ge=1,
+        description="torch threads for CPU inference (default: half the cores, the rest fetch and decode).",
+    )
     model_dir: Path | None = Field(None, description="Checkpoints (default: <data dir>/models).")
     database_url: str | None = Field(None, description="Default: SQLite file <data dir>/oracle.db.")
     api_host: str = Field("127.0.0.1", description="Interface of the query API.")

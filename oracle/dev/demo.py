@@ -119,12 +119,10 @@ async def run_demo(settings: Settings, images: int, timeout: float, progress: An
             for row in rows:
                 if row.status == "classified":
                     document = await _document(http, api, token, row.image_id, timeout=30)
-                    on_chain = (
-                        await registry.contract.functions.getImage(bytes.fromhex(row.image_id[2:])).call()
-                    )[3]
+                    on_chain = (await registry.image(row.image_id)).result_hash
                     row.label = document["label"]
                     row.probability = document["probabilities"].get("malignant")
-                    row.verified = commitment(document) == on_chain
+                    row.verified = "0x" + commitment(document).hex() == on_chain
                 elif row.status == "failed":
                     row.reason = await _reason(registry, deployment, row.image_id)
     except (aiohttp.ClientError, OSError) as exc:

@@ -14,12 +14,11 @@ def now() -> datetime:
 
 
 class JobState(StrEnum):
-    """queued → fetched → classified → submitted → confirmed; or failed (reason) → submitted →
-    confirmed; or superseded when the chain shows the image no longer pending (another oracle,
+    """queued → classified → submitted → confirmed; or failed (reason) → submitted → confirmed;
+    or superseded when the chain shows the image no longer pending (another oracle,
     a cancellation) or never registered (a reorg)."""
 
     QUEUED = "queued"
-    FETCHED = "fetched"
     CLASSIFIED = "classified"
     FAILED = "failed"
     SUBMITTED = "submitted"

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from web3.logs import DISCARD
 from oracle.chain.deploy import deploy_on_devnet
 from oracle.chain.deployment import Deployment
 from oracle.chain.reasons import FailureReason
-from oracle.chain.registry import Registry, Status, hex32
+from oracle.chain.registry import ChainError, Registry, Status, hex32
 from oracle.dev.anvil import Anvil, dev_account
 from oracle.dev.ipfs import IpfsNode
 from oracle.document import verify
@@ -209,7 +210,17 @@ async def test_every_registration_gets_exactly_one_verifiable_result(stack: Stac
     assert set(rows) == set(image_ids)
     for image_id in image_ids:
         document = json.loads(rows[image_id])
-        on_chain = (await stack.registry.contract.functions.getImage(bytes.fromhex(image_id[2:])).call())[3]
+        # web3's own decoding of getImage, against the daemon's pre-resolved read of it
+        owner, status, model_id, on_chain, *_ = await stack.registry.contract.functions.getImage(
+            bytes.fromhex(image_id[2:])
+        ).call()
+        record = await stack.registry.image(image_id)
+        assert (record.owner, record.status, record.model_id, record.result_hash) == (
+            owner,
+            Status(status),
+            hex32(model_id),
+            hex32(on_chain),
+        )
         assert verify(document, bytes(on_chain))
         assert document["model_id"] == "0x" + stack.card.model_id.hex()
         assert document["label"] in stack.card.labels
@@ -217,6 +228,17 @@ async def test_every_registration_gets_exactly_one_verifiable_result(stack: Stac
         assert document["registry"] == stack.deployment.address
     states = Counter(state for (state,) in db.execute("SELECT state FROM jobs"))
     assert states == {"confirmed": IMAGES + 2}
+
+
+async def test_registry_reads_refuse_an_answer_their_abi_cannot_decode(stack: Stack) -> None:
+    """An address without the registry's code answers eth_call with no bytes: the read says so as
+    a ChainError instead of passing on a decoding error or a default status."""
+    assert await stack.registry.status("0x" + "ab" * 32) == Status.NONE
+    elsewhere = stack.deployment.model_copy(update={"address": dev_account(7).address})
+    with pytest.raises(ChainError, match="statusOf: the RPC answered 0x, which its ABI cannot decode"):
+        await Registry(stack.w3, elsewhere).status("0x" + "ab" * 32)
+    with pytest.raises(ChainError, match="getImage: the RPC answered 0x,"):
+        await Registry(stack.w3, elsewhere).image("0x" + "ab" * 32)
 
 
 class DaemonProcess:
@@ -240,9 +262,11 @@ class DaemonProcess:
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
         self.kills = 0
+        self.since = 0  # the log's size when the current process started
 
     def start(self) -> None:
         cli = Path(sys.executable).with_name("histochain")
+        self.since = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = subprocess.Popen([cli, "oracle", "run"], env=self.env, stdout=out, stderr=out)
 
@@ -253,7 +277,14 @@ class DaemonProcess:
         self.kills += 1
 
     def stop(self) -> int:
+        """SIGTERM once this start has logged that it runs: a signal during the imports before
+        the handler is installed would kill the process the default way."""
         assert self.process is not None
+        deadline = time.monotonic() + 60
+        while b'"msg": "oracle 0x' not in self.log.read_bytes()[self.since :]:
+            assert self.process.poll() is None, "the daemon exited before it ran"
+            assert time.monotonic() < deadline, "the daemon did not start within 60 s"
+            time.sleep(0.05)
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=60)
 
