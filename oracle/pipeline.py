@@ -194,7 +194,7 @@ class Oracle:
         head = await self.registry.w3.eth.block_number
         safe = head - self.tuning.confirmations
         checkpoint = await self._checkpoint()
-        if checkpoint.block_number > 0 and checkpoint.block_number <= safe:
+        if checkpoint.block_hash and checkpoint.block_number <= safe:  # "": not recorded yet
             canonical = await self.registry.block_hash(checkpoint.block_number)
             if canonical != checkpoint.block_hash:
                 await self._rewind(checkpoint.block_number)

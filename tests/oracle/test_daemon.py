@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -647,3 +648,22 @@ async def test_the_owner_reads_from_the_api_a_document_that_hashes_to_the_chain(
     on_chain = (await stack.registry.contract.functions.getImage(bytes.fromhex(image_id[2:])).call())[3]
     assert verify(served["document"], bytes(on_chain))
     assert served["document"]["image_id"] == image_id
+
+
+async def test_a_first_start_is_not_taken_for_a_reorg(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """The listener's first checkpoint, the block before the deployment, has no hash yet; a
+    registry deployed past block 1 once made every first start log a reorg and rescan."""
+    caplog.set_level(logging.INFO, logger="histochain")
+    await rpc(stack, "anvil_mine", "0x5")
+    later = stack.deployment.model_copy(update={"block": await stack.w3.eth.block_number})
+    later.save(stack.settings.deployment_path)
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(stack.settings, stop))
+    try:
+        image_id = await register(stack, png(np.random.default_rng(5), malignant=False), 3)
+        assert (await until_settled(stack, [image_id]))[image_id] == Status.CLASSIFIED
+    finally:
+        stop.set()
+        await daemon
+    assert "oracle 0x" in caplog.text, "the daemon's own log is captured"
+    assert "reorg" not in caplog.text
