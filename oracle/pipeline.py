@@ -35,7 +35,6 @@ from oracle.store.models import Checkpoint, Job, JobState, Outcome
 
 log = logging.getLogger("histochain.oracle")
 
-
 LISTENER = "image-registered"
 WS_RETRY = 30.0
 READY_STATES = (JobState.CLASSIFIED, JobState.FAILED)
@@ -344,8 +343,9 @@ class Oracle:
             }
             by_model: dict[str, list[tuple[Job, Decoded]]] = {}
             for decoded in batch:
-                job = jobs.pop(decoded.image_id, None)  # popped: a duplicate in the batch is dropped
+                job = jobs.get(decoded.image_id)
                 if job is not None and job.block_hash == decoded.block_hash:
+                    del jobs[decoded.image_id]  # a duplicate later in the batch is dropped
                     by_model.setdefault(job.model_id, []).append((job, decoded))
             for model_id, items in by_model.items():
                 try:

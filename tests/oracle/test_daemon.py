@@ -660,7 +660,7 @@ async def test_a_first_start_is_not_taken_for_a_reorg(stack: Stack, caplog: pyte
     stop = asyncio.Event()
     daemon = asyncio.create_task(run_daemon(stack.settings, stop))
     try:
-        image_id = await register(stack, png(np.random.default_rng(5), malignant=False), 3)
+        image_id = await register(stack, png(np.random.default_rng(29), malignant=False), 3)
         assert (await until_settled(stack, [image_id]))[image_id] == Status.CLASSIFIED
     finally:
         stop.set()
