@@ -95,26 +95,25 @@ export class Api {
       expiry,
       nonce: bytesToHex(crypto.getRandomValues(new Uint8Array(32))),
     };
-    const signature = await this.wallet.client.signTypedData({
-      account: this.wallet.account,
-      domain: this.domain,
-      types: { Grant: GRANT_TYPES.Grant },
-      primaryType: "Grant",
-      message,
-    });
+    const signature = await this.signTyped("Grant", message);
     await this.call("/v1/grants", { method: "POST", body: { grant: { ...message, expiry: Number(expiry) }, signature } });
     return message;
   }
 
   async revoke(nonce) {
     const message = { owner: this.wallet.account, nonce };
-    const signature = await this.wallet.client.signTypedData({
+    const signature = await this.signTyped("Revocation", message);
+    return this.call("/v1/grants/revoke", { method: "POST", body: { revocation: message, signature } });
+  }
+
+  /** EIP-712 signature by the connected account over one of the API's grant types. */
+  signTyped(primaryType, message) {
+    return this.wallet.client.signTypedData({
       account: this.wallet.account,
       domain: this.domain,
-      types: { Revocation: GRANT_TYPES.Revocation },
-      primaryType: "Revocation",
+      types: { [primaryType]: GRANT_TYPES[primaryType] },
+      primaryType,
       message,
     });
-    return this.call("/v1/grants/revoke", { method: "POST", body: { revocation: message, signature } });
   }
 }
