@@ -521,15 +521,16 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
 
     deployment = Deployment.load(settings.deployment_path)
     device = resolve_device(settings.device)
-    if device.type == "cpu":
-        # Intra-op threads beyond the cores left over from decoding spin and steal from it.
-        torch.set_num_threads(settings.inference_threads)
     catalog = ModelCatalog(settings.models_path, device)
     tuning = Tuning(
         **{f.name: getattr(settings, f.name) for f in fields(Tuning) if f.name in Settings.model_fields}
     )
     db = Database(settings.database)
     await db.start()
+    caller_threads = torch.get_num_threads()  # process-wide: given back on the way out
+    if device.type == "cpu":
+        # Intra-op threads beyond the cores left over from decoding spin and steal from it.
+        torch.set_num_threads(settings.inference_threads)
     try:
         async with aiohttp.ClientSession() as http:
             # web3 validates every eth_call and eth_estimateGas against eth_chainId, asked anew each
@@ -570,3 +571,4 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
                 await runner.cleanup()
     finally:
         await db.close()
+        torch.set_num_threads(caller_threads)

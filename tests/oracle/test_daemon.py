@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+import torch
 from aiohttp import web
 from eth_account.messages import encode_defunct
 from PIL import Image
@@ -657,6 +658,7 @@ async def test_a_first_start_is_not_taken_for_a_reorg(stack: Stack, caplog: pyte
     await rpc(stack, "anvil_mine", "0x5")
     later = stack.deployment.model_copy(update={"block": await stack.w3.eth.block_number})
     later.save(stack.settings.deployment_path)
+    threads = torch.get_num_threads()
     stop = asyncio.Event()
     daemon = asyncio.create_task(run_daemon(stack.settings, stop))
     try:
@@ -667,3 +669,4 @@ async def test_a_first_start_is_not_taken_for_a_reorg(stack: Stack, caplog: pyte
         await daemon
     assert "oracle 0x" in caplog.text, "the daemon's own log is captured"
     assert "reorg" not in caplog.text
+    assert torch.get_num_threads() == threads, "the daemon gives the process its torch threads back"
