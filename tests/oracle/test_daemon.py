@@ -13,10 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import numpy as np
@@ -26,140 +23,28 @@ from aiohttp import web
 from eth_account.messages import encode_defunct
 from PIL import Image
 from pydantic import SecretStr
-from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.logs import DISCARD
 
-from oracle.chain.deploy import deploy_on_devnet
-from oracle.chain.deployment import Deployment
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import ChainError, Registry, Status, hex32
-from oracle.dev.anvil import Anvil, dev_account
+from oracle.dev.anvil import dev_account
 from oracle.dev.ipfs import IpfsNode
 from oracle.document import verify
 from oracle.ipfs import cid as cids
 from oracle.ipfs.cid import raw_cid
-from oracle.ipfs.pinata import PinataClient
-from oracle.ml.card import ModelCard
 from oracle.pipeline import run_daemon
 from oracle.settings import Settings
-from tests.support import free_port, png, serve_gateway, tiny_checkpoint
+from tests.oracle.daemon_support import (
+    PATIENT_ACCOUNTS,
+    Stack,
+    register,
+    rpc,
+    send_registration,
+    until_jobs_settled,
+    until_settled,
+)
+from tests.support import free_port, png, serve_gateway
 
 IMAGES = 50
-PATIENT_ACCOUNTS = (2, 3, 4, 5)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModelCard]:
-    models = tmp_path_factory.mktemp("models")
-    return models, tiny_checkpoint(tmp_path_factory.mktemp("synth"), models)
-
-
-@dataclass
-class Chain:
-    rpc: str
-    deployment: Deployment
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory, checkpoint: tuple[Path, ModelCard]) -> Iterator[Chain]:
-    work = tmp_path_factory.mktemp("chain")
-    settings = Settings()
-    with Anvil("127.0.0.1", free_port(), settings.chain_id, work / "state.json", work / "anvil.log") as anvil:
-        yield Chain(anvil.url, deploy_on_devnet(anvil.url, work / "deployment.json", [checkpoint[1]]))
-
-
-@dataclass
-class Stack:
-    settings: Settings
-    deployment: Deployment
-    w3: AsyncWeb3[Any]
-    registry: Registry
-    pinata: PinataClient
-    card: ModelCard
-
-
-@pytest.fixture
-async def stack(
-    tmp_path: Path, chain: Chain, checkpoint: tuple[Path, ModelCard], ipfs_node: IpfsNode
-) -> AsyncIterator[Stack]:
-    settings = Settings(
-        data_dir=tmp_path,
-        rpc_urls=[chain.rpc],
-        deployment=tmp_path / "deployment.json",
-        gateways=[ipfs_node.url],
-        model_dir=checkpoint[0],
-        confirmations=0,
-        poll_interval=0.2,
-        fetch_attempts=2,
-        fetch_timeout=5,
-        submit_wait=0.3,
-        device="cpu",
-        metrics_port=0,
-    )
-    chain.deployment.save(settings.deployment_path)
-    w3 = AsyncWeb3(AsyncHTTPProvider(chain.rpc))
-    async with aiohttp.ClientSession() as session:
-        yield Stack(
-            settings,
-            chain.deployment,
-            w3,
-            Registry(w3, chain.deployment),
-            PinataClient(session, ipfs_node.token, ipfs_node.url),
-            checkpoint[1],
-        )
-
-
-async def register(stack: Stack, data: bytes, patient: int) -> str:
-    """As the page does: upload, then registerImage(cid, 0) signed by the patient's wallet."""
-    return await send_registration(stack, (await stack.pinata.pin_file(data, "image.png", 1)).cid, patient)
-
-
-async def send_registration(stack: Stack, cid: str, patient: int) -> str:
-    account = dev_account(patient)
-    call = stack.registry.contract.functions.registerImage(cid, b"\x00" * 32)
-    tx = await call.build_transaction(
-        {
-            "from": account.address,
-            "nonce": await stack.w3.eth.get_transaction_count(account.address, "pending"),
-        }
-    )
-    tx_hash = await stack.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
-    receipt = await stack.w3.eth.wait_for_transaction_receipt(tx_hash)
-    assert receipt["status"] == 1
-    (event,) = stack.registry.contract.events.ImageRegistered().process_receipt(receipt, errors=DISCARD)
-    return hex32(event["args"]["imageId"])
-
-
-async def until_settled(stack: Stack, image_ids: list[str], timeout: float = 180) -> dict[str, Status]:
-    """Polls the chain until no image is pending (the daemon's work is observable only there)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        statuses = await stack.registry.statuses(image_ids)
-        if all(s != Status.PENDING for s in statuses.values()):
-            return statuses
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"still pending after {timeout}s: {Counter(statuses.values())}")
-        await asyncio.sleep(0.2)
-
-
-async def until_jobs_settled(databases: list[Path], image_ids: list[str], timeout: float = 60) -> None:
-    """Polls the oracles' own records until each has finished every job (confirmed or superseded)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    marks = ",".join("?" * len(image_ids))
-    while True:
-        open_jobs = 0
-        for path in databases:
-            with sqlite3.connect(path) as db:
-                query = (
-                    f"SELECT count(*) FROM jobs WHERE image_id IN ({marks})"
-                    " AND state NOT IN ('confirmed', 'superseded')"
-                )
-                open_jobs += db.execute(query, image_ids).fetchone()[0]
-        if open_jobs == 0:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{open_jobs} jobs still open after {timeout}s")
-        await asyncio.sleep(0.2)
 
 
 async def test_every_registration_gets_exactly_one_verifiable_result(stack: Stack):
@@ -334,10 +219,6 @@ async def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack: Stack,
     for image_id, document in db.execute("SELECT image_id, document FROM jobs WHERE outcome = 'result'"):
         on_chain = (await stack.registry.contract.functions.getImage(bytes.fromhex(image_id[2:])).call())[3]
         assert verify(json.loads(document), bytes(on_chain))
-
-
-async def rpc(stack: Stack, method: str, *params: Any) -> Any:
-    return (await stack.w3.provider.make_request(method, list(params)))["result"]  # type: ignore[arg-type]
 
 
 async def test_a_reorganised_registration_is_redone_in_the_new_chain(stack: Stack):
