@@ -41,6 +41,17 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
+        self.stale_writes = Counter(
+            "histochain_stale_writes",
+            "Job writes refused because the row moved on since it was read (a reorg, a duplicate), by write.",
+            ["write"],
+            registry=self.registry,
+        )
+        self.invariant_violations = Counter(
+            "histochain_invariant_violations",
+            "Confirmed jobs whose stored document does not hash to the result hash on chain (should stay 0).",
+            registry=self.registry,
+        )
         self.transactions = Counter("histochain_transactions", "Transactions mined.", registry=self.registry)
         self.gas = Counter(
             "histochain_gas_used", "Gas used by the oracle's transactions.", registry=self.registry

@@ -2,7 +2,8 @@
 
 Every job's state lives in SQLite and changes before the next stage sees it, so a crash at any
 point resumes (see `recover`) without losing or duplicating work; the chain stays the source of
-truth and is re-checked before anything is sent.
+truth and is re-checked before anything is sent. Job rows change only through `JobRepository`,
+whose writes are compare-and-set: a stage acting on what it read before a reorg changes nothing.
 """
 
 import asyncio
@@ -10,23 +11,24 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC
 from typing import Any
 
 from PIL import Image
-from sqlalchemy import select, update
 
 from oracle.chain.reasons import FailureReason
-from oracle.chain.registry import ChainError, Registration, Registry, Status
-from oracle.chain.submitter import Submitter
+from oracle.chain.registry import ChainError, ImageRecord, Registry, Status
+from oracle.chain.submitter import Sent, Submitter
+from oracle.daemon.jobs import OPEN_STATES, SENDABLE_STATES, Classified, JobRepository, StaleJobs
 from oracle.document import ResultDocument, new_salt
 from oracle.errors import HistochainError
 from oracle.imaging import ImageRejected, decode
 from oracle.ipfs.errors import IpfsError
 from oracle.ipfs.fetch import GatewayFetcher
+from oracle.jcs import commitment
 from oracle.metrics import Metrics, metrics_app
 from oracle.ml.catalog import ModelCatalog
 from oracle.settings import Settings
@@ -37,7 +39,6 @@ log = logging.getLogger("histochain.oracle")
 
 LISTENER = "image-registered"
 WS_RETRY = 30.0
-READY_STATES = (JobState.CLASSIFIED, JobState.FAILED)
 
 
 @dataclass(frozen=True)
@@ -93,15 +94,17 @@ class Oracle:
         tuning: Tuning,
         ws_url: str | None = None,
     ) -> None:
-        self.db, self.registry, self.submitter = db, registry, submitter
+        self.registry, self.submitter = registry, submitter
         self.fetcher, self.catalog, self.tuning = fetcher, catalog, tuning
         self.ws_url = ws_url
+        self.jobs = JobRepository(db, LISTENER, registry.deployment.block)
         self.fetch_q: asyncio.Queue[str] = asyncio.Queue(maxsize=256)
         self.classify_q: asyncio.Queue[Decoded] = asyncio.Queue(maxsize=64)
         self.submit_q: asyncio.Queue[str] = asyncio.Queue(maxsize=1024)
         self.metrics = Metrics({"fetch": self.fetch_q, "classify": self.classify_q, "submit": self.submit_q})
         self.deployment = registry.deployment
         self.oracle_address = submitter.account.address
+        self._head_hash = ""  # the last head recorded, to write it only when it changes
         # Inference gets a thread of its own: in the shared pool it would queue behind decoding.
         self.inference = ThreadPoolExecutor(1, thread_name_prefix="classify")
 
@@ -142,12 +145,7 @@ class Oracle:
 
     async def recover(self) -> None:
         """Re-queues every unfinished job from SQLite after a start or a crash."""
-        async with self.db.transaction() as session:
-            jobs = (
-                await session.scalars(
-                    select(Job).where(Job.state.not_in([JobState.CONFIRMED, JobState.SUPERSEDED]))
-                )
-            ).all()
+        jobs = await self.jobs.unfinished()
         for job in jobs:
             if job.state == JobState.QUEUED:
                 self.fetch_q.put_nowait(job.image_id)
@@ -169,7 +167,7 @@ class Oracle:
                     log.warning("websocket follow failed, polling: %s: %s", type(exc).__name__, exc)
             deadline = time.monotonic() + (WS_RETRY if self.ws_url else float("inf"))
             while not stop.is_set() and time.monotonic() < deadline:
-                await self._poll_once()
+                await self.poll_once()
                 self.metrics.wakeups.labels("poll").inc()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.tuning.poll_interval)
@@ -179,7 +177,7 @@ class Oracle:
 
         async with AsyncWeb3(WebSocketProvider(self.ws_url)) as w3:
             await w3.eth.subscribe("newHeads")
-            await self._poll_once()  # catch up before following
+            await self.poll_once()  # catch up before following
             heads = w3.socket.process_subscriptions()
             while not stop.is_set():
                 try:
@@ -187,97 +185,76 @@ class Oracle:
                     self.metrics.wakeups.labels("websocket").inc()
                 except TimeoutError:
                     self.metrics.wakeups.labels("idle").inc()
-                await self._poll_once()
+                await self.poll_once()
 
-    async def _poll_once(self) -> None:
+    async def poll_once(self) -> None:
+        """Turns the logs of every block up to the safe head into jobs, chunk by chunk."""
         head = await self.registry.w3.eth.block_number
         safe = head - self.tuning.confirmations
-        checkpoint = await self._checkpoint()
-        if checkpoint.block_hash and checkpoint.block_number <= safe:  # "": not recorded yet
-            canonical = await self.registry.block_hash(checkpoint.block_number)
-            if canonical != checkpoint.block_hash:
-                await self._rewind(checkpoint.block_number)
-                checkpoint = await self._checkpoint()
+        checkpoint = await self.jobs.checkpoint()
+        reorged = await self._reorged(checkpoint, safe)
+        if reorged is not None:
+            await self._rewind(reorged, checkpoint.block_number)
+            checkpoint = await self.jobs.checkpoint()
         start = checkpoint.block_number + 1
         while start <= safe:
             end = min(safe, start + self.tuning.log_chunk_blocks - 1)
+            end_hash = await self.registry.block_hash_or_none(end)
             registrations = await self.registry.registrations(start, end)
-            end_hash = await self.registry.block_hash(end)
-            new = await self._record(registrations, end, end_hash)
+            if end_hash is None or end_hash != await self.registry.block_hash_or_none(end):
+                return  # the chain changed while its logs were read: they may be from either side
+            new = await self.jobs.record(registrations, end, end_hash)
             for image_id in new:
                 await self.fetch_q.put(image_id)
             start = end + 1
+        head_hash = await self.registry.block_hash_or_none(head)
+        if head_hash is not None and head_hash != self._head_hash:
+            await self.jobs.saw_head(head, head_hash)
+            self._head_hash = head_hash
 
-    async def _checkpoint(self) -> Checkpoint:
-        async with self.db.transaction() as session:
-            checkpoint = await session.get(Checkpoint, LISTENER)
-            if checkpoint is None:
-                checkpoint = Checkpoint(name=LISTENER, block_number=self.deployment.block - 1, block_hash="")
-                session.add(checkpoint)
-            return checkpoint
+    async def _reorged(self, checkpoint: Checkpoint, safe: int) -> int | None:
+        """The block a reorg was seen at: the checkpoint's (registrations may have changed), or the
+        last head seen (the oracle's own transactions above the checkpoint may be gone)."""
+        recorded = checkpoint.block_hash and checkpoint.block_number <= safe  # "": not recorded yet
+        if recorded and await self.registry.block_hash(checkpoint.block_number) != checkpoint.block_hash:
+            return checkpoint.block_number
+        head = await self.jobs.head()
+        if head.block_hash and await self.registry.block_hash_or_none(head.block_number) != head.block_hash:
+            return head.block_number
+        return None
 
-    async def _record(self, registrations: list[Registration], end: int, end_hash: str) -> list[str]:
-        """Jobs for new registrations and the checkpoint move in one transaction. A registration
-        seen again in another block (re-registered after a reorg) restarts its job from scratch."""
-        queued = []
-        async with self.db.transaction() as session:
-            ids = [r.image_id for r in registrations]
-            stored = await session.scalars(select(Job).where(Job.image_id.in_(ids)))
-            known = {job.image_id: job for job in stored}
-            for r in registrations:
-                job = known.get(r.image_id)
-                if job is not None and job.block_hash == r.block_hash:
-                    continue
-                if job is not None:
-                    await session.delete(job)
-                    await session.flush()
-                known[r.image_id] = Job(
-                    image_id=r.image_id,
-                    cid=r.cid,
-                    owner=r.owner,
-                    model_id=r.model_id,
-                    block_number=r.block_number,
-                    block_hash=r.block_hash,
-                    registration_tx=r.transaction,
-                    state=JobState.QUEUED,
-                )
-                session.add(known[r.image_id])
-                queued.append(r.image_id)
-            await session.execute(
-                update(Checkpoint)
-                .where(Checkpoint.name == LISTENER)
-                .values(block_number=end, block_hash=end_hash)
-            )
-        return queued
-
-    async def _rewind(self, block: int) -> None:
-        """The checkpoint block was reorganised away: move the checkpoint back `reorg_depth`
-        blocks and rescan. Jobs whose registration block is no longer canonical are superseded;
-        the rescan records afresh every registration that reappears in a canonical block (and the
-        result the reorg erased is computed and sent again)."""
-        back_to = max(self.deployment.block - 1, block - self.tuning.reorg_depth)
+    async def _rewind(self, block: int, checkpoint: int) -> None:
+        """A reorg replaced `block`: move the checkpoint back `reorg_depth` blocks below it and
+        rescan. A job whose registration block is gone is over (a registration made again in
+        the new chain is a new job); a job whose registration stands but whose settling
+        transaction is gone goes out again with the same document."""
+        back_to = max(self.deployment.block - 1, min(checkpoint, block - self.tuning.reorg_depth))
         log.warning("reorg below block %d: rescanning from %d", block, back_to + 1)
-        async with self.db.transaction() as session:
-            recent = (await session.scalars(select(Job).where(Job.block_number > back_to))).all()
-        orphaned = []
-        for job in recent:
-            if await self.registry.block_hash_or_none(job.block_number) != job.block_hash:
-                orphaned.append(job.image_id)
-        async with self.db.transaction() as session:
-            if orphaned:
-                await session.execute(
-                    update(Job)
-                    .where(Job.image_id.in_(orphaned))
-                    .values(
-                        state=JobState.QUEUED, outcome=None, document=None, result_hash=None, submit_tx=None
-                    )
-                )
-            await session.execute(
-                update(Checkpoint)
-                .where(Checkpoint.name == LISTENER)
-                .values(block_number=back_to, block_hash="")
-            )
-        self.metrics.jobs.labels("reorged").inc(len(orphaned))
+        canonical: dict[int, str | None] = {}
+
+        async def is_canonical(number: int, block_hash: str) -> bool:
+            if number not in canonical:
+                canonical[number] = await self.registry.block_hash_or_none(number)
+            return canonical[number] == block_hash
+
+        erased, resend = 0, []
+        for job in await self.jobs.since(back_to):
+            if job.state == JobState.SUPERSEDED:
+                continue
+            if job.block_number > back_to and not await is_canonical(job.block_number, job.block_hash):
+                erased += await self.jobs.erased(job)
+            elif (
+                job.state == JobState.CONFIRMED
+                and job.submit_tx is not None
+                and await self.registry.mined_in(job.submit_tx) is None
+                and await self.jobs.unsettled(job)
+            ):
+                resend.append(job.image_id)
+        await self.jobs.rewind(back_to)
+        self._head_hash = ""
+        for image_id in resend:
+            await self.submit_q.put(image_id)
+        self.metrics.jobs.labels("reorged").inc(erased + len(resend))
 
     # ------------------------------------------------------------------ fetch
 
@@ -285,13 +262,12 @@ class Oracle:
         while not stop.is_set():
             image_id = await self.fetch_q.get()
             try:
-                await self._fetch(image_id)
+                await self.fetch(image_id)
             except Exception as exc:  # noqa: BLE001 - the job waits and retries, the daemon goes on
                 await self._retry_later(self.fetch_q, [image_id], "fetch", exc)
 
-    async def _fetch(self, image_id: str) -> None:
-        async with self.db.transaction() as session:
-            job = await session.get(Job, image_id)
+    async def fetch(self, image_id: str) -> None:
+        job = await self.jobs.get(image_id)
         if job is None or job.state != JobState.QUEUED:
             return
         if not await self._still_pending(job):
@@ -312,22 +288,17 @@ class Oracle:
         return decode(data, self.tuning.max_image_pixels), hashlib.sha256(data).hexdigest()
 
     async def _still_pending(self, job: Job) -> bool:
-        """The chain decides: not pending (another oracle, a cancel) or gone (a reorg) → superseded."""
-        status = await self.registry.status(job.image_id)
-        if status == Status.PENDING:
+        """The chain decides: anything but pending settles the job (see `_settle`)."""
+        if await self.registry.status(job.image_id) == Status.PENDING:
             return True
-        await self._supersede(job.image_id, f"on chain: {status.name.lower()}")
+        await self._settle(job, await self.registry.image(job.image_id))
         return False
 
     async def _fail(self, job: Job, reason: FailureReason, error: str) -> None:
+        if not await self.jobs.failed(job, int(reason), error):
+            self.metrics.stale_writes.labels("failed").inc()
+            return
         log.info("image %s fails: %s (%s)", job.image_id, reason.name, error)
-        await self._set(
-            job.image_id,
-            state=JobState.FAILED,
-            outcome=Outcome.FAILURE,
-            failure_reason=int(reason),
-            error=error,
-        )
         await self.submit_q.put(job.image_id)
 
     # ------------------------------------------------------------------ classify
@@ -335,23 +306,28 @@ class Oracle:
     async def classify_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             first = await self.classify_q.get()
-            batch = await _gather_batch(
-                self.classify_q, first, self.tuning.classify_batch, self.tuning.classify_wait
+            await self.classify_batch(
+                await _gather_batch(
+                    self.classify_q, first, self.tuning.classify_batch, self.tuning.classify_wait
+                )
             )
-            jobs = {
-                job.image_id: job for job in await self._load([d.image_id for d in batch], [JobState.QUEUED])
-            }
-            by_model: dict[str, list[tuple[Job, Decoded]]] = {}
-            for decoded in batch:
-                job = jobs.get(decoded.image_id)
-                if job is not None and job.block_hash == decoded.block_hash:
-                    del jobs[decoded.image_id]  # a duplicate later in the batch is dropped
-                    by_model.setdefault(job.model_id, []).append((job, decoded))
-            for model_id, items in by_model.items():
-                try:
-                    await self._classify(model_id, items)
-                except Exception as exc:  # noqa: BLE001 - re-fetch and retry, the daemon goes on
-                    await self._retry_later(self.fetch_q, [job.image_id for job, _ in items], "classify", exc)
+
+    async def classify_batch(self, batch: list[Decoded]) -> None:
+        """One forward pass per model over the images whose jobs still wait for exactly them."""
+        jobs = {
+            job.image_id: job for job in await self.jobs.load([d.image_id for d in batch], [JobState.QUEUED])
+        }
+        by_model: dict[str, list[tuple[Job, Decoded]]] = {}
+        for decoded in batch:
+            job = jobs.get(decoded.image_id)
+            if job is not None and job.block_hash == decoded.block_hash:
+                del jobs[decoded.image_id]  # a duplicate later in the batch is dropped
+                by_model.setdefault(job.model_id, []).append((job, decoded))
+        for model_id, items in by_model.items():
+            try:
+                await self._classify(model_id, items)
+            except Exception as exc:  # noqa: BLE001 - re-fetch and retry, the daemon goes on
+                await self._retry_later(self.fetch_q, [job.image_id for job, _ in items], "classify", exc)
 
     async def _classify(self, model_id: str, items: list[tuple[Job, Decoded]]) -> None:
         try:
@@ -363,7 +339,7 @@ class Oracle:
                 await self._fail(job, FailureReason.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
             return
         card = predictor.card
-        classified: dict[str, dict[str, Any]] = {}
+        classified = []
         for (job, decoded), p in zip(items, probs, strict=True):
             positive = float(p)
             label = card.labels[1] if positive >= card.threshold else card.labels[0]
@@ -382,15 +358,18 @@ class Oracle:
                 registration_block=job.block_number,
                 salt=new_salt(),
             )
-            classified[job.image_id] = {
-                "state": JobState.CLASSIFIED,
-                "outcome": Outcome.RESULT,
-                "content_sha256": decoded.content_sha256,
-                "document": document.canonical_dict(),
-                "result_hash": "0x" + document.result_hash.hex(),
-            }
-        await self._set_many(classified)
-        for image_id in classified:
+            classified.append(
+                Classified(
+                    image_id=job.image_id,
+                    block_hash=decoded.block_hash,
+                    content_sha256=decoded.content_sha256,
+                    document=document.canonical_dict(),
+                    result_hash="0x" + document.result_hash.hex(),
+                )
+            )
+        written = await self.jobs.classified(classified)
+        self.metrics.stale_writes.labels("classified").inc(len(classified) - len(written))
+        for image_id in written:
             await self.submit_q.put(image_id)
 
     # ------------------------------------------------------------------ submit
@@ -402,54 +381,114 @@ class Oracle:
                 self.submit_q, first, self.tuning.submit_batch, self.tuning.submit_wait
             )
             try:
-                await self._submit(list(dict.fromkeys(batch)))
+                await self.submit(list(dict.fromkeys(batch)))
             except (ChainError, OSError) as exc:
                 await self._retry_later(self.submit_q, batch, "submit", exc)
 
-    async def _submit(self, image_ids: list[str]) -> None:
-        jobs = await self._load(image_ids, [*READY_STATES, JobState.SUBMITTED])
-        results: list[Job] = []
-        failures: list[Job] = []
+    async def submit(self, image_ids: list[str]) -> None:
+        """Settles what the chain already settled; sends the rest (results in one transaction)."""
+        jobs = await self.jobs.load(image_ids, SENDABLE_STATES)
         records = await self.registry.images([j.image_id for j in jobs])
+        pending: list[Job] = []
         for job, record in zip(jobs, records, strict=True):
             if record.status == Status.PENDING:
-                (results if job.outcome == Outcome.RESULT else failures).append(job)
-            elif self._ours(job, record.status, record.result_hash):
-                await self._confirmed([job], None)
+                pending.append(job)
             else:
-                await self._supersede(job.image_id, f"on chain: {record.status.name.lower()}")
+                await self._settle(job, record)
+        pending = await self._registered(pending)
+        results = [j for j in pending if j.outcome == Outcome.RESULT]
+        failures = [j for j in pending if j.outcome != Outcome.RESULT]
         if results:
             pairs = [(j.image_id, j.result_hash or "") for j in results]
-            sent = await self.submitter.post_results(pairs, self._submitting([j.image_id for j in results]))
-            self._count(sent.gas_used)
-            await self._confirmed(
-                [j for j in results if j.image_id in sent.posted], sent.block_number, sent.tx_hash
-            )
-            for job in results:
-                if job.image_id not in sent.posted:
-                    await self._supersede(job.image_id, "skipped: no longer pending")
+            await self._send(results, self.submitter.post_results(pairs, self._signing(results)))
         for job in failures:
-            sent = await self.submitter.report_failure(
-                job.image_id, job.failure_reason or 0, self._submitting([job.image_id])
+            failure = self.submitter.report_failure(
+                job.image_id, job.failure_reason or 0, self._signing([job])
             )
-            self._count(sent.gas_used)
-            await self._confirmed([job], sent.block_number, sent.tx_hash)
+            await self._send([job], failure)
 
-    @staticmethod
-    def _ours(job: Job, status: Status, on_chain_hash: str) -> bool:
-        """Did our own earlier transaction settle this image (e.g. sent just before a crash)?"""
-        if status == Status.CLASSIFIED:
-            return on_chain_hash == job.result_hash
-        return status == Status.FAILED and job.outcome == Outcome.FAILURE
+    async def _registered(self, jobs: list[Job]) -> list[Job]:
+        """Of the jobs sent before (a receipt lost, a transaction dropped: reorg territory), those
+        whose registration block is still canonical; the listener settles the others."""
+        blocks = {job.block_number for job in jobs if job.state == JobState.SUBMITTED}
+        hashes = dict(
+            zip(blocks, await asyncio.gather(*map(self.registry.block_hash_or_none, blocks)), strict=True)
+        )
+        kept = [
+            job
+            for job in jobs
+            if job.state != JobState.SUBMITTED or hashes[job.block_number] == job.block_hash
+        ]
+        if len(kept) < len(jobs):
+            log.warning(
+                "%d job(s) not sent again: their registration block left the chain", len(jobs) - len(kept)
+            )
+        return kept
 
-    def _submitting(self, image_ids: list[str]) -> Callable[[str], Awaitable[None]]:
-        async def record(tx_hash: str) -> None:
-            async with self.db.transaction() as session:
-                await session.execute(
-                    update(Job)
-                    .where(Job.image_id.in_(image_ids))
-                    .values(state=JobState.SUBMITTED, submit_tx=tx_hash, attempts=Job.attempts + 1)
+    async def _send(self, jobs: list[Job], sending: Awaitable[Sent]) -> None:
+        """Awaits one transaction carrying `jobs`' outcomes and records what it settled. Whatever
+        it did not settle, or settled for a row that has moved on since, is looked at again."""
+        try:
+            sent = await sending
+        except StaleJobs as exc:  # nothing was broadcast
+            self.metrics.stale_writes.labels("signing").inc(len(exc.image_ids))
+            for job in jobs:
+                if job.image_id not in exc.image_ids:
+                    await self.submit_q.put(job.image_id)
+            return
+        self._count(sent.gas_used)
+        done = [j for j in jobs if j.image_id in sent.posted or j.image_id in sent.failed]
+        written = set(await self.jobs.confirmed(done, sent.block_number, sent.tx_hash))
+        self.metrics.stale_writes.labels("confirmed").inc(len(done) - len(written))
+        self._finished([j for j in done if j.image_id in written])
+        await self._check({i: h for i, h in sent.posted.items() if i in written})
+        again = [j.image_id for j in jobs if j.image_id not in written]
+        if again and sent.status != 1:
+            reverted = ChainError(f"transaction {sent.tx_hash} reverted")
+            await self._retry_later(self.submit_q, again, "submit", reverted)
+        elif again:
+            for image_id in again:
+                await self.submit_q.put(image_id)
+
+    async def _settle(self, job: Job, record: ImageRecord) -> None:
+        """The chain no longer waits for this image. Its outcome is ours when it is the one the
+        job carries, or a document signed for an earlier attempt at it (a transaction that
+        outlived a reorg); anything else came from another oracle or a cancellation."""
+        if record.status == Status.CLASSIFIED and record.result_hash != job.result_hash:
+            document = await self.jobs.signed_document(job.image_id, record.result_hash)
+            if document is not None and await self.jobs.adopt(job, document, record.result_hash, None):
+                log.warning("image %s: the chain holds an earlier attempt's document; adopted", job.image_id)
+                self._finished([job])
+                await self._check({job.image_id: record.result_hash})
+                return
+        elif (record.status == Status.CLASSIFIED) or (
+            record.status == Status.FAILED and job.outcome == Outcome.FAILURE
+        ):
+            block = await self.registry.mined_in(job.submit_tx) if job.submit_tx else None
+            if await self.jobs.confirmed([job], block, None):
+                self._finished([job])
+                if record.status == Status.CLASSIFIED:
+                    await self._check({job.image_id: record.result_hash})
+            return
+        await self._supersede(job, f"on chain: {record.status.name.lower()}", OPEN_STATES)
+
+    async def _check(self, on_chain: Mapping[str, str]) -> None:
+        """The invariant, checked on what was just written: every job confirmed with a result
+        stores the document whose hash the chain holds. Should it ever break, it is counted."""
+        if not on_chain:
+            return
+        for image_id, document in (await self.jobs.documents(list(on_chain))).items():
+            if document is None or "0x" + commitment(document).hex() != on_chain[image_id]:
+                self.metrics.invariant_violations.inc()
+                log.error(
+                    "invariant broken: image %s's stored document does not hash to %s",
+                    image_id,
+                    on_chain[image_id],
                 )
+
+    def _signing(self, jobs: list[Job]) -> Callable[[str], Awaitable[None]]:
+        async def record(tx_hash: str) -> None:
+            await self.jobs.signing(jobs, tx_hash)
 
         return record
 
@@ -457,10 +496,7 @@ class Oracle:
         self.metrics.transactions.inc()
         self.metrics.gas.inc(gas)
 
-    async def _confirmed(self, jobs: list[Job], block: int | None, tx: str | None = None) -> None:
-        """One transaction for all the jobs one on-chain transaction settled."""
-        values = {"state": JobState.CONFIRMED, "confirmed_block": block, "submit_tx": tx}
-        await self._set_many(dict.fromkeys([job.image_id for job in jobs], values))
+    def _finished(self, jobs: list[Job]) -> None:
         for job in jobs:
             self.metrics.jobs.labels(job.outcome or "unknown").inc()
             self.metrics.latency.observe(time.time() - job.created_at.replace(tzinfo=UTC).timestamp())
@@ -473,44 +509,23 @@ class Oracle:
         )
         self.metrics.retries.labels(stage).inc(len(image_ids))
         with contextlib.suppress(Exception):
-            async with self.db.transaction() as session:
-                await session.execute(
-                    update(Job)
-                    .where(Job.image_id.in_(image_ids))
-                    .values(attempts=Job.attempts + 1, error=str(exc))
-                )
+            await self.jobs.retried(image_ids, str(exc))
         await asyncio.sleep(self.tuning.retry_delay)
         for image_id in image_ids:
             await queue.put(image_id)
 
-    # ------------------------------------------------------------------ store
-
-    async def _load(self, image_ids: list[str], states: list[JobState]) -> list[Job]:
-        async with self.db.transaction() as session:
-            query = select(Job).where(Job.image_id.in_(image_ids), Job.state.in_(states))
-            return list((await session.scalars(query)).all())
-
-    async def _supersede(self, image_id: str, why: str) -> None:
-        await self._set(image_id, state=JobState.SUPERSEDED, error=why)
-        self.metrics.jobs.labels("superseded").inc()
-
-    async def _set(self, image_id: str, **values: Any) -> None:
-        await self._set_many({image_id: values})
-
-    async def _set_many(self, changes: dict[str, dict[str, Any]]) -> None:
-        """Each job's new values, all in one transaction (one commit for a whole batch)."""
-        if not changes:
-            return
-        async with self.db.transaction() as session:
-            for image_id, values in changes.items():
-                await session.execute(update(Job).where(Job.image_id == image_id).values(**values))
+    async def _supersede(self, job: Job, why: str, states: tuple[JobState, ...] | list[JobState]) -> None:
+        if await self.jobs.supersede(job, why, states):
+            self.metrics.jobs.labels("superseded").inc()
+        else:
+            self.metrics.stale_writes.labels("superseded").inc()
 
 
-async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
-    """Builds every stage from settings and runs until `stop` is set."""
+@contextlib.asynccontextmanager
+async def assemble(settings: Settings) -> AsyncIterator[Oracle]:
+    """Every stage built from settings, and torn down on the way out; `run_daemon` runs them."""
     import aiohttp
     import torch
-    from aiohttp import web
     from web3 import AsyncWeb3
     from web3.types import RPCEndpoint
 
@@ -552,23 +567,30 @@ async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
                 settings.fetch_timeout,
                 settings.fetch_attempts,
             )
-            oracle = Oracle(
+            yield Oracle(
                 db, registry, Submitter(registry, account), fetcher, catalog, tuning, settings.websocket_url
             )
-            runner = web.AppRunner(metrics_app(oracle.metrics))
-            await runner.setup()
-            await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
-            log.info(
-                "oracle %s on chain %d, registry %s, %d model(s)",
-                account.address,
-                deployment.chain_id,
-                deployment.address,
-                len(catalog.cards),
-            )
-            try:
-                await oracle.run(stop)
-            finally:
-                await runner.cleanup()
     finally:
         await db.close()
         torch.set_num_threads(caller_threads)
+
+
+async def run_daemon(settings: Settings, stop: asyncio.Event) -> None:
+    """Builds every stage from settings and runs until `stop` is set."""
+    from aiohttp import web
+
+    async with assemble(settings) as oracle:
+        runner = web.AppRunner(metrics_app(oracle.metrics))
+        await runner.setup()
+        await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
+        log.info(
+            "oracle %s on chain %d, registry %s, %d model(s)",
+            oracle.oracle_address,
+            oracle.deployment.chain_id,
+            oracle.deployment.address,
+            len(oracle.catalog.cards),
+        )
+        try:
+            await oracle.run(stop)
+        finally:
+            await runner.cleanup()

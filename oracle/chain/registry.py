@@ -11,7 +11,7 @@ from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, g
 from eth_utils.address import to_checksum_address
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
-from web3.exceptions import BlockNotFound
+from web3.exceptions import BlockNotFound, TransactionNotFound
 from web3.utils.abi import get_abi_element
 
 from oracle.chain.deployment import Deployment
@@ -158,3 +158,11 @@ class Registry:
             return await self.block_hash(number)
         except BlockNotFound:
             return None
+
+    async def mined_in(self, tx_hash: str) -> int | None:
+        """The block the canonical chain holds `tx_hash` in; None when it holds it nowhere."""
+        try:
+            receipt = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        return int(receipt["blockNumber"])

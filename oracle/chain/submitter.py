@@ -1,19 +1,24 @@
 """Sending the oracle's transactions: one signer, EIP-1559 fees, receipts awaited, transient RPC
-errors retried. Callers re-check on-chain status before sending.
+errors retried until the transaction is broadcast, never after. Callers re-check on-chain status
+before sending, and again when a transaction is dropped or its receipt does not come: what
+was worth sending a minute ago (before a reorg, say) may not be now.
 
 Nonces: sends are serialised by one lock and each takes the chain's pending count at that
 moment. A nonce cached across sends goes stale when a reorg drops the signer's mined
 transactions, and a gapped nonce then waits in the mempool forever."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account.datastructures import SignedTransaction
 from eth_account.signers.local import LocalAccount
 from web3 import AsyncWeb3
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
 from web3.logs import DISCARD
+from web3.types import TxReceipt
 
 from oracle.backoff import pause
 from oracle.chain.registry import ChainError, Registry, hex32
@@ -21,12 +26,20 @@ from oracle.chain.registry import ChainError, Registry, hex32
 
 @dataclass(frozen=True)
 class Sent:
+    """A mined transaction: `posted` maps each image it settled to the result hash its
+    ResultPosted event carried, `failed` the images its ClassificationFailed events name."""
+
     tx_hash: str
     block_number: int
     status: int
-    posted: frozenset[str]
+    posted: Mapping[str, str]
     failed: frozenset[str]
     gas_used: int
+
+
+class NotMined(ChainError):
+    """A broadcast transaction left the mempool unmined (a reorg, a replacement) or its receipt
+    did not come in time. It is not sent again blindly: the caller looks at the chain first."""
 
 
 TRANSIENT = (OSError, asyncio.TimeoutError, TimeExhausted)
@@ -41,10 +54,13 @@ class Submitter:
         receipt_timeout: float = 120,
         attempts: int = 5,
         gas_margin: float = 1.25,
+        receipt_poll: float = 0.1,
+        dropped_after: int = 3,
     ) -> None:
         self.registry, self.account = registry, account
         self.w3: AsyncWeb3[Any] = registry.w3
         self.receipt_timeout, self.attempts, self.gas_margin = receipt_timeout, attempts, gas_margin
+        self.receipt_poll, self.dropped_after = receipt_poll, dropped_after
         self._lock = asyncio.Lock()
 
     async def post_results(self, items: Sequence[tuple[str, str]], on_signed: OnSigned | None = None) -> Sent:
@@ -63,21 +79,29 @@ class Submitter:
 
     async def _send(self, call: Any, on_signed: OnSigned | None) -> Sent:
         """`on_signed(tx_hash)` runs before the transaction is broadcast, so a crash after
-        broadcasting leaves a record of what may be in flight."""
+        broadcasting leaves a record of what may be in flight; it may raise to stop the send."""
         async with self._lock:
-            for attempt in range(self.attempts):
-                try:
-                    return await self._send_once(call, on_signed)
-                except TRANSIENT as exc:
-                    last: Exception = exc
-                except Web3RPCError as exc:
-                    if "nonce" not in str(exc).lower():
-                        raise ChainError(f"transaction refused: {exc}") from exc
-                    last = exc
-                await pause(attempt)
-            raise ChainError(f"transaction not sent after {self.attempts} attempts: {last}")
+            tx_hash = await self._broadcast(call, on_signed)
+            return self._sent(tx_hash, await self._receipt(tx_hash))
 
-    async def _send_once(self, call: Any, on_signed: OnSigned | None) -> Sent:
+    async def _broadcast(self, call: Any, on_signed: OnSigned | None) -> str:
+        last: Exception | None = None
+        for attempt in range(self.attempts):
+            try:
+                signed = await self._sign(call)
+                if on_signed is not None:
+                    await on_signed(hex32(signed.hash))
+                return hex32(await self.w3.eth.send_raw_transaction(signed.raw_transaction))
+            except TRANSIENT as exc:
+                last = exc
+            except Web3RPCError as exc:
+                if "nonce" not in str(exc).lower():
+                    raise ChainError(f"transaction refused: {exc}") from exc
+                last = exc
+            await pause(attempt)
+        raise ChainError(f"transaction not sent after {self.attempts} attempts: {last}")
+
+    async def _sign(self, call: Any) -> SignedTransaction:
         nonce, latest, priority = await asyncio.gather(
             self.w3.eth.get_transaction_count(self.account.address, "pending"),
             self.w3.eth.get_block("latest"),
@@ -96,14 +120,40 @@ class Submitter:
         except ContractLogicError as exc:
             raise ChainError(f"the registry would revert: {exc}") from exc
         tx = await call.build_transaction(params | {"gas": int(estimate * self.gas_margin)})
-        signed = self.account.sign_transaction(tx)
-        if on_signed is not None:
-            await on_signed(hex32(signed.hash))
-        tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+        return self.account.sign_transaction(tx)
+
+    async def _receipt(self, tx_hash: str) -> TxReceipt:
+        """The receipt once mined. `NotMined` when the node has forgotten the transaction for
+        `dropped_after` polls in a row, or after `receipt_timeout` seconds."""
+        deadline = time.monotonic() + self.receipt_timeout
+        missing = 0
+        while True:
+            try:
+                return await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                missing = missing + 1 if await self._forgotten(tx_hash) else 0
+            except TRANSIENT:
+                pass
+            if missing >= self.dropped_after:
+                raise NotMined(f"transaction {tx_hash} was dropped unmined")
+            if time.monotonic() >= deadline:
+                raise NotMined(f"no receipt for transaction {tx_hash} after {self.receipt_timeout:.0f} s")
+            await asyncio.sleep(self.receipt_poll)
+
+    async def _forgotten(self, tx_hash: str) -> bool:
+        """Neither mined nor in the node's mempool (a node that does not answer has not forgotten)."""
+        try:
+            await self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return True
+        except TRANSIENT:
+            return False
+        return False
+
+    def _sent(self, tx_hash: str, receipt: TxReceipt) -> Sent:
         events = self.registry.contract.events
         posted = {
-            hex32(e["args"]["imageId"])
+            hex32(e["args"]["imageId"]): hex32(e["args"]["resultHash"])
             for e in events.ResultPosted().process_receipt(receipt, errors=DISCARD)
         }
         failed = {
@@ -111,10 +161,10 @@ class Submitter:
             for e in events.ClassificationFailed().process_receipt(receipt, errors=DISCARD)
         }
         return Sent(
-            tx_hash=hex32(tx_hash),
+            tx_hash=tx_hash,
             block_number=int(receipt["blockNumber"]),
             status=int(receipt["status"]),
-            posted=frozenset(posted),
+            posted=posted,
             failed=frozenset(failed),
             gas_used=int(receipt["gasUsed"]),
         )

@@ -59,6 +59,18 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
 
+class SignedDocument(Base):
+    """Every result document the oracle signed into a transaction, kept even after a reorg starts
+    another attempt: a transaction returned to the mempool may still land and commit to it."""
+
+    __tablename__ = "signed_documents"
+
+    image_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    result_hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    document: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
 class Checkpoint(Base):
     """The last block whose logs are fully turned into jobs, per listener."""
 

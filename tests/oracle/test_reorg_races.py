@@ -1,0 +1,219 @@
+"""Reorgs against the oracle's own work, in a fixed order: the daemon's stages driven one step at
+a time on real parts (anvil, the local IPFS node, a trained checkpoint, SQLite), so that each
+interleaving below happens every run instead of once in a while.
+
+The invariant under test: a job the oracle marks confirmed stores the document whose hash the
+chain holds, for the registration the chain holds, and that result is posted once."""
+
+import asyncio
+import json
+import sqlite3
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from oracle.chain.registry import ChainError, Registry, Status, hex32
+from oracle.chain.submitter import Submitter
+from oracle.document import verify
+from oracle.pipeline import Oracle, assemble
+from tests.oracle.daemon_support import Stack, register, rpc
+from tests.support import png
+
+
+class HeldReceipt(Submitter):
+    """Holds the first receipt the oracle waits for until the test releases it; the test
+    reorganises the chain meanwhile, as a slow RPC or a busy event loop can let happen."""
+
+    def __init__(self, registry: Registry, account: LocalAccount) -> None:
+        super().__init__(registry, account, receipt_timeout=10)
+        self.waiting, self.release = asyncio.Event(), asyncio.Event()
+        self.tx_hash: str | None = None
+
+    async def _receipt(self, tx_hash: str) -> Any:
+        if self.tx_hash is None:
+            self.tx_hash = tx_hash
+            self.waiting.set()
+            await self.release.wait()
+        return await super()._receipt(tx_hash)
+
+
+def hold_first_receipt(oracle: Oracle) -> HeldReceipt:
+    held = HeldReceipt(oracle.registry, oracle.submitter.account)
+    oracle.submitter = held
+    return held
+
+
+def drain(queue: "asyncio.Queue[Any]") -> list[Any]:
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
+
+
+async def ready(oracle: Oracle) -> None:
+    """One turn of the listener, then the fetch workers, then the classifier: what the daemon
+    does for new registrations, without its concurrency."""
+    await oracle.poll_once()
+    for image_id in drain(oracle.fetch_q):
+        await oracle.fetch(image_id)
+    batch = drain(oracle.classify_q)
+    if batch:
+        await oracle.classify_batch(batch)
+
+
+async def reorganise(stack: Stack, snapshot: str) -> None:
+    """Back to `snapshot`, then one new block: a registration made again lands in another block.
+    (Without it, the same account registering the same CID in the same second rebuilds the
+    erased block byte for byte: same hash, so there is no reorg to see.)"""
+    assert await rpc(stack, "evm_revert", snapshot)
+    await rpc(stack, "evm_mine")
+
+
+def job(stack: Stack, image_id: str) -> dict[str, Any]:
+    db = sqlite3.connect(stack.settings.data_dir / "oracle.db")
+    db.row_factory = sqlite3.Row
+    row = db.execute("SELECT * FROM jobs WHERE image_id = ?", (image_id,)).fetchone()
+    return {**dict(row), "document": json.loads(row["document"]) if row["document"] else None}
+
+
+def invariant_violations(oracle: Oracle) -> float | None:
+    return oracle.metrics.registry.get_sample_value("histochain_invariant_violations_total")
+
+
+async def settled_once(stack: Stack, image_id: str) -> dict[str, Any]:
+    """Asserts the invariant for `image_id` and returns its stored document."""
+    contract = stack.registry.contract
+    posted = await contract.events.ResultPosted.get_logs(from_block=stack.deployment.block)
+    assert Counter(hex32(e["args"]["imageId"]) for e in posted)[image_id] == 1
+    (registered,) = [
+        e
+        for e in await contract.events.ImageRegistered.get_logs(from_block=stack.deployment.block)
+        if hex32(e["args"]["imageId"]) == image_id
+    ]
+    row = job(stack, image_id)
+    assert row["state"] == "confirmed"
+    assert row["block_hash"] == hex32(registered["blockHash"])
+    on_chain = (await contract.functions.getImage(bytes.fromhex(image_id[2:])).call())[3]
+    assert verify(row["document"], bytes(on_chain))
+    assert row["result_hash"] == hex32(on_chain)
+    return row["document"]  # type: ignore[no-any-return]
+
+
+async def test_a_receipt_lost_to_a_reorg_never_confirms_the_next_attempts_document(stack: Stack) -> None:
+    """The CI failure, in order: the result is posted, the reorg erases it before its receipt is
+    read, the same owner registers the same image again, the oracle classifies it anew; then
+    the first submission's wait ends. It must not be sent again as it was (its hash would land
+    on the new registration) nor mark the new attempt confirmed."""
+    image = png(np.random.default_rng(23), malignant=True)
+    async with assemble(stack.settings) as oracle:
+        held = hold_first_receipt(oracle)
+        snapshot = await rpc(stack, "evm_snapshot")
+        first = await register(stack, image, 2)
+        await ready(oracle)
+        sending = asyncio.create_task(oracle.submit(drain(oracle.submit_q)))
+        await held.waiting.wait()
+        assert held.tx_hash is not None
+        await stack.w3.eth.wait_for_transaction_receipt(held.tx_hash)  # type: ignore[arg-type]
+        await reorganise(stack, snapshot)
+        again = await register(stack, image, 2)
+        assert again == first
+        await ready(oracle)
+        assert job(stack, again)["state"] == "classified"
+        held.release.set()
+        (first_submission,) = await asyncio.gather(sending, return_exceptions=True)
+        await oracle.submit(drain(oracle.submit_q))
+
+        document = await settled_once(stack, again)
+        assert document["registration_block"] == job(stack, again)["block_number"]
+        assert isinstance(first_submission, ChainError), first_submission
+        assert "dropped" in str(first_submission)
+        assert invariant_violations(oracle) == 0
+
+
+@pytest.mark.parametrize(
+    "lands", ["before the new attempt is fetched", "after the new attempt is classified"]
+)
+async def test_a_submission_that_outlives_a_reorg_leaves_its_document_in_charge(
+    stack: Stack, lands: str
+) -> None:
+    """A transaction a reorg returned to the mempool is mined in the new chain after the same
+    owner registered the image again: the chain then holds the first attempt's hash, and the
+    oracle's record must hold the first attempt's document, whatever it was doing meanwhile."""
+    image = png(np.random.default_rng(29 if lands.startswith("before") else 31), malignant=False)
+    async with assemble(stack.settings) as oracle:
+        held = hold_first_receipt(oracle)
+        snapshot = await rpc(stack, "evm_snapshot")
+        first = await register(stack, image, 3)
+        await ready(oracle)
+        first_document = job(stack, first)["document"]
+        sending = asyncio.create_task(oracle.submit(drain(oracle.submit_q)))
+        await held.waiting.wait()
+        assert held.tx_hash is not None
+        raw = await rpc(stack, "eth_getRawTransactionByHash", held.tx_hash)
+        await stack.w3.eth.wait_for_transaction_receipt(held.tx_hash)  # type: ignore[arg-type]
+        await reorganise(stack, snapshot)
+        again = await register(stack, image, 3)
+
+        async def old_submission_lands() -> None:
+            await stack.w3.eth.wait_for_transaction_receipt(await stack.w3.eth.send_raw_transaction(raw))
+            assert await stack.registry.status(again) == Status.CLASSIFIED
+
+        if lands.startswith("before"):
+            await old_submission_lands()
+            await ready(oracle)
+        else:
+            await ready(oracle)
+            assert job(stack, again)["state"] == "classified"
+            await old_submission_lands()
+        held.release.set()
+        await sending
+        await oracle.submit(drain(oracle.submit_q))
+
+        assert await settled_once(stack, again) == first_document
+        assert invariant_violations(oracle) == 0
+
+
+async def test_a_result_whose_transaction_a_reorg_erased_is_sent_again_unchanged(stack: Stack) -> None:
+    """The registration stands, only the block settling it is gone: the job leaves `confirmed`,
+    and the same document is posted again (so any copy of the old transaction agrees with it)."""
+    image = png(np.random.default_rng(37), malignant=True)
+    async with assemble(stack.settings) as oracle:
+        image_id = await register(stack, image, 4)
+        await ready(oracle)
+        snapshot = await rpc(stack, "evm_snapshot")
+        await oracle.submit(drain(oracle.submit_q))
+        await oracle.poll_once()  # the listener sees the head the result was mined in
+        posted = job(stack, image_id)
+        assert posted["state"] == "confirmed"
+        assert await rpc(stack, "evm_revert", snapshot)
+
+        await oracle.poll_once()
+        assert job(stack, image_id)["state"] == "submitted"
+        assert await stack.registry.status(image_id) == Status.PENDING
+        await oracle.submit(drain(oracle.submit_q))
+
+        assert await settled_once(stack, image_id) == posted["document"]
+        assert invariant_violations(oracle) == 0
+
+
+async def test_the_daemon_counts_and_logs_a_confirmed_document_that_does_not_hash_to_the_chain(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The invariant check itself: were anything to change a stored document after its hash
+    was taken (a bug, a hand edit), the daemon notices when it confirms the job."""
+    image = png(np.random.default_rng(41), malignant=False)
+    async with assemble(stack.settings) as oracle:
+        image_id = await register(stack, image, 5)
+        await ready(oracle)
+        stored = job(stack, image_id)["document"]
+        with sqlite3.connect(stack.settings.data_dir / "oracle.db") as db:
+            altered = {**stored, "label": "malignant" if stored["label"] == "benign" else "benign"}
+            db.execute("UPDATE jobs SET document = ? WHERE image_id = ?", (json.dumps(altered), image_id))
+        await oracle.submit(drain(oracle.submit_q))
+
+        assert job(stack, image_id)["state"] == "confirmed"
+        assert invariant_violations(oracle) == 1
+    assert f"invariant broken: image {image_id}'s stored document does not hash to" in caplog.text
