@@ -5,6 +5,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -45,10 +46,28 @@ for command in ML_COMMANDS:
     main.add_command(command)
 
 
+def stop_on_signals(stop: threading.Event) -> Callable[..., None]:
+    """SIGINT and SIGTERM set `stop`; returns the handler. A handler runs on the main thread between
+    bytecodes, even in the middle of an earlier run of itself, and Event.set takes a lock that is
+    not reentrant: a second Ctrl-C landing inside the first one's set() would deadlock, so only the
+    first signal acts."""
+    handled = False
+
+    def handler(*_: object) -> None:
+        nonlocal handled
+        if handled:
+            return
+        handled = True
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    return handler
+
+
 def _wait_for_ctrl_c() -> None:
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop_on_signals(stop)
     click.echo("Ctrl-C stops.")
     stop.wait()
 
@@ -184,8 +203,7 @@ def dev_up(with_demo: bool) -> None:
         sys.exit(130)
     except HistochainError as exc:
         _fail(exc)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop_on_signals(stop)
     try:
         _summary(stack, time.monotonic() - started)
         if with_demo:

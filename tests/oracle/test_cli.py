@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
+from oracle.cli import stop_on_signals
 from oracle.ipfs.fetch import GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
 from oracle.settings import DEV_IPFS_TOKEN, Settings
@@ -93,3 +95,23 @@ def test_api_serves_until_ctrl_c(tmp_path: Path) -> None:
 
     output = run_until_ready(["api"], tmp_path, {"HISTOCHAIN_API_PORT": str(port)}, health)
     assert f"query API  http://127.0.0.1:{port}" in output
+
+
+def test_a_second_ctrl_c_during_the_first_ones_stop_cannot_deadlock() -> None:
+    """What a double Ctrl-C did to `dev up`: the second signal ran the handler again while the
+    first one was inside Event.set, holding its lock, and the main thread waited on itself. Here
+    the lock is held on purpose and the handler runs again, on a thread that must come back."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop = threading.Event()
+    try:
+        handler = stop_on_signals(stop)
+        handler(signal.SIGINT, None)
+        assert stop.is_set()
+        with stop._cond:  # the first signal's set() still in progress
+            again = threading.Thread(target=handler, args=(signal.SIGINT, None), daemon=True)
+            again.start()
+            again.join(timeout=5)
+            assert not again.is_alive(), "a second signal blocked on the first one's lock"
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
