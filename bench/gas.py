@@ -17,6 +17,7 @@ from typing import Any
 
 from eth_utils.crypto import keccak
 
+from oracle.chain.registry import image_id_for
 from oracle.ipfs.cid import raw_cid
 
 RESULTS = Path(__file__).parent / "results"
@@ -68,7 +69,7 @@ def measure(project: Any, chain: Any, accounts: Any) -> list[Row]:
             cid = raw_cid(os.urandom(32))
             assert len(cid) == 59
             tx = registry.registerImage(cid, model, sender=patient, value=fee)
-            return keccak(cid.encode()), tx.gas_used
+            return bytes.fromhex(image_id_for(patient.address, cid)[2:]), tx.gas_used
 
         image, gas = register()
         add(f"registerImage (default model, {label})", gas)
@@ -89,6 +90,10 @@ def measure(project: Any, chain: Any, accounts: Any) -> list[Row]:
         image = register()[0]
         chain.pending_timestamp += TIMEOUT
         add(f"cancel ({label})", registry.cancel(image, sender=patient).gas_used)
+
+    key = keccak(b"an oracle's x25519 public key")
+    add("setEncryptionKey (first key)", registry.setEncryptionKey(key, sender=oracle).gas_used)
+    add("setEncryptionKey (a new key)", registry.setEncryptionKey(keccak(key), sender=oracle).gas_used)
     return rows
 
 

@@ -11,10 +11,11 @@ anvil automines: every transaction is mined in its own block the moment it arriv
 times never pace the oracle and what is measured is the oracle. confirmations = 0 (with automine a
 deeper confirmation would wait for some later transaction).
 
-For each mode, on a fresh deployment with fresh images: upload distinct synthetic 700x460 PNGs,
-start the daemon, warm it up (WARMUP images, not counted), then send every registration at once
-(signed beforehand by anvil's test accounts 2-9 with explicit nonces, one JSON-RPC batch) and wait
-until every result is on chain.
+For each mode, on a fresh deployment with fresh images: seal distinct synthetic 700x460 PNGs as
+the page does (an age envelope to the oracle's key and the patient's, bound to the patient who
+registers it), upload the envelopes, start the daemon, warm it up (WARMUP images, not counted),
+then send every registration at once (signed beforehand by anvil's test accounts 2-9 with
+explicit nonces, one JSON-RPC batch) and wait until every result is on chain.
 
   pipelined   the daemon's default tuning, every registration sent at once
   sequential  batch 1 everywhere (fetch_concurrency=1, classify_batch=1, submit_batch=1, no
@@ -42,6 +43,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,8 @@ from typing import Any
 import aiohttp
 import numpy as np
 import torch
-from eth_utils.crypto import keccak
+from pydantic import SecretStr
+from pyrage import x25519
 from web3 import AsyncHTTPProvider, AsyncWeb3, HTTPProvider, Web3
 
 from bench.common import (
@@ -62,12 +65,15 @@ from bench.common import (
     synthetic_pngs,
     timed,
 )
-from bench.inference import WARMUP_SECONDS, full_path, raw_forward
+from bench.inference import WARMUP_SECONDS, raw_forward
 from oracle.chain.deploy import deploy_on_devnet
-from oracle.chain.registry import Registry, hex32
-from oracle.dev.anvil import Anvil, dev_account
+from oracle.chain.registry import Registry, hex32, image_id_for
+from oracle.crypto.envelope import open_envelope, seal_image
+from oracle.crypto.keys import public_key
+from oracle.dev.anvil import Anvil, dev_account, dev_patient_identity
 from oracle.dev.ipfs import IpfsNode
 from oracle.dev.process import free_port
+from oracle.imaging import decode
 from oracle.ipfs.pinata import PinataClient
 from oracle.ml import checkpoint
 from oracle.ml.inference import Predictor
@@ -169,35 +175,61 @@ class Run:
         return self.oracle_gas / self.images
 
 
+@dataclass(frozen=True)
+class Upload:
+    cid: str
+    patient: int
+    image_id: str
+
+
 class Bench:
     """One mode on one fresh deployment: upload, daemon up and warm, burst, wait, account."""
 
-    def __init__(self, rpc: str, ipfs: Any, models: Path, work: Path, deployment: Any) -> None:
+    def __init__(
+        self, rpc: str, ipfs: Any, models: Path, work: Path, deployment: Any, oracle_key: x25519.Identity
+    ) -> None:
         self.rpc, self.ipfs, self.models, self.work = rpc, ipfs, models, work
         self.w3: Any = AsyncWeb3(AsyncHTTPProvider(rpc))
         self.registry = Registry(self.w3, deployment)
         self.oracle = deployment.oracles[0]
+        self.oracle_key = oracle_key
 
-    async def upload(self, pngs: list[bytes]) -> list[str]:
+    async def upload(self, pngs: list[bytes]) -> list[Upload]:
+        """Each image sealed for the patient account that will register it, then pinned."""
+        deployment = self.registry.deployment
+        recipients = await self.registry.recipients()
+        keys = {i: dev_patient_identity(i, deployment.chain_id, deployment.address) for i in PATIENTS}
         async with aiohttp.ClientSession() as http:
             pinata = PinataClient(http, self.ipfs.token, self.ipfs.url)
             limit = asyncio.Semaphore(8)
 
-            async def one(index: int, data: bytes) -> str:
+            async def one(index: int, data: bytes) -> Upload:
+                patient = PATIENTS[index % len(PATIENTS)]
+                owner = dev_account(patient).address
+                sealed = seal_image(
+                    data,
+                    owner,
+                    deployment.chain_id,
+                    deployment.address,
+                    [*recipients, str(keys[patient].to_public())],
+                )
                 async with limit:
-                    return (await pinata.pin_file(data, f"bench-{index}.png", 1)).cid
+                    cid = (await pinata.pin_file(sealed, f"bench-{index}.age", 1)).cid
+                return Upload(cid, patient, image_id_for(owner, cid))
 
             return list(await asyncio.gather(*(one(i, d) for i, d in enumerate(pngs))))
 
-    async def signed(self, cids: list[str]) -> list[bytes]:
-        """registerImage(cid, default model) for each, signed in turn by the patient accounts."""
-        patients = [dev_account(i) for i in PATIENTS]
-        nonces = [await self.w3.eth.get_transaction_count(p.address, "pending") for p in patients]
+    async def signed(self, uploads: list[Upload]) -> list[bytes]:
+        """registerImage(cid, default model) for each, signed by the patient it was sealed for."""
+        patients = {i: dev_account(i) for i in PATIENTS}
+        nonces = {
+            i: await self.w3.eth.get_transaction_count(p.address, "pending") for i, p in patients.items()
+        }
         base = int((await self.w3.eth.get_block("latest"))["baseFeePerGas"])
         priority = int(await self.w3.eth.max_priority_fee)
         raw = []
-        for k, cid in enumerate(cids):
-            index = k % len(patients)
+        for upload in uploads:
+            index, cid = upload.patient, upload.cid
             tx = {
                 "type": 2,
                 "chainId": self.registry.deployment.chain_id,
@@ -288,10 +320,10 @@ class Bench:
     async def _measure(
         self, mode: str, tuning: dict[str, Any], pngs: list[bytes], timeout: float, one_at_a_time: bool
     ) -> Run:
-        cids = await self.upload(pngs)
-        assert len(set(cids)) == len(cids), "every image must be distinct"
-        warm, measured = cids[:WARMUP], cids[WARMUP:]
-        ids = {hex32(keccak(cid.encode())) for cid in measured}
+        uploads = await self.upload(pngs)
+        assert len({u.cid for u in uploads}) == len(uploads), "every image must be distinct"
+        warm, measured = uploads[:WARMUP], uploads[WARMUP:]
+        ids = {u.image_id for u in measured}
         settings = Settings(
             data_dir=self.work,
             rpc_urls=[self.rpc],
@@ -302,6 +334,7 @@ class Bench:
             poll_interval=0.2,
             device="cpu",
             metrics_port=0,
+            oracle_age_key=SecretStr(str(self.oracle_key)),
             **tuning,
         )
         daemon = multiprocessing.get_context("spawn").Process(target=_daemon, args=(settings,), name=mode)
@@ -310,7 +343,7 @@ class Bench:
         try:
             start = await self.w3.eth.block_number + 1
             await self.send(await self.signed(warm))
-            warm_ids = {hex32(keccak(cid.encode())) for cid in warm}
+            warm_ids = {u.image_id for u in warm}
             if not warm_ids <= (await self.outcomes(warm_ids, start, timeout)).keys():
                 raise RuntimeError(f"{mode}: the daemon did not settle its warm-up images; is it running?")
 
@@ -321,10 +354,10 @@ class Bench:
             cpu_before = cpu_seconds()
             if one_at_a_time:
                 found: dict[str, list[int]] = {}
-                for tx, cid in zip(raw, measured, strict=True):
+                for tx, upload in zip(raw, measured, strict=True):
                     since = await self.w3.eth.block_number + 1
                     await self.send([tx])
-                    found |= await self.outcomes({hex32(keccak(cid.encode()))}, since, timeout, STEP_POLL)
+                    found |= await self.outcomes({upload.image_id}, since, timeout, STEP_POLL)
             else:
                 await self.send(raw)
                 found = await self.outcomes(ids, first, timeout)
@@ -379,11 +412,20 @@ class Bench:
         )
 
 
+def opened_path(predictor: Predictor, pngs: list[bytes]) -> Callable[[], object]:
+    """The daemon's code from envelope bytes to probabilities: open (decrypt), decode, preprocess,
+    forward."""
+    key = x25519.Identity.generate()
+    owner, registry = dev_account(PATIENTS[0]).address, dev_account(0).address
+    sealed = [seal_image(data, owner, 1, registry, [str(key.to_public())]) for data in pngs]
+    return lambda: predictor.predict([decode(open_envelope(e, [key]).image) for e in sealed])
+
+
 def forward_throughput(models: Path, pngs: list[bytes], batch: int, full: bool = False) -> float:
     """Images/s of MobileNetV3-small's forward pass alone at `batch` on preprocessed tensors (torch's
-    default threads), or (`full`) of the oracle's decode + preprocess + forward on one core."""
+    default threads), or (`full`) of the oracle's open + decode + preprocess + forward on one core."""
     predictor = Predictor(checkpoint.load(models, "cpu"), "cpu")
-    step = (full_path if full else raw_forward)(predictor, pngs[:batch])
+    step = (opened_path if full else raw_forward)(predictor, pngs[:batch])
     threads = torch.get_num_threads()
     torch.set_num_threads(1 if full else threads)
     try:
@@ -479,11 +521,14 @@ def main() -> int:
         ):
 
             def run(mode: str, images: list[bytes], tuning: dict[str, Any], one_at_a_time: bool) -> Run:
-                deployment = deploy_on_devnet(anvil.url, work / mode / "deployment.json", [card])
+                oracle_key = x25519.Identity.generate()
+                deployment = deploy_on_devnet(
+                    anvil.url, work / mode / "deployment.json", [card], public_key(oracle_key)
+                )
                 print(
                     f"{mode}: {len(images) - WARMUP} images (+{WARMUP} warm-up), tuning {tuning}", flush=True
                 )
-                bench = Bench(anvil.url, ipfs, models, work / mode, deployment)
+                bench = Bench(anvil.url, ipfs, models, work / mode, deployment, oracle_key)
                 result = asyncio.run(bench.run(mode, tuning, images, args.timeout, one_at_a_time))
                 print(table([result]).splitlines()[-1], flush=True)
                 return result
@@ -535,7 +580,7 @@ def main() -> int:
         f"Raw forward: the model alone at batch {classify_batch} on preprocessed tensors (inference_mode, "
         f"timed >= {FORWARD_SECONDS:.0f} s after warm-up, no daemon running), the mean of "
         f"{raw_before:.1f} images/s just before and {raw_after:.1f} just after the pipelined burst. "
-        "Ceiling: the oracle's decode + preprocess + forward (`oracle.imaging.decode`, "
+        "Ceiling: the oracle's open + decode + preprocess + forward (`open_envelope`, `decode`, "
         f"`Predictor.predict`) on one core, {one_core:.1f} images/s, times {info['cores']} cores = "
         f"{ceiling:.1f} images/s: what end-to-end could reach with every core decoding and "
         "classifying and nothing else (no chain, no IPFS, no bookkeeping)."
@@ -569,7 +614,7 @@ def main() -> int:
         f"# Oracle under a burst\n\n{describe(info)}\n\n{method}\n\n{table(runs)}\n\n"
         f"Pipelined / sequential throughput: {speedup:.2f}x. Raw forward ({ARCHITECTURE}, CPU, batch "
         f"{classify_batch}): {raw:.1f} images/s; end-to-end is {of_raw:.1%} of it. The ceiling "
-        f"(decode + preprocess + forward on every core, nothing else) is {ceiling / raw:.1%} of it"
+        f"(open + decode + preprocess + forward on every core, nothing else) is {ceiling / raw:.1%} of it"
         f"{out_of_reach}; end-to-end reaches {pipelined.images_per_s / ceiling:.0%} of the ceiling."
         f"\n\n{summary}\n\n"
         "![results over time and latency](oracle.png)\n"

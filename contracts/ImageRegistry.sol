@@ -3,16 +3,20 @@ pragma solidity 0.8.37;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {IImageRegistry} from "./IImageRegistry.sol";
 
 /// @title ImageRegistry
-/// @notice Patients register the IPFS CID of a pathology image; oracles commit a salted hash of
-///         the classification back. The chain holds who registered what, when, which model answered
-///         and a commitment to the answer: never the image, never the diagnosis in clear.
+/// @notice Patients register the IPFS CID of an encrypted pathology image; oracles commit a salted
+///         hash of the classification back. The chain holds who registered what, when, which model
+///         answered and a commitment to the answer: never the image, never the diagnosis in clear.
 /// @dev One storage slot per registration (the CID lives only in the event), so registering stays
-///      cheap. Fees are escrowed per request and either earned (result posted) or refunded
-///      (failure reported, request cancelled after its timeout). A refund that the owner cannot
-///      receive within `REFUND_GAS` is kept for the owner to claim, so no owner can block an oracle.
-contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
+///      cheap. A record belongs to its registrant: its id hashes the owner with the CID, so a CID
+///      seen in the mempool lets nobody take a patient's record. Fees are escrowed per request and
+///      either earned (result posted) or refunded (failure reported, request cancelled after its
+///      timeout). A refund that the owner cannot receive within `REFUND_GAS` is kept for the owner
+///      to claim, so no owner can block an oracle. Oracles publish the X25519 keys images are
+///      encrypted to; revoking an oracle's role drops its key.
+contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransient {
     /// @notice Role allowed to post results and report failures.
     bytes32 public constant ORACLE_ROLE = keccak256("ORACLE_ROLE");
 
@@ -28,27 +32,6 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
 
     /// @notice Longest CID accepted, in bytes.
     uint256 public constant MAX_CID_LENGTH = 128;
-
-    /// @notice Lifecycle of a request. Status only ever moves from Pending to one terminal state.
-    enum Status {
-        None,
-        Pending,
-        Classified,
-        Failed,
-        Cancelled
-    }
-
-    /// @notice Why an oracle could not classify an image; shared with the oracle (oracle/chain/reasons.py).
-    enum FailureReason {
-        None,
-        ContentUnreachable,
-        ContentMismatch,
-        UnsupportedImage,
-        TooLarge,
-        ModelError,
-        InvalidCid,
-        ModelUnavailable
-    }
 
     /// @dev Exactly one slot. `feeEpoch == 0` means nothing was paid.
     struct Record {
@@ -73,17 +56,6 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
         bool active;
     }
 
-    /// @notice An image's record as the outside world sees it.
-    struct ImageView {
-        address owner;
-        Status status;
-        bytes32 modelId;
-        bytes32 resultHash;
-        uint64 registeredAt;
-        uint64 deadline;
-        uint256 feePaid;
-    }
-
     Config private _config;
     uint256 private _earnedFees;
     mapping(bytes32 imageId => Record) private _records;
@@ -92,80 +64,10 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
     mapping(uint16 index => bytes32 modelId) private _modelIds;
     mapping(uint32 epoch => uint96 fee) private _feeAt;
     mapping(address owner => uint256 amount) private _refundsOwed;
+    mapping(address oracle => bytes32 key) private _encryptionKeys;
+    address[] private _keyHolders;
+    mapping(address oracle => uint256 position) private _keyHolderPosition; // 1-based in _keyHolders
 
-    /// @notice A patient registered `cid` for classification by `modelId`.
-    event ImageRegistered(bytes32 indexed imageId, address indexed owner, bytes32 indexed modelId, string cid);
-    /// @notice An oracle committed the result document's hash.
-    event ResultPosted(bytes32 indexed imageId, bytes32 indexed modelId, bytes32 resultHash);
-    /// @notice An oracle could not classify the image; `reason` is a FailureReason.
-    event ClassificationFailed(bytes32 indexed imageId, uint8 reason);
-    /// @notice The owner cancelled a timed-out request.
-    event RequestCancelled(bytes32 indexed imageId, address indexed owner);
-    /// @notice A fee went back to the owner.
-    event Refunded(bytes32 indexed imageId, address indexed owner, uint256 amount);
-    /// @notice The owner could not receive a refund; it is kept for `claimRefund`.
-    event RefundDeferred(bytes32 indexed imageId, address indexed owner, uint256 amount);
-    /// @notice An owner withdrew kept refunds to `to`.
-    event RefundClaimed(address indexed owner, address indexed to, uint256 amount);
-    /// @notice A model became available under `index`.
-    event ModelRegistered(bytes32 indexed modelId, uint16 index, string name, string metadataURI);
-    /// @notice A model stopped accepting new requests.
-    event ModelRetired(bytes32 indexed modelId);
-    /// @notice The model for registrations that pass modelId zero changed.
-    event DefaultModelChanged(bytes32 indexed previousModelId, bytes32 indexed modelId);
-    /// @notice The fee for new registrations changed.
-    event RequestFeeChanged(uint256 previousFee, uint256 fee);
-    /// @notice The time after which pending requests may be cancelled changed.
-    event RequestTimeoutChanged(uint32 previousTimeout, uint32 timeout);
-    /// @notice An admin withdrew earned fees.
-    event FeesWithdrawn(address indexed to, uint256 amount);
-
-    /// @notice The CID is empty or longer than MAX_CID_LENGTH bytes.
-    error InvalidCid(uint256 length);
-    /// @notice This CID was registered before.
-    error AlreadyRegistered(bytes32 imageId);
-    /// @notice No image was registered under this id.
-    error UnknownImage(bytes32 imageId);
-    /// @notice The request already reached a final status.
-    error ImageNotPending(bytes32 imageId, Status status);
-    /// @notice Only the image's owner may do this.
-    error NotImageOwner(bytes32 imageId, address caller);
-    /// @notice The request may be cancelled from `deadline` on.
-    error RequestNotTimedOut(bytes32 imageId, uint256 deadline);
-    /// @notice A registration must pay exactly the request fee.
-    error IncorrectFee(uint256 sent, uint256 required);
-    /// @notice A result hash of zero is never a commitment.
-    error EmptyResultHash(bytes32 imageId);
-    /// @notice Batch arrays differ in length.
-    error LengthMismatch(uint256 imageIds, uint256 resultHashes);
-    /// @notice The reason is not a FailureReason other than None.
-    error InvalidFailureReason(uint8 reason);
-    /// @notice Model id zero is reserved for "the default model".
-    error InvalidModelId();
-    /// @notice A model is registered once.
-    error ModelAlreadyRegistered(bytes32 modelId);
-    /// @notice No model was registered under this id.
-    error UnknownModel(bytes32 modelId);
-    /// @notice The model was retired.
-    error ModelNotActive(bytes32 modelId);
-    /// @notice Model id zero was passed and no default model is set.
-    error NoDefaultModel();
-    /// @notice Choose another default model first.
-    error CannotRetireDefaultModel(bytes32 modelId);
-    /// @notice The model index space is full.
-    error TooManyModels();
-    /// @notice Timeouts are between 1 second and MAX_REQUEST_TIMEOUT.
-    error InvalidTimeout(uint32 timeout);
-    /// @notice Only earned fees can be withdrawn.
-    error InsufficientEarnedFees(uint256 requested, uint256 available);
-    /// @notice No refund is kept for this owner.
-    error NothingToClaim(address owner);
-    /// @notice Sending ether failed.
-    error TransferFailed(address to, uint256 amount);
-    /// @notice The zero address is not allowed here.
-    error ZeroAddress();
-    /// @notice Too little gas left to push a refund and to keep it if the push fails.
-    error InsufficientGasForRefund(uint256 gasLeft, uint256 required);
 
     /// @param admin Holder of the admin role (manages models, fee, timeout, roles, earned fees).
     /// @param initialFee Fee in wei that every registration must pay exactly.
@@ -179,10 +81,10 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ patients
 
-    /// @notice Register an image for classification.
-    /// @param cid The image's IPFS CID (the page registers CIDv1 base32); `imageId = keccak256(bytes(cid))`.
+    /// @notice Register an encrypted image for classification; the record belongs to the caller.
+    /// @param cid The IPFS CID of the image's age envelope (the page registers CIDv1 base32).
     /// @param modelId The model to classify with; zero selects the current default model.
-    /// @return imageId The id of the new request.
+    /// @return imageId `keccak256(abi.encodePacked(msg.sender, bytes(cid)))`.
     function registerImage(string calldata cid, bytes32 modelId) external payable returns (bytes32 imageId) {
         uint256 length = bytes(cid).length;
         if (length == 0 || length > MAX_CID_LENGTH) revert InvalidCid(length);
@@ -201,7 +103,7 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
             modelIndex = model.index;
         }
 
-        imageId = keccak256(bytes(cid));
+        imageId = _imageId(msg.sender, cid);
         if (_records[imageId].status != Status.None) revert AlreadyRegistered(imageId);
         _records[imageId] = Record({
             owner: msg.sender,
@@ -283,6 +185,18 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
         _refund(imageId, record.owner, _feePaid(record));
     }
 
+    /// @notice Publish the caller's X25519 public key, to which patients encrypt their images.
+    /// @param key The raw 32-byte X25519 public key (an age `age1…` recipient, bech32-decoded).
+    function setEncryptionKey(bytes32 key) external onlyRole(ORACLE_ROLE) {
+        if (key == bytes32(0)) revert InvalidEncryptionKey();
+        if (_keyHolderPosition[msg.sender] == 0) {
+            _keyHolders.push(msg.sender);
+            _keyHolderPosition[msg.sender] = _keyHolders.length;
+        }
+        _encryptionKeys[msg.sender] = key;
+        emit EncryptionKeySet(msg.sender, key);
+    }
+
     // ------------------------------------------------------------------ admin
 
     /// @notice Register a model. `modelId` commits to the weights, the preprocessing and the labels.
@@ -346,8 +260,19 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ views
 
+    /// @notice The encryption keys of every current oracle-role holder that published one.
+    /// @return oracles The key holders.
+    /// @return keys Their X25519 public keys, in the same order.
+    function encryptionKeys() external view returns (address[] memory oracles, bytes32[] memory keys) {
+        oracles = _keyHolders;
+        keys = new bytes32[](oracles.length);
+        for (uint256 i; i < oracles.length; ++i) {
+            keys[i] = _encryptionKeys[oracles[i]];
+        }
+    }
+
     /// @notice An image's record; `status == None` for an unknown image.
-    /// @param imageId keccak256 of the CID's bytes.
+    /// @param imageId The request.
     /// @return image Owner, status, model, result hash, registration time, cancel deadline, fee paid.
     function getImage(bytes32 imageId) external view returns (ImageView memory image) {
         Record storage record = _records[imageId];
@@ -364,17 +289,18 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
     }
 
     /// @notice Just the status, for the oracle's check before it sends a transaction.
-    /// @param imageId keccak256 of the CID's bytes.
+    /// @param imageId The request.
     /// @return The request's status.
     function statusOf(bytes32 imageId) external view returns (Status) {
         return _records[imageId].status;
     }
 
-    /// @notice The id a CID registers under.
+    /// @notice The id `owner` registers `cid` under.
+    /// @param owner The registrant.
     /// @param cid The CID string as registered.
-    /// @return keccak256 of the CID's bytes.
-    function imageIdOf(string calldata cid) external pure returns (bytes32) {
-        return keccak256(bytes(cid));
+    /// @return `keccak256(abi.encodePacked(owner, bytes(cid)))`.
+    function imageIdOf(address owner, string calldata cid) external pure returns (bytes32) {
+        return _imageId(owner, cid);
     }
 
     /// @notice A model's state: `index == 0` means not registered.
@@ -431,6 +357,32 @@ contract ImageRegistry is AccessControl, ReentrancyGuardTransient {
     }
 
     // ------------------------------------------------------------------ internals
+
+    /// @dev keccak256(abi.encodePacked(owner, bytes(cid))) without abi.encodePacked's allocation:
+    ///      hashed in scratch memory past the free memory pointer, which is left where it was.
+    function _imageId(address owner, string calldata cid) private pure returns (bytes32 id) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, shl(96, owner))
+            calldatacopy(add(ptr, 20), cid.offset, cid.length)
+            id := keccak256(ptr, add(20, cid.length))
+        }
+    }
+
+    /// @dev Revoking (or renouncing) the oracle role drops the holder's encryption key, so pages
+    ///      stop encrypting to an oracle that can no longer answer.
+    function _revokeRole(bytes32 role, address account) internal override returns (bool revoked) {
+        revoked = super._revokeRole(role, account);
+        uint256 position = _keyHolderPosition[account];
+        if (!revoked || role != ORACLE_ROLE || position == 0) return revoked;
+        address last = _keyHolders[_keyHolders.length - 1];
+        _keyHolders[position - 1] = last;
+        _keyHolderPosition[last] = position;
+        _keyHolders.pop();
+        delete _keyHolderPosition[account];
+        delete _encryptionKeys[account];
+        emit EncryptionKeySet(account, bytes32(0));
+    }
 
     function _pendingRecord(bytes32 imageId) private view returns (Record storage record) {
         record = _records[imageId];

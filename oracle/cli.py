@@ -125,6 +125,50 @@ def oracle_run() -> None:
     asyncio.run(main_loop())
 
 
+@oracle.command("keygen")
+def oracle_keygen() -> None:
+    """Create the oracle's decryption key (an age X25519 identity) in its key file."""
+    from oracle.crypto.keys import write_identity
+
+    settings = Settings()
+    if settings.oracle_key_path.exists():
+        raise HistochainError(f"{settings.oracle_key_path} exists; refusing to overwrite a key")
+    identity = write_identity(settings.oracle_key_path)
+    click.echo(f"wrote {settings.oracle_key_path} (owner-only); public key {identity.to_public()}")
+    click.echo("publish it on chain with: histochain oracle publish-key")
+
+
+@oracle.command("key")
+def oracle_key() -> None:
+    """Print the oracle's public encryption key (age1…) and the bytes32 the registry stores."""
+    from oracle.crypto.keys import oracle_identity, public_key
+
+    identity = oracle_identity(Settings())
+    click.echo(f"{identity.to_public()}  0x{public_key(identity).hex()}")
+
+
+@oracle.command("publish-key")
+def oracle_publish_key() -> None:
+    """Publish the oracle's public encryption key on chain (setEncryptionKey, signed by the oracle)."""
+    from web3 import HTTPProvider, Web3
+
+    from oracle.chain.deploy import publish_encryption_key, published_key
+    from oracle.chain.deployment import Deployment
+    from oracle.crypto.keys import oracle_identity, public_key
+    from oracle.signer import load_signer
+
+    settings = Settings()
+    deployment = Deployment.load(settings.deployment_path)
+    rpc = settings.rpc_endpoints[0]
+    signer = load_signer(settings, Web3(HTTPProvider(rpc)).eth.chain_id)
+    key = public_key(oracle_identity(settings))
+    if published_key(rpc, deployment, signer.address) == key:
+        click.echo(f"the registry already holds this key for {signer.address}")
+        return
+    tx = publish_encryption_key(rpc, deployment, signer, key)
+    click.echo(f"published 0x{key.hex()} for {signer.address} in {tx}")
+
+
 @main.command("api")
 def api_serve() -> None:
     """Serve the query API over the oracle's SQLite cache until Ctrl-C."""

@@ -1,16 +1,19 @@
 """The result document and its on-chain commitment (DESIGN: "The result document and its hash").
 
 resultHash = keccak256(JCS(document)). The random salt keeps the two-label space from being
-brute-forced from the public hash; anyone holding the document can recompute and compare."""
+brute-forced from the public hash; anyone holding the document can recompute and compare.
+Schema 2 (DESIGN v2): the image is an encrypted envelope, so `content_sha256` is the hash of the
+decrypted image bytes; the task kind, a calibration note and the task's output CIDs are named."""
 
 import secrets
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from oracle.jcs import commitment
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+UNCALIBRATED = "not calibrated: the model's sigmoid output"
 
 
 class ResultDocument(BaseModel):
@@ -22,13 +25,16 @@ class ResultDocument(BaseModel):
     content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     model_id: str = Field(pattern=r"^0x[0-9a-f]{64}$")
     model_name: str
+    task: Literal["classification"] = "classification"
     label: str
     probabilities: dict[str, float]
     threshold: float
+    calibration: str = UNCALIBRATED
     oracle: str
     chain_id: int
     registry: str
     registration_block: int
+    outputs: dict[str, str] = Field(default_factory=dict)
     salt: str = Field(pattern=r"^0x[0-9a-f]{64}$")
 
     def canonical_dict(self) -> dict[str, Any]:

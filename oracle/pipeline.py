@@ -18,13 +18,15 @@ from datetime import UTC
 from typing import Any
 
 from PIL import Image
+from pyrage import x25519
 
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import ChainError, ImageRecord, Registry, Status
 from oracle.chain.submitter import Sent, Submitter
+from oracle.crypto.envelope import EnvelopeError, check_binding, is_envelope, open_envelope
 from oracle.daemon.jobs import OPEN_STATES, SENDABLE_STATES, Classified, JobRepository, StaleJobs
 from oracle.document import ResultDocument, new_salt
-from oracle.errors import HistochainError
+from oracle.errors import ConfigError, HistochainError
 from oracle.imaging import ImageRejected, decode
 from oracle.ipfs.errors import IpfsError
 from oracle.ipfs.fetch import GatewayFetcher
@@ -43,9 +45,9 @@ WS_RETRY = 30.0
 
 @dataclass(frozen=True)
 class Decoded:
-    """A verified, decoded image on its way to the classifier. Only memory holds it: the job stays
-    queued in SQLite, so a crash re-fetches; `block_hash` lets the classifier drop an image whose
-    registration a reorg has since replaced."""
+    """A verified, decrypted, decoded image on its way to the classifier. Only memory holds it: the
+    job stays queued in SQLite, so a crash re-fetches; `block_hash` lets the classifier drop an
+    image whose registration a reorg has since replaced."""
 
     image_id: str
     block_hash: str
@@ -66,6 +68,7 @@ class Tuning:
     submit_wait: float = 0.5
     max_image_pixels: int = 50_000_000
     retry_delay: float = 2.0
+    accept_plaintext: bool = False
 
 
 async def _gather_batch(queue: "asyncio.Queue[Any]", first: Any, size: int, wait: float) -> list[Any]:
@@ -92,9 +95,10 @@ class Oracle:
         fetcher: GatewayFetcher,
         catalog: ModelCatalog,
         tuning: Tuning,
+        identity: x25519.Identity,
         ws_url: str | None = None,
     ) -> None:
-        self.registry, self.submitter = registry, submitter
+        self.registry, self.submitter, self.identity = registry, submitter, identity
         self.fetcher, self.catalog, self.tuning = fetcher, catalog, tuning
         self.ws_url = ws_url
         self.jobs = JobRepository(db, LISTENER, registry.deployment.block)
@@ -277,14 +281,19 @@ class Oracle:
             return
         try:
             fetched = await self.fetcher.fetch(job.cid)
-            image, digest = await asyncio.to_thread(self._decode, fetched.data)
-        except (IpfsError, ImageRejected) as exc:
+            image, digest = await asyncio.to_thread(self._open, fetched.data, job)
+        except (IpfsError, EnvelopeError, ImageRejected) as exc:
             await self._fail(job, exc.reason, str(exc))
             return
         await self.classify_q.put(Decoded(image_id, job.block_hash, image, digest))
 
-    def _decode(self, data: bytes) -> tuple[Image.Image, str]:
-        """In a worker thread: the stage's CPU work stays off the event loop."""
+    def _open(self, data: bytes, job: Job) -> tuple[Image.Image, str]:
+        """In a worker thread, off the event loop: decrypt in memory, refuse an envelope made for
+        another registration, decode. The plaintext lives only here and in the decoded image."""
+        if is_envelope(data) or not self.tuning.accept_plaintext:
+            opened = open_envelope(data, [self.identity])
+            check_binding(opened.binding, job.owner, self.deployment.chain_id, self.deployment.address)
+            data = opened.image
         return decode(data, self.tuning.max_image_pixels), hashlib.sha256(data).hexdigest()
 
     async def _still_pending(self, job: Job) -> bool:
@@ -521,6 +530,20 @@ class Oracle:
             self.metrics.stale_writes.labels("superseded").inc()
 
 
+async def check_key_published(registry: Registry, oracle: str, identity: x25519.Identity) -> None:
+    """Patients encrypt to the keys on chain: an oracle whose own key is not there could open
+    nothing it is sent, and would only fail every image."""
+    from oracle.crypto.keys import public_key
+
+    published = (await registry.encryption_keys()).get(oracle)
+    if published != public_key(identity):
+        state = "no encryption key" if published is None else "another encryption key"
+        raise ConfigError(
+            f"the registry holds {state} for oracle {oracle}: publish this oracle's key with "
+            "`histochain oracle publish-key` (dev up does it on the dev chain)"
+        )
+
+
 @contextlib.asynccontextmanager
 async def assemble(settings: Settings) -> AsyncIterator[Oracle]:
     """Every stage built from settings, and torn down on the way out; `run_daemon` runs them."""
@@ -531,10 +554,12 @@ async def assemble(settings: Settings) -> AsyncIterator[Oracle]:
 
     from oracle.chain.deployment import Deployment
     from oracle.chain.rpc import FallbackHTTPProvider
+    from oracle.crypto.keys import oracle_identity
     from oracle.ml.inference import resolve_device
     from oracle.signer import load_signer
 
     deployment = Deployment.load(settings.deployment_path)
+    identity = oracle_identity(settings)
     device = resolve_device(settings.device)
     catalog = ModelCatalog(settings.models_path, device)
     tuning = Tuning(
@@ -560,6 +585,7 @@ async def assemble(settings: Settings) -> AsyncIterator[Oracle]:
             w3 = AsyncWeb3(rpc)
             registry = Registry(w3, deployment)
             account = load_signer(settings, await w3.eth.chain_id)
+            await check_key_published(registry, account.address, identity)
             fetcher = GatewayFetcher(
                 http,
                 settings.gateways,
@@ -568,7 +594,14 @@ async def assemble(settings: Settings) -> AsyncIterator[Oracle]:
                 settings.fetch_attempts,
             )
             yield Oracle(
-                db, registry, Submitter(registry, account), fetcher, catalog, tuning, settings.websocket_url
+                db,
+                registry,
+                Submitter(registry, account),
+                fetcher,
+                catalog,
+                tuning,
+                identity,
+                settings.websocket_url,
             )
     finally:
         await db.close()

@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     )
     oracle_keystore: Path | None = Field(None, description="Encrypted JSON keystore of the signer.")
     oracle_keystore_password: SecretStr | None = None
+    oracle_age_key: SecretStr | None = Field(
+        None, description="The oracle's age identity, AGE-SECRET-KEY-1… (HISTOCHAIN_ORACLE_AGE_KEY)."
+    )
+    oracle_age_key_file: Path | None = Field(
+        None, description="File with the oracle's age identity (default: <data dir>/oracle-age.key)."
+    )
+    accept_plaintext: bool = Field(
+        False,
+        description="Also classify unencrypted images (public research sets only: no owner binding).",
+    )
     confirmations: int = Field(1, ge=0, description="Blocks a registration must be buried under first.")
     log_chunk_blocks: int = Field(2000, ge=1, description="eth_getLogs range per request when catching up.")
     poll_interval: float = Field(1.0, gt=0, description="Seconds between polls for new blocks.")
@@ -116,6 +126,10 @@ class Settings(BaseSettings):
     @property
     def deployment_path(self) -> Path:
         return self.deployment or self.data_dir / "deployment.json"
+
+    @property
+    def oracle_key_path(self) -> Path:
+        return self.oracle_age_key_file or self.data_dir / "oracle-age.key"
 
     @property
     def models_path(self) -> Path:

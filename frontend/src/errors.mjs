@@ -1,10 +1,11 @@
 // One place that turns whatever went wrong into a sentence a patient can act on.
 import { BaseError, ContractFunctionRevertedError, InsufficientFundsError, UserRejectedRequestError } from "viem";
 import { ApiError } from "./api.mjs";
+import { EnvelopeError } from "./envelope.mjs";
 import { UploadError } from "./upload.mjs";
 
 const REVERTS = {
-  AlreadyRegistered: "This image is already registered. Find it under “My images”.",
+  AlreadyRegistered: "You have already registered this encrypted image. Find it under “My images”.",
   IncorrectFee: "The fee changed while you were signing. Check the new fee and try again.",
   UnknownModel: "That model is not registered on chain. Pick another one.",
   ModelNotActive: "That model has been retired. Pick another one.",
@@ -17,15 +18,19 @@ const REVERTS = {
 
 const USER_REJECTED = 4001;
 
-/** {message, kind} where kind names the way on: "retry", "network", "funds", "upload", "api". */
+/** {message, kind, rejected} where kind names the way on: "retry", "network", "funds", "upload",
+ *  "api", "envelope"; `rejected` when the user turned the wallet's request down. */
 export function explain(err) {
   if (err instanceof UploadError) return { kind: "upload", message: err.message };
+  if (err instanceof EnvelopeError) return { kind: "envelope", message: `This image cannot be opened here: ${err.message}.` };
   if (err instanceof ApiError) {
     if (err.status === 403) return { kind: "api", message: "This account may not read that result." };
     return { kind: "api", message: `The query API refused: ${err.message}` };
   }
   const rejected = err?.code === USER_REJECTED || (err instanceof BaseError && err.walk((e) => e instanceof UserRejectedRequestError || e?.code === USER_REJECTED));
-  if (rejected) return { kind: "retry", message: "You rejected the request in your wallet. Nothing was sent; you can try again." };
+  if (rejected) {
+    return { kind: "retry", rejected: true, message: "You rejected the request in your wallet. Nothing was sent; you can try again." };
+  }
   if (err instanceof BaseError) {
     if (err.walk((e) => e instanceof InsufficientFundsError)) {
       return { kind: "funds", message: "This account cannot pay for the transaction (fee plus gas). Add funds or pick another account." };

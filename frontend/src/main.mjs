@@ -2,9 +2,11 @@
 import { formatEther, getAddress, isAddress, zeroHash } from "viem";
 import { ALL_IMAGES, Api } from "./api.mjs";
 import { loadConfig } from "./config.mjs";
+import { MEDIA_TYPES, openEnvelope, recipientOfKey, seal } from "./envelope.mjs";
 import { explain } from "./errors.mjs";
+import { PatientKey } from "./patient.mjs";
 import { FAILURE_REASONS, Registry, STATUS_NAMES, Status, imageIdOf } from "./registry.mjs";
-import { formatBytes, localCid, pin, readImage } from "./upload.mjs";
+import { UploadError, formatBytes, localCid, pin, readImage } from "./upload.mjs";
 import { matchesChain } from "./verify.mjs";
 import { Wallet, discoverWallets } from "./wallet.mjs";
 
@@ -12,6 +14,9 @@ const $ = (id) => document.getElementById(id);
 const POLL_MS = 1000;
 const TOKEN_KEY = "histochain:ipfs-token";
 const PINATA_API = "https://api.pinata.cloud";
+const ENVELOPE_OVERHEAD = 64 * 1024;
+const UPLOADED_NOT_REGISTERED =
+  "You rejected the registration in your wallet. The encrypted image was uploaded to IPFS (only you and the oracle can open it), but it is not registered; you can try again.";
 
 const state = {
   config: null,
@@ -20,6 +25,7 @@ const state = {
   registry: null,
   api: null,
   file: null,
+  key: null,
   shown: null,
   watch: 0,
   retry: null,
@@ -41,9 +47,10 @@ function clearMessage() {
   $("message").hidden = true;
 }
 
-function fail(err) {
+function fail(err, { uploaded = false } = {}) {
   console.error(err);
-  const { kind, message } = explain(err);
+  const { kind, rejected, message: explained } = explain(err);
+  const message = rejected && uploaded ? UPLOADED_NOT_REGISTERED : explained;
   const ways = {
     retry: state.retry && { action: state.retry, label: "Try again" },
     network: { action: switchNetwork, label: "Switch network" },
@@ -66,7 +73,7 @@ function step(name, status, detail) {
   note.textContent = detail ? ` ${detail}` : "";
 }
 
-function resetSteps(from = "cid") {
+function resetSteps(from = "check") {
   let reset = false;
   for (const item of document.querySelectorAll("#steps li")) {
     reset ||= item.dataset.step === from;
@@ -120,6 +127,7 @@ async function connect() {
   wallet.on("accountsChanged", (accounts) => {
     if (!accounts?.length) return window.location.reload();
     wallet.account = getAddress(accounts[0]);
+    forgetKey();
     $("account").textContent = shortHex(wallet.account);
     checkNetwork();
   });
@@ -164,7 +172,6 @@ async function loadChainData() {
     select.disabled = models.length === 0;
     if (models.length === 0) say("No active model is registered on chain yet.");
     await refreshMine();
-    if (state.file?.cid) await checkAlreadyRegistered(state.file.cid);
   } catch (err) {
     fail(err);
   }
@@ -174,7 +181,7 @@ async function loadChainData() {
 // ---- file and upload
 
 function updateRegisterButton() {
-  const ready = state.wallet && $("network-banner").hidden && state.file?.cid && !state.file.registered && !state.busy;
+  const ready = state.wallet && $("network-banner").hidden && state.file && !state.file.registered && !state.busy;
   $("register").disabled = !ready;
 }
 
@@ -187,30 +194,85 @@ async function chooseFile(file) {
   updateRegisterButton();
   if (!file) return;
   try {
-    step("cid", "active");
+    step("check", "active");
     const { bytes, type } = await readImage(file, state.config.maxUploadBytes);
     const url = URL.createObjectURL(new Blob([bytes]));
     $("preview-img").src = url;
     $("preview-caption").textContent = `${file.name}, ${type}, ${formatBytes(bytes.length)}`;
     $("preview").hidden = false;
-    const cid = await localCid(bytes);
-    state.file = { name: file.name, bytes, cid, registered: false };
-    $("local-cid").textContent = cid;
-    step("cid", "done", cid);
-    if (state.wallet && $("network-banner").hidden) await checkAlreadyRegistered(cid);
+    state.file = { name: file.name, bytes, mediaType: MEDIA_TYPES[type], sealed: null, registered: false };
+    step("check", "done", `${type}, ${formatBytes(bytes.length)}`);
   } catch (err) {
-    step("cid", "failed");
+    step("check", "failed");
     fail(err);
   }
   updateRegisterButton();
 }
 
+/** True (and said) when this account registered this envelope already: a retry after a lost answer. */
 async function checkAlreadyRegistered(cid) {
-  const imageId = imageIdOf(cid);
+  const imageId = imageIdOf(state.wallet.account, cid);
   const record = await state.registry.image(imageId);
   state.file.registered = record.status !== Status.None;
   if (state.file.registered) {
-    say("This image is already registered.", { action: () => show(imageId, cid), label: "Show it", tone: "info" });
+    say("You have already registered this encrypted image.", { action: () => show(imageId, cid), label: "Show it", tone: "info" });
+  }
+  return state.file.registered;
+}
+
+// ---- the patient's key
+
+/** The connected account's key; unlocking asks the wallet for the key signature (no gas). */
+async function ensureKey() {
+  if (state.key?.account !== state.wallet.account) {
+    state.key = await PatientKey.unlock(state.wallet, state.config.chain.id, state.config.registry.address);
+    showKey();
+  }
+  return state.key;
+}
+
+function showKey() {
+  $("key-status").textContent = state.key
+    ? "Your key is unlocked in this tab only (never stored). Save it if your wallet signs differently each time."
+    : "Your images are encrypted. Unlock your key to view them: your wallet signs a message (no gas, nothing is sent).";
+  $("unlock").hidden = Boolean(state.key);
+  $("save-key").hidden = !state.key;
+}
+
+function forgetKey() {
+  state.key = null;
+  if (state.file) state.file.sealed = null;
+  $("viewer-figure").hidden = true;
+  showKey();
+}
+
+async function unlock() {
+  state.retry = unlock;
+  if (!state.wallet) return say("Connect a wallet first.");
+  try {
+    await ensureKey();
+    say("Your key is unlocked: use “Show image” under My images.", { tone: "info" });
+  } catch (err) {
+    fail(err);
+  }
+}
+
+function saveKey() {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(state.key.file());
+  link.download = `histochain-key-${state.key.account}.txt`;
+  link.click();
+}
+
+async function loadKey(file) {
+  if (!file) return;
+  if (!state.wallet) return say("Connect a wallet first: a saved key belongs to one account.");
+  try {
+    state.key = await PatientKey.load(await file.text(), state.wallet.account);
+    showKey();
+    say("Saved key loaded for this tab.", { tone: "info" });
+  } catch (err) {
+    fail(err);
   }
 }
 
@@ -235,7 +297,8 @@ async function uploadAndRegister() {
   state.busy = true;
   updateRegisterButton();
   clearMessage();
-  resetSteps("upload");
+  resetSteps("key");
+  let uploaded = false;
   try {
     const provider = $("ipfs-provider").value;
     const token = uploadToken();
@@ -245,11 +308,23 @@ async function uploadAndRegister() {
       return;
     }
     const apiUrl = provider === "pinata" && state.config.ipfs.provider !== "pinata" ? PINATA_API : state.config.ipfs.apiUrl;
+
+    step("key", "active", "sign the message in your wallet: no gas, nothing is sent");
+    const key = await ensureKey();
+    step("key", "done");
+    step("seal", "active");
+    const sealed = await sealFor(file, key);
+    if (!sealed) return;
+    $("local-cid").textContent = sealed.cid;
+    step("seal", "done", `for you and ${sealed.oracles} oracle key${sealed.oracles === 1 ? "" : "s"}`);
+    if (await checkAlreadyRegistered(sealed.cid)) return;
+
     step("upload", "active", provider === "pinata" ? "to Pinata" : "to the local IPFS node");
-    const answered = await pin(apiUrl, token, file.bytes, file.name);
-    if (answered !== file.cid) {
+    const answered = await pin(apiUrl, token, sealed.envelope, `${file.name}.age`);
+    uploaded = true;
+    if (answered !== sealed.cid) {
       step("upload", "failed", `the service answered ${answered}`);
-      say(`The IPFS service answered CID ${answered}, but this browser computed ${file.cid}. Nothing was registered.`, {
+      say(`The IPFS service answered CID ${answered}, but this browser computed ${sealed.cid}. Nothing was registered.`, {
         action: uploadAndRegister,
         label: "Try again",
       });
@@ -259,7 +334,7 @@ async function uploadAndRegister() {
 
     step("sign", "active");
     const modelId = $("model").value || zeroHash;
-    const hash = await state.registry.register(file.cid, modelId, state.fee ?? 0n);
+    const hash = await state.registry.register(sealed.cid, modelId, state.fee ?? 0n);
     step("sign", "done", shortHex(hash));
     step("mined", "active", "pending");
     const receipt = await state.registry.receipt(hash);
@@ -267,15 +342,38 @@ async function uploadAndRegister() {
     step("mined", "done", `block ${receipt.blockNumber}`);
     file.registered = true;
     await refreshMine();
-    await show(imageIdOf(file.cid), file.cid);
+    await show(imageIdOf(sealed.owner, sealed.cid), sealed.cid);
   } catch (err) {
     const active = document.querySelector('#steps [data-state="active"]');
     if (active) step(active.dataset.step, "failed");
-    fail(err);
+    fail(err, { uploaded });
   } finally {
     state.busy = false;
     updateRegisterButton();
   }
+}
+
+/** The file sealed for this account, to every oracle key on chain and the patient's own; kept, so a
+ *  retry sends the same envelope (the same CID) instead of a new one. */
+async function sealFor(file, key) {
+  const owner = state.wallet.account;
+  if (file.sealed?.owner === owner) return file.sealed;
+  const keys = await state.registry.encryptionKeys();
+  if (keys.length === 0) {
+    step("seal", "failed");
+    say("No oracle has published an encryption key on this chain, so no one could read the image. Nothing was uploaded.");
+    return null;
+  }
+  const { config } = state;
+  const binding = { owner, chainId: config.chain.id, registry: config.registry.address, mediaType: file.mediaType };
+  const envelope = await seal(file.bytes, binding, [...keys.map(recipientOfKey), key.recipient]);
+  if (envelope.length > config.maxUploadBytes) {
+    throw new UploadError(
+      `${file.name} is ${formatBytes(envelope.length)} once encrypted; the limit is ${formatBytes(config.maxUploadBytes)}`,
+    );
+  }
+  file.sealed = { owner, envelope, cid: await localCid(envelope), oracles: keys.length };
+  return file.sealed;
 }
 
 // ---- result
@@ -410,15 +508,66 @@ async function refreshMine() {
       const view = document.createElement("button");
       view.type = "button";
       view.textContent = "View";
-      view.setAttribute("aria-label", `View ${cid}`);
+      view.setAttribute("aria-label", `View the result of image ${cid}`);
       view.onclick = () => show(imageId, cid);
-      tr.append(cell(code), cell(STATUS_NAMES[record.status]), cell(when(record.registeredAt)), cell(view));
+      const open = document.createElement("button");
+      open.type = "button";
+      open.textContent = "Show image";
+      open.setAttribute("aria-label", `Show image ${cid}`);
+      open.onclick = () => viewImage(cid);
+      const actions = document.createElement("span");
+      actions.append(view, " ", open);
+      tr.append(cell(code), cell(STATUS_NAMES[record.status]), cell(when(record.registeredAt)), cell(actions));
       tr.dataset.status = String(record.status);
       return tr;
     }),
   );
   $("mine").hidden = rows.length === 0;
   $("mine-empty").textContent = rows.length === 0 ? "No images registered from this account yet." : "";
+}
+
+/** Fetches this account's envelope from the gateway and opens it here; the image never leaves the tab. */
+async function viewImage(cid) {
+  state.retry = () => viewImage(cid);
+  try {
+    const key = await ensureKey();
+    const envelope = await fetchEnvelope(cid);
+    const { binding, image } = await openEnvelope(envelope, key.identity);
+    const mine = binding.owner === state.wallet.account.toLowerCase() && binding.chain_id === state.config.chain.id;
+    const digest = await sha256Hex(image);
+    const type = binding.media_type;
+    $("viewer-img").src = URL.createObjectURL(new Blob([image], { type }));
+    $("viewer-caption").textContent =
+      `${cid.slice(0, 12)}…${cid.slice(-6)}: ${type}, ${formatBytes(image.length)}, sha256 ${digest}` +
+      (mine ? "" : ". Warning: this envelope is bound to another account or chain.");
+    $("viewer-figure").dataset.sha256 = digest;
+    const download = $("viewer-download");
+    download.href = $("viewer-img").src;
+    download.download = `histochain-${cid.slice(-10)}.${type.split("/")[1]}`;
+    $("viewer-figure").hidden = false;
+  } catch (err) {
+    fail(err);
+  }
+}
+
+async function fetchEnvelope(cid) {
+  const limit = state.config.maxUploadBytes + ENVELOPE_OVERHEAD;
+  let response;
+  try {
+    response = await fetch(`${state.config.ipfs.gatewayUrl.replace(/\/$/, "")}/ipfs/${cid}`);
+  } catch (err) {
+    throw new Error(`the IPFS gateway did not answer (${err.message})`);
+  }
+  if (!response.ok) throw new Error(`the IPFS gateway answered HTTP ${response.status} for ${cid}`);
+  if (Number(response.headers.get("Content-Length") ?? 0) > limit) throw new Error("the gateway's answer is too large");
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (bytes.length > limit) throw new Error("the gateway's answer is too large");
+  return bytes;
+}
+
+async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function share(event) {
@@ -499,6 +648,9 @@ async function start() {
   $("read-result").addEventListener("click", readResult);
   $("cancel").addEventListener("click", cancelRequest);
   $("share").addEventListener("submit", share);
+  $("unlock").addEventListener("click", unlock);
+  $("save-key").addEventListener("click", saveKey);
+  $("key-file").addEventListener("change", (e) => loadKey(e.target.files[0]));
   wireDrop();
   document.body.dataset.ready = "true";
 }

@@ -1,6 +1,6 @@
 // The ImageRegistry as the page uses it: reads through the wallet's provider, writes signed by
 // the wallet. Status numbers and failure reasons mirror the contract's enums.
-import { keccak256, toBytes, zeroHash } from "viem";
+import { encodePacked, keccak256, zeroHash } from "viem";
 
 export const Status = Object.freeze({ None: 0, Pending: 1, Classified: 2, Failed: 3, Cancelled: 4 });
 export const STATUS_NAMES = ["not registered", "waiting for the oracle", "classified", "failed", "cancelled"];
@@ -13,9 +13,13 @@ export const FAILURE_REASONS = {
   5: "the model failed on this image",
   6: "the CID is not one the oracle can verify",
   7: "the model asked for is not available to the oracle",
+  8: "the image was not encrypted to the oracle's key, or could not be decrypted",
+  9: "the encrypted image is bound to another account, chain or registry",
+  10: "the image does not look like a tissue slide",
 };
 
-export const imageIdOf = (cid) => keccak256(toBytes(cid));
+/** The id `owner` registers `cid` under: a record belongs to its registrant. */
+export const imageIdOf = (owner, cid) => keccak256(encodePacked(["address", "string"], [owner, cid]));
 
 export class Registry {
   constructor(wallet, config) {
@@ -45,6 +49,12 @@ export class Registry {
 
   fee() {
     return this.read("requestFee");
+  }
+
+  /** The X25519 keys the oracles published, as bytes32 hex: what an image is encrypted to. */
+  async encryptionKeys() {
+    const [, keys] = await this.read("encryptionKeys");
+    return keys;
   }
 
   image(imageId) {

@@ -1,7 +1,9 @@
 """The query API's app factory and its public routes.
 
-Anyone may read an image's public record (state, owner, model, result hash, transactions,
-times); the result document itself is only for its owner and the viewers the owner allowed.
+Anyone may read an image's public record by its imageId (state, owner, model, result hash,
+transactions, times); the result document itself is only for its owner and the viewers the owner
+allowed. Since a record belongs to its registrant (imageId hashes the owner with the CID), a CID
+names a record only together with an owner: the signed-in reader's own.
 """
 
 import json
@@ -13,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from eth_utils.crypto import keccak
 from sqlalchemy import and_, or_, select
 
 from oracle.api import auth
 from oracle.api.errors import ApiError, Handler, json_errors
 from oracle.chain.reasons import FailureReason
+from oracle.chain.registry import image_id_for
 from oracle.ipfs import cid as cids
 from oracle.ipfs.errors import CidError
 from oracle.ml.card import ModelCard
@@ -147,8 +149,9 @@ def _model(card: ModelCard) -> dict[str, Any]:
     }
 
 
-def image_id_of(ref: str) -> list[str]:
-    """Candidate imageIds: the id itself, or keccak of the CID as given and in CIDv1 base32."""
+def image_ids_of(ref: str, owner: str | None) -> list[str]:
+    """Candidate imageIds, best first: the id itself; or, for `owner`, the CID exactly as given,
+    then in CIDv1 base32 (a CID registered in another form is another record)."""
     if IMAGE_ID.match(ref):
         return [ref.lower()]
     try:
@@ -157,13 +160,20 @@ def image_id_of(ref: str) -> list[str]:
         raise ApiError(
             400, "invalid_reference", f"neither an imageId (0x + 64 hex) nor a CID: {exc}"
         ) from exc
-    return list(dict.fromkeys("0x" + keccak(text=c).hex() for c in (ref, normalised)))
+    if owner is None:
+        raise ApiError(
+            401, "sign_in_required", "a CID finds a record only for its owner: sign in, or ask by imageId"
+        )
+    return list(dict.fromkeys(image_id_for(owner, c) for c in (ref, normalised)))
 
 
-async def find_job(db: Database, ref: str) -> Job:
-    candidates = image_id_of(ref)
+async def find_job(db: Database, ref: str, owner: str | None) -> Job:
+    candidates = image_ids_of(ref, owner)
     async with db.transaction() as session:
-        job = (await session.scalars(select(Job).where(Job.image_id.in_(candidates)))).first()
+        found = {
+            j.image_id: j for j in await session.scalars(select(Job).where(Job.image_id.in_(candidates)))
+        }
+    job = next((found[c] for c in candidates if c in found), None)
     if job is None:
         raise ApiError(404, "image_not_found", f"no image {ref} is known to this oracle")
     return job
@@ -192,12 +202,12 @@ def public(job: Job) -> dict[str, Any]:
 async def image(request: web.Request) -> web.Response:
     """The public record; with a session of the owner or a granted viewer, the document too."""
     db = request.app[DB]
-    job = await find_job(db, request.match_info["ref"])
+    signed_in = AUTH in request.app and "Authorization" in request.headers
+    reader = await auth.authenticated(request, db) if signed_in else None
+    job = await find_job(db, request.match_info["ref"], reader)
     document = None
-    if AUTH in request.app and "Authorization" in request.headers:
-        reader = await auth.authenticated(request, db)
-        if job.state == JobState.CONFIRMED and await auth.may_read(db, reader, job):
-            document = job.document
+    if reader is not None and job.state == JobState.CONFIRMED and await auth.may_read(db, reader, job):
+        document = job.document
     return web.json_response(public(job) | {"document": document})
 
 
@@ -267,7 +277,7 @@ async def document(request: web.Request) -> web.Response:
     """The result document, for its owner or a viewer the owner granted it to."""
     db = request.app[DB]
     reader = await auth.authenticated(request, db)
-    job = await find_job(db, request.match_info["ref"])
+    job = await find_job(db, request.match_info["ref"], reader)
     if not await auth.may_read(db, reader, job):
         raise ApiError(403, "forbidden", f"{reader} may not read this image's result")
     if job.state != JobState.CONFIRMED or job.document is None:

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3 import HTTPProvider, Web3
 
@@ -75,9 +76,12 @@ def deploy_registry(
     )
 
 
-def deploy_on_devnet(rpc_url: str, out: Path, cards: Sequence[ModelCard] = ()) -> Deployment:
+def deploy_on_devnet(
+    rpc_url: str, out: Path, cards: Sequence[ModelCard] = (), oracle_key: bytes | None = None
+) -> Deployment:
     """Deploy on the dev chain at `rpc_url` with anvil's well-known test accounts: 0 deploys and
-    administers, 1 is the oracle. Writes the deployment file to `out`."""
+    administers, 1 is the oracle and publishes `oracle_key` (its X25519 public key), if given.
+    Writes the deployment file to `out`."""
     from ape import accounts, chain, networks, project
     from ape.logging import logger
 
@@ -100,8 +104,32 @@ def deploy_on_devnet(rpc_url: str, out: Path, cards: Sequence[ModelCard] = ()) -
             cards=cards,
             default_model=None,
         )
+        if oracle_key is not None:
+            project.ImageRegistry.at(deployment.address).setEncryptionKey(oracle_key, sender=oracle)
     deployment.save(out)
     return deployment
+
+
+def publish_encryption_key(rpc_url: str, deployment: Deployment, signer: LocalAccount, key: bytes) -> str:
+    """`setEncryptionKey(key)` signed by the oracle itself; the transaction's hash once mined."""
+    w3 = Web3(HTTPProvider(rpc_url))
+    registry = w3.eth.contract(address=deployment.address, abi=deployment.abi)
+    call: Any = registry.functions.setEncryptionKey(key)
+    tx = call.build_transaction(
+        {"from": signer.address, "nonce": w3.eth.get_transaction_count(signer.address, "pending")}
+    )
+    sent = w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(sent, timeout=120)
+    if receipt["status"] != 1:
+        raise DeployError(f"setEncryptionKey reverted in transaction {sent.hex()}")
+    return "0x" + bytes(sent).hex()
+
+
+def published_key(rpc_url: str, deployment: Deployment, oracle: str) -> bytes | None:
+    """The encryption key the registry holds for `oracle`, if any."""
+    registry = Web3(HTTPProvider(rpc_url)).eth.contract(address=deployment.address, abi=deployment.abi)
+    oracles, keys = registry.functions.encryptionKeys().call()
+    return next((bytes(k) for o, k in zip(oracles, keys, strict=True) if o == oracle), None)
 
 
 def deployment_on_chain(path: Path, rpc_url: str) -> Deployment | None:

@@ -9,6 +9,7 @@ from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError, EncodingError
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 from web3.exceptions import BlockNotFound, TransactionNotFound
@@ -55,6 +56,11 @@ def hex32(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
+def image_id_for(owner: str, cid: str) -> str:
+    """The id `owner` registers `cid` under: keccak256(abi.encodePacked(owner, bytes(cid)))."""
+    return hex32(keccak(bytes.fromhex(owner.removeprefix("0x")) + cid.encode()))
+
+
 class _View:
     """A view function resolved once. web3's contract functions look the ABI up and validate all
     of it on every call (about 2 ms of CPU here); the daemon reads each image's status several
@@ -90,6 +96,7 @@ class Registry:
         self.contract: AsyncContract = w3.eth.contract(address=deployment.address, abi=deployment.abi)
         self._status_of = _View(deployment.abi, "statusOf")
         self._get_image = _View(deployment.abi, "getImage")
+        self._encryption_keys = _View(deployment.abi, "encryptionKeys")
 
     async def _read(self, view: _View, *args: Any) -> tuple[Any, ...]:
         answer = await self.w3.eth.call({"to": self.deployment.address, "data": view.encode(*args)})
@@ -147,6 +154,17 @@ class Registry:
         """Concurrently: one after another, a busy event loop would stretch a batch's reads into
         seconds while results pile up behind them."""
         return list(await asyncio.gather(*(self.image(image_id) for image_id in image_ids)))
+
+    async def encryption_keys(self) -> dict[str, bytes]:
+        """Each current oracle's published X25519 public key (what patients encrypt to)."""
+        oracles, keys = await self._read(self._encryption_keys)
+        return {to_checksum_address(o): bytes(k) for o, k in zip(oracles, keys, strict=True)}
+
+    async def recipients(self) -> list[str]:
+        """The oracle keys on chain as age recipients: what a patient's envelope is sealed to."""
+        from oracle.crypto.keys import recipient_of_key
+
+        return [recipient_of_key(key) for key in (await self.encryption_keys()).values()]
 
     async def block_hash(self, number: int) -> str:
         block = await self.w3.eth.get_block(number)

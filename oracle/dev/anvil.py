@@ -6,9 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
+from pyrage import x25519
 from web3 import HTTPProvider, Web3
 
+from oracle.crypto.keys import key_message, patient_identity
 from oracle.dev.process import ManagedProcess, ProcessStartError
 from oracle.errors import ToolchainError
 
@@ -23,6 +26,13 @@ def dev_account(index: int) -> LocalAccount:
     Account.enable_unaudited_hdwallet_features()
     account: LocalAccount = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
     return account
+
+
+def dev_patient_identity(index: int, chain_id: int, registry: str) -> x25519.Identity:
+    """The age identity the page derives for anvil's test account `index` (its wallet's signature
+    of the key message): what the demo and the tests seal patients' images to."""
+    message = key_message(chain_id, registry)
+    return patient_identity(bytes(dev_account(index).sign_message(encode_defunct(text=message)).signature))
 
 
 class Anvil(ManagedProcess):

@@ -1,10 +1,12 @@
 """`histochain dev demo`: a patient's path, end to end, against the running dev stack.
 
-Synthetic images are uploaded to the local IPFS node and registered from anvil's test account 2
-(real uploads, real signed transactions); the demo waits for the oracle, signs in to the query API
-with Sign-In with Ethereum, reads each result document and checks its keccak256(JCS) against the
-result hash on chain. Latency is wall-clock time from the registration's receipt to the chain
-showing the outcome."""
+As the page does it, for anvil's test account 2: the patient's key is derived from the account's
+signature of the key message, each synthetic image is sealed in an envelope to the oracle keys on
+chain and the patient's own, the envelope is uploaded to the local IPFS node and its CID
+registered (real uploads, real signed transactions). The demo waits for the oracle, signs in to
+the query API with Sign-In with Ethereum, reads each result document and checks its keccak256(JCS)
+against the result hash on chain. Latency is wall-clock time from the registration's receipt to
+the chain showing the outcome."""
 
 import asyncio
 import secrets
@@ -15,13 +17,13 @@ from typing import Any
 import aiohttp
 import numpy as np
 from eth_account.messages import encode_defunct
-from eth_utils.crypto import keccak
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from oracle.chain.deployment import Deployment
 from oracle.chain.reasons import FailureReason
-from oracle.chain.registry import Registry, Status, hex32
-from oracle.dev.anvil import dev_account
+from oracle.chain.registry import Registry, Status, image_id_for
+from oracle.crypto.envelope import seal_image
+from oracle.dev.anvil import dev_account, dev_patient_identity
 from oracle.dev.stack import stack_settings
 from oracle.errors import HistochainError
 from oracle.ipfs.pinata import PinataClient
@@ -106,12 +108,21 @@ async def run_demo(settings: Settings, images: int, timeout: float, progress: An
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             pinata = PinataClient(http, settings.ipfs_token, settings.ipfs_url)
+            patient_key = dev_patient_identity(PATIENT, deployment.chain_id, deployment.address)
+            recipients = [*await registry.recipients(), str(patient_key.to_public())]
+            if len(recipients) == 1:
+                raise DemoError("no oracle has published an encryption key on chain; is the stack up?")
+            patient = dev_account(PATIENT).address
             rows = []
             for index in range(images):
                 malignant = index % 2 == 1
-                pin = await pinata.pin_file(synth_png(rng, malignant), f"demo-{index}.png")
-                image_id = hex32(keccak(text=pin.cid))
-                rows.append(DemoRow("malignant" if malignant else "benign", pin.cid, image_id))
+                envelope = seal_image(
+                    synth_png(rng, malignant), patient, deployment.chain_id, deployment.address, recipients
+                )
+                pin = await pinata.pin_file(envelope, f"demo-{index}.age")
+                rows.append(
+                    DemoRow("malignant" if malignant else "benign", pin.cid, image_id_for(patient, pin.cid))
+                )
             await _register(w3, registry, [row.cid for row in rows])
             mined = time.monotonic()
             await _follow(registry, rows, mined, timeout, progress)

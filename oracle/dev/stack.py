@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oracle.chain.deploy import deploy_on_devnet, deployment_on_chain
+from oracle.chain.deploy import deploy_on_devnet, deployment_on_chain, publish_encryption_key, published_key
 from oracle.chain.deployment import Deployment
-from oracle.dev.anvil import Anvil
+from oracle.crypto.keys import oracle_identity, public_key, write_identity
+from oracle.dev.anvil import Anvil, dev_account
 from oracle.dev.ipfs import IpfsNode
 from oracle.dev.process import ManagedProcess, ensure_port_free
 from oracle.dev.services import ApiProcess, OracleProcess, PageServer
@@ -29,6 +30,7 @@ from oracle.errors import HistochainError
 from oracle.ml.card import ModelCard
 from oracle.ml.checkpoint import CARD_FILE
 from oracle.settings import Settings
+from oracle.signer import DEV_ORACLE_ACCOUNT
 
 MAX_RESTARTS = 3
 RESTART_WINDOW = 60.0
@@ -109,14 +111,28 @@ def ensure_demo_model(settings: Settings, echo: Echo) -> tuple[ModelCard, bool]:
     return card, True
 
 
-def ensure_deployment(settings: Settings, rpc_url: str, card: ModelCard) -> tuple[Deployment, bool]:
-    """The saved deployment when the chain still holds it and it knows the model, else a new one.
-    Returns (deployment, deployed now)."""
+def ensure_oracle_key(settings: Settings, echo: Echo) -> bytes:
+    """The oracle's age identity (<data dir>/oracle-age.key, made once, owner-only, never committed);
+    returns its public key."""
+    if settings.oracle_age_key is None and not settings.oracle_key_path.exists():
+        write_identity(settings.oracle_key_path)
+        echo(f"new oracle decryption key in {settings.oracle_key_path} (keep it; it opens every image)")
+    return public_key(oracle_identity(settings))
+
+
+def ensure_deployment(
+    settings: Settings, rpc_url: str, card: ModelCard, oracle_key: bytes
+) -> tuple[Deployment, bool]:
+    """The saved deployment when the chain still holds it and it knows the model, else a new one;
+    either way the dev oracle's encryption key is the one on chain. Returns (deployment, deployed now)."""
     deployment = deployment_on_chain(settings.deployment_path, rpc_url)
     model_id = "0x" + card.model_id.hex()
-    if deployment is not None and any(m.model_id == model_id for m in deployment.models):
-        return deployment, False
-    return deploy_on_devnet(rpc_url, settings.deployment_path, [card]), True
+    if deployment is None or all(m.model_id != model_id for m in deployment.models):
+        return deploy_on_devnet(rpc_url, settings.deployment_path, [card], oracle_key), True
+    oracle = dev_account(DEV_ORACLE_ACCOUNT)
+    if published_key(rpc_url, deployment, oracle.address) != oracle_key:
+        publish_encryption_key(rpc_url, deployment, oracle, oracle_key)
+    return deployment, False
 
 
 @dataclass
@@ -173,7 +189,10 @@ class DevStack:
         try:
             self.anvil.start(echo=self._say)
             self.card, self.trained = ensure_demo_model(self.settings, self._say)
-            self.deployment, self.deployed = ensure_deployment(self.settings, self.anvil.url, self.card)
+            oracle_key = ensure_oracle_key(self.settings, self._say)
+            self.deployment, self.deployed = ensure_deployment(
+                self.settings, self.anvil.url, self.card, oracle_key
+            )
             self.ipfs.start(echo=self._say)
             self.oracle.start(timeout=120, echo=self._say)
             self.api.start(echo=self._say)

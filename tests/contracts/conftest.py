@@ -5,10 +5,12 @@ Ape snapshots the chain around every test, so session-scoped deployments stay cl
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from eth_utils.crypto import keccak
 
+from oracle.chain.registry import image_id_for
 from oracle.ipfs.cid import raw_cid
 
 TIMEOUT = 3600
@@ -63,5 +65,6 @@ def new_cid() -> Callable[[], str]:
     return lambda: raw_cid(os.urandom(64))
 
 
-def image_id(cid: str) -> bytes:
-    return keccak(cid.encode())
+def image_id(owner: Any, cid: str) -> bytes:
+    """The id `owner` (an account or an address) registers `cid` under."""
+    return bytes.fromhex(image_id_for(str(getattr(owner, "address", owner)), cid)[2:])

@@ -4,7 +4,7 @@ import ape
 import pytest
 from eth_utils.crypto import keccak
 
-from tests.contracts.conftest import FEE, MODEL_A, MODEL_B, TIMEOUT
+from tests.contracts.conftest import FEE, MODEL_A, MODEL_B, TIMEOUT, image_id
 
 ZERO = b"\x00" * 32
 MODEL_C = keccak(b"histochain test model c")
@@ -134,7 +134,7 @@ def test_grant_and_revoke_the_oracle_role(registry, admin, oracle, other, patien
     role = registry.ORACLE_ROLE()
     cid = new_cid()
     registry.registerImage(cid, MODEL_A, sender=patient)
-    iid = keccak(cid.encode())
+    iid = image_id(patient, cid)
     tx = registry.grantRole(role, other, sender=admin)
     assert tx.events == [registry.RoleGranted(role=role, account=other, sender=admin)]
     registry.postResult(iid, b"\x01" * 32, sender=other)

@@ -65,7 +65,7 @@ def test_registry_state_machine(project, chain, accounts):
         def register(self, owner: int, model: bytes) -> None:
             cid = f"bafkreitestimage{next(counter):043d}"
             tx = self.registry.registerImage(cid, model, sender=owners[owner], value=self.fee)
-            self.images[image_id(cid)] = Image(
+            self.images[image_id(owners[owner], cid)] = Image(
                 owners[owner], self.fee, chain.provider.get_block(tx.block_number).timestamp
             )
 

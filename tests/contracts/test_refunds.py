@@ -12,7 +12,7 @@ from tests.contracts.conftest import FEE, MODEL_A, TIMEOUT, image_id
 def paid(paid_registry, patient, new_cid):
     cid = new_cid()
     paid_registry.registerImage(cid, MODEL_A, sender=patient, value=FEE)
-    return image_id(cid)
+    return image_id(patient, cid)
 
 
 def test_report_failure_refunds_the_owner(paid_registry, oracle, patient, paid):
@@ -31,11 +31,11 @@ def test_report_failure_refunds_the_owner(paid_registry, oracle, patient, paid):
 def test_every_reason_in_range_is_accepted(registry, oracle, patient, new_cid, reason):
     cid = new_cid()
     registry.registerImage(cid, MODEL_A, sender=patient)
-    tx = registry.reportFailure(image_id(cid), reason, sender=oracle)
-    assert tx.events == [registry.ClassificationFailed(imageId=image_id(cid), reason=reason)]
+    tx = registry.reportFailure(image_id(patient, cid), reason, sender=oracle)
+    assert tx.events == [registry.ClassificationFailed(imageId=image_id(patient, cid), reason=reason)]
 
 
-@pytest.mark.parametrize("reason", [0, FailureReason.MODEL_UNAVAILABLE + 1, 255])
+@pytest.mark.parametrize("reason", [0, max(FailureReason) + 1, 255])
 def test_reasons_out_of_range_revert(paid_registry, oracle, paid, reason):
     with ape.reverts(paid_registry.InvalidFailureReason, reason=reason):
         paid_registry.reportFailure(paid, reason, sender=oracle)
@@ -101,8 +101,8 @@ def test_free_request_cancels_without_refund_event(registry, patient, new_cid, c
     cid = new_cid()
     registry.registerImage(cid, MODEL_A, sender=patient)
     chain.pending_timestamp += TIMEOUT + 1
-    tx = registry.cancel(image_id(cid), sender=patient)
-    assert tx.events == [registry.RequestCancelled(imageId=image_id(cid), owner=patient)]
+    tx = registry.cancel(image_id(patient, cid), sender=patient)
+    assert tx.events == [registry.RequestCancelled(imageId=image_id(patient, cid), owner=patient)]
 
 
 def test_timeout_change_applies_to_pending_requests(paid_registry, admin, patient, paid, chain):
@@ -118,9 +118,9 @@ def test_the_oracles_failure_reasons_are_the_contracts(registry, oracle, patient
     for reason in FailureReason:
         cid = new_cid()
         registry.registerImage(cid, MODEL_A, sender=patient)
-        registry.reportFailure(image_id(cid), int(reason), sender=oracle)
+        registry.reportFailure(image_id(patient, cid), int(reason), sender=oracle)
     cid = new_cid()
     registry.registerImage(cid, MODEL_A, sender=patient)
     beyond = max(FailureReason) + 1
     with ape.reverts(registry.InvalidFailureReason, reason=beyond):
-        registry.reportFailure(image_id(cid), beyond, sender=oracle)
+        registry.reportFailure(image_id(patient, cid), beyond, sender=oracle)

@@ -10,12 +10,12 @@ from tests.contracts.conftest import FEE, MODEL_A, MODEL_B, TIMEOUT, image_id
 def test_registers_with_the_default_model(registry, patient, new_cid, chain):
     cid = new_cid()
     assert len(cid) == 59
-    assert registry.registerImage.call(cid, b"\x00" * 32, sender=patient) == image_id(cid)
+    assert registry.registerImage.call(cid, b"\x00" * 32, sender=patient) == image_id(patient, cid)
     tx = registry.registerImage(cid, b"\x00" * 32, sender=patient)
     assert tx.events == [
-        registry.ImageRegistered(imageId=image_id(cid), owner=patient, modelId=MODEL_A, cid=cid)
+        registry.ImageRegistered(imageId=image_id(patient, cid), owner=patient, modelId=MODEL_A, cid=cid)
     ]
-    record = registry.getImage(image_id(cid))
+    record = registry.getImage(image_id(patient, cid))
     assert record.owner == patient
     assert record.status == Status.PENDING
     assert record.modelId == MODEL_A
@@ -24,22 +24,38 @@ def test_registers_with_the_default_model(registry, patient, new_cid, chain):
     assert record.registeredAt == block_time
     assert record.deadline == block_time + TIMEOUT
     assert record.feePaid == 0
-    assert registry.statusOf(image_id(cid)) == Status.PENDING
-    assert registry.imageIdOf(cid) == image_id(cid)
+    assert registry.statusOf(image_id(patient, cid)) == Status.PENDING
+    assert registry.imageIdOf(patient, cid) == image_id(patient, cid)
 
 
 def test_registers_with_a_named_model(registry, patient, new_cid):
     cid = new_cid()
     tx = registry.registerImage(cid, MODEL_B, sender=patient)
     assert tx.events[0].modelId == MODEL_B
-    assert registry.getImage(image_id(cid)).modelId == MODEL_B
+    assert registry.getImage(image_id(patient, cid)).modelId == MODEL_B
 
 
-def test_a_cid_registered_twice_reverts(registry, patient, other, new_cid):
+def test_an_owner_registering_a_cid_twice_reverts(registry, patient, new_cid):
     cid = new_cid()
     registry.registerImage(cid, MODEL_A, sender=patient)
-    with ape.reverts(registry.AlreadyRegistered, imageId=image_id(cid)):
-        registry.registerImage(cid, MODEL_B, sender=other)
+    with ape.reverts(registry.AlreadyRegistered, imageId=image_id(patient, cid)):
+        registry.registerImage(cid, MODEL_B, sender=patient)
+
+
+def test_a_record_belongs_to_its_registrant_so_a_seen_cid_takes_nothing(
+    registry, patient, other, oracle, new_cid
+):
+    """A front-runner who copies a patient's CID gets a record of its own, not the patient's."""
+    cid = new_cid()
+    registry.registerImage(cid, MODEL_A, sender=other)  # the squatter, first
+    registry.registerImage(cid, MODEL_A, sender=patient)
+    squatted, own = image_id(other, cid), image_id(patient, cid)
+    assert squatted != own
+    assert (registry.getImage(squatted).owner, registry.getImage(own).owner) == (other, patient)
+    with ape.reverts(registry.NotImageOwner, imageId=own, caller=other):
+        registry.cancel(own, sender=other)
+    registry.postResult(own, b"\x01" * 32, sender=oracle)
+    assert (registry.statusOf(own), registry.statusOf(squatted)) == (Status.CLASSIFIED, Status.PENDING)
 
 
 @pytest.mark.parametrize("cid", ["", "b" * 129])
@@ -51,7 +67,7 @@ def test_cid_length_is_bounded(registry, patient, cid):
 def test_longest_cid_is_accepted(registry, patient):
     cid = "b" * 128
     registry.registerImage(cid, MODEL_A, sender=patient)
-    assert registry.statusOf(image_id(cid)) == Status.PENDING
+    assert registry.statusOf(image_id(patient, cid)) == Status.PENDING
 
 
 def test_unknown_model_reverts(registry, patient, new_cid):
@@ -84,7 +100,7 @@ def test_fee_is_escrowed(paid_registry, patient, new_cid):
     tx = paid_registry.registerImage(cid, MODEL_A, sender=patient, value=FEE)
     assert paid_registry.balance == FEE
     assert patient.balance == before - FEE - tx.total_fees_paid
-    assert paid_registry.getImage(image_id(cid)).feePaid == FEE
+    assert paid_registry.getImage(image_id(patient, cid)).feePaid == FEE
     assert paid_registry.earnedFees() == 0
 
 
@@ -92,10 +108,10 @@ def test_pending_request_keeps_the_fee_it_paid(paid_registry, admin, patient, ne
     cid = new_cid()
     paid_registry.registerImage(cid, MODEL_A, sender=patient, value=FEE)
     paid_registry.setRequestFee(3 * FEE, sender=admin)
-    assert paid_registry.getImage(image_id(cid)).feePaid == FEE
+    assert paid_registry.getImage(image_id(patient, cid)).feePaid == FEE
     later = new_cid()
     paid_registry.registerImage(later, MODEL_A, sender=patient, value=3 * FEE)
-    assert paid_registry.getImage(image_id(later)).feePaid == 3 * FEE
+    assert paid_registry.getImage(image_id(patient, later)).feePaid == 3 * FEE
 
 
 def test_unknown_image_reads_as_empty(registry):

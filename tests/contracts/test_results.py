@@ -16,7 +16,7 @@ def pending(registry, patient, new_cid):
         for _ in range(count):
             cid = new_cid()
             registry.registerImage(cid, model, sender=patient)
-            ids.append(image_id(cid))
+            ids.append(image_id(patient, cid))
         return ids
 
     return make
@@ -114,7 +114,7 @@ def test_posting_earns_the_fee_and_admin_withdraws_it(paid_registry, admin, orac
     for _ in range(3):
         cid = new_cid()
         paid_registry.registerImage(cid, MODEL_A, sender=patient, value=FEE)
-        ids.append(image_id(cid))
+        ids.append(image_id(patient, cid))
     paid_registry.postResult(ids[0], HASH, sender=oracle)
     assert paid_registry.earnedFees() == FEE
     paid_registry.postResults(ids[1:], [HASH, HASH], sender=oracle)

@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from oracle.chain.deploy import deploy_on_devnet
 from oracle.chain.deployment import Deployment
+from oracle.crypto.keys import public_key, write_identity
 from oracle.dev.anvil import Anvil, dev_account
 from oracle.dev.ipfs import IpfsNode
 from oracle.dev.services import ApiProcess, OracleProcess, PageServer
@@ -66,7 +67,8 @@ def page_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageStack]:
         anvil = stack.enter_context(
             Anvil(host, free_port(), Settings().chain_id, work / "chain" / "state.json", logs / "anvil.log")
         )
-        deployment = deploy_on_devnet(anvil.url, work / "deployment.json", [card])
+        oracle_key = write_identity(work / "oracle-age.key")  # where the oracle process looks (data dir)
+        deployment = deploy_on_devnet(anvil.url, work / "deployment.json", [card], public_key(oracle_key))
         node = stack.enter_context(
             IpfsNode(host, free_port(), work / "ipfs", DEV_IPFS_TOKEN, logs / "ipfs.log", MAX_UPLOAD)
         )

@@ -1,5 +1,6 @@
 """A patient's path through the page, and its failures, in headless Chromium on the real stack."""
 
+import hashlib
 import io
 import json
 import os
@@ -10,11 +11,11 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from eth_utils.crypto import keccak
 from PIL import Image
 from playwright.sync_api import Browser, expect
 
 from oracle.chain.reasons import FailureReason
+from oracle.chain.registry import image_id_for
 from oracle.dev.anvil import dev_account
 from oracle.dev.site import page_config
 from oracle.jcs import commitment
@@ -56,17 +57,24 @@ def test_upload_register_and_read_a_verified_result(session: Session, page_stack
 
     data = png(np.random.default_rng(21), malignant=True)
     page.locator("#file").set_input_files(image_file(tmp_path, "slide.png", data))
-    expect(page.locator('#steps [data-step="cid"]')).to_have_attribute("data-state", "done")
-    cid = page.locator("#local-cid").inner_text()
-    assert cid.startswith("bafy")
+    expect(page.locator('#steps [data-step="check"]')).to_have_attribute("data-state", "done")
     expect(page.locator("#preview")).to_be_visible()
+    expect(page.locator("#key-note")).to_contain_text("costs no gas")  # said before the wallet asks
+    assert "personal_sign" not in session.wallet["calls"]
     shot("chosen")
 
     page.get_by_role("button", name="Upload and register").click()
     expect(page.locator('#steps [data-step="mined"]')).to_have_attribute("data-state", "done")
     shot("mined")
+    assert session.wallet["calls"].count("personal_sign") == 1  # the key, unlocked once
+    cid = page.locator("#local-cid").inner_text()
+    assert cid.startswith("bafy")
     with urllib.request.urlopen(f"{page_stack.ipfs_url}/ipfs/{cid}") as response:
-        assert response.read() == data
+        served = response.read()
+    assert served.startswith(b"age-encryption.org/v1\n")
+    assert not {data[i : i + 64] for i in range(len(data) - 63)} & {
+        served[i : i + 64] for i in range(len(served) - 63)
+    }
     expect(page.locator("#result-status")).to_have_attribute("data-status", "classified", timeout=ORACLE_WAIT)
     shot("classified")
 
@@ -74,18 +82,30 @@ def test_upload_register_and_read_a_verified_result(session: Session, page_stack
     expect(page.locator("#verified")).to_have_attribute("data-verified", "true")
     shot("verified")
 
-    image_id = "0x" + keccak(text=cid).hex()
+    image_id = image_id_for(dev_account(PATIENT).address, cid)
     with jobs(page_stack) as db:
         row = db.execute("SELECT document, result_hash FROM jobs WHERE image_id = ?", (image_id,)).fetchone()
     document = json.loads(row[0])
     assert "0x" + commitment(document).hex() == row[1]
     assert page.locator("#result-hash").inner_text() == row[1]
     assert page.locator("#result-label").inner_text() == document["label"]
+    assert document["content_sha256"] == hashlib.sha256(data).hexdigest()
     assert (
         float(page.locator("#result-probability").get_attribute("value") or "nan")
         == document["probabilities"]["malignant"]
     )
-    expect(page.locator(f'#mine tr[data-image-id="{image_id}"]')).to_contain_text("classified")
+    row = page.locator(f'#mine tr[data-image-id="{image_id}"]')
+    expect(row).to_contain_text("classified")
+    row.get_by_role("button", name="Show image").click()
+    expect(page.locator("#viewer-figure")).to_have_attribute("data-sha256", hashlib.sha256(data).hexdigest())
+    assert page.locator("#viewer-img").evaluate(
+        "img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])"
+    ) == [
+        700,
+        460,
+    ]
+    assert session.wallet["calls"].count("personal_sign") == 2  # the key, then the API sign-in
+    shot("my-image")
 
     viewer = dev_account(VIEWER).address
     page.get_by_label("Viewer address").fill(viewer)
@@ -105,11 +125,6 @@ def test_upload_register_and_read_a_verified_result(session: Session, page_stack
         )
     shot("shared")
 
-    page.locator("#file").set_input_files(image_file(tmp_path, "again.png", data))
-    expect(page.locator("#message")).to_contain_text("already registered")
-    expect(page.get_by_role("button", name="Upload and register")).to_be_disabled()
-    shot("already-registered")
-
 
 def test_a_rejected_signature_is_explained_and_can_be_retried(
     browser: Browser, page_stack: PageStack, tmp_path: Path, request
@@ -126,15 +141,31 @@ def test_a_rejected_signature_is_explained_and_can_be_retried(
             image_file(tmp_path, "b.png", png(np.random.default_rng(5), malignant=False))
         )
         expect(page.get_by_role("button", name="Upload and register")).to_be_enabled()
-        page.evaluate("window.__testWallet.rejectNext.add('eth_sendTransaction')")
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.evaluate("window.__testWallet.rejectNext.add('personal_sign')")
         page.get_by_role("button", name="Upload and register").click()
-        expect(page.locator("#message")).to_contain_text("You rejected the request")
+        expect(page.locator("#message")).to_contain_text(
+            "You rejected the request in your wallet. Nothing was sent"
+        )
+        assert step_state(session, "key") == "failed"
+        assert not [url for url in requests if url.startswith(page_stack.ipfs_url)], (
+            "nothing is uploaded before the key"
+        )
+
+        page.evaluate("window.__testWallet.rejectNext.add('eth_sendTransaction')")
+        page.get_by_role("button", name="Try again").click()
+        expect(page.locator("#message")).to_contain_text("was uploaded to IPFS")
+        expect(page.locator("#message")).to_contain_text("it is not registered")
+        expect(page.locator("#message")).not_to_contain_text("Nothing was sent")
         assert step_state(session, "sign") == "failed"
+        uploaded_cid = page.locator("#local-cid").inner_text()
         assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
         session.shot("rejected-on-a-phone")
 
         page.get_by_role("button", name="Try again").click()
         expect(page.locator('#steps [data-step="mined"]')).to_have_attribute("data-state", "done")
+        assert page.locator("#local-cid").inner_text() == uploaded_cid  # the same envelope, not a new one
         session.shot("retried")
     finally:
         context.close()
@@ -197,7 +228,8 @@ def test_an_oracle_failure_shows_its_reason(session: Session, page_stack: PageSt
     cid = page.locator("#local-cid").inner_text()
     with jobs(page_stack) as db:
         reason = db.execute(
-            "SELECT failure_reason FROM jobs WHERE image_id = ?", ("0x" + keccak(text=cid).hex(),)
+            "SELECT failure_reason FROM jobs WHERE image_id = ?",
+            (image_id_for(dev_account(PATIENT).address, cid),),
         ).fetchone()
     assert reason == (FailureReason.TOO_LARGE,)
     session.shot("oracle-failed")
@@ -268,7 +300,7 @@ def test_a_dropped_file_is_taken_and_a_refused_upload_token_is_explained(
         }""",
         list(data),
     )
-    expect(page.locator('#steps [data-step="cid"]')).to_have_attribute("data-state", "done")
+    expect(page.locator('#steps [data-step="check"]')).to_have_attribute("data-state", "done")
     expect(page.locator("#preview-caption")).to_contain_text("dropped.png, PNG")
 
     page.get_by_label("Upload token").fill("not-the-node-token")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import ape
 import pytest
-from eth_utils.crypto import keccak
 
 from oracle.chain.deployment import Deployment
+from oracle.chain.registry import image_id_for
 from oracle.ipfs.cid import raw_cid
 from oracle.ml.card import ModelCard
 
@@ -58,7 +58,7 @@ def test_register_post_fail_cancel_on_the_fork(registry, deployment, accounts, c
         cid = raw_cid(os.urandom(32))
         tx = registry.registerImage(cid, b"\x00" * 32, sender=patient, value=deployment.request_fee)
         assert tx.events[0].cid == cid
-        ids.append(keccak(cid.encode()))
+        ids.append(bytes.fromhex(image_id_for(patient.address, cid)[2:]))
     posted, failed, cancelled = ids
 
     assert registry.postResults.call([posted, posted], [b"\x01" * 32] * 2, sender=oracle) == 1

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
+from pyrage import x25519
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.types import RPCEndpoint
 
 from oracle.chain.deploy import deploy_on_devnet
 from oracle.chain.registry import Registry
+from oracle.crypto.keys import public_key
 from oracle.dev.anvil import Anvil
 from oracle.dev.ipfs import IpfsNode
 from oracle.ipfs.pinata import PinataClient
@@ -30,8 +33,12 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModelCar
 def chain(tmp_path_factory: pytest.TempPathFactory, checkpoint: tuple[Path, ModelCard]) -> Iterator[Chain]:
     work = tmp_path_factory.mktemp("chain")
     settings = Settings()
+    oracle_key = x25519.Identity.generate()
     with Anvil("127.0.0.1", free_port(), settings.chain_id, work / "state.json", work / "anvil.log") as anvil:
-        yield Chain(anvil.url, deploy_on_devnet(anvil.url, work / "deployment.json", [checkpoint[1]]))
+        deployment = deploy_on_devnet(
+            anvil.url, work / "deployment.json", [checkpoint[1]], public_key(oracle_key)
+        )
+        yield Chain(anvil.url, deployment, oracle_key)
 
 
 @pytest.fixture
@@ -51,6 +58,7 @@ async def stack(
         submit_wait=0.3,
         device="cpu",
         metrics_port=0,
+        oracle_age_key=SecretStr(str(chain.oracle_key)),
     )
     chain.deployment.save(settings.deployment_path)
     w3 = AsyncWeb3(AsyncHTTPProvider(chain.rpc))

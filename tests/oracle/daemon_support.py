@@ -1,19 +1,28 @@
 """What the daemon suites share: a deployed registry on anvil, the local IPFS node, and the
-patient's side of a registration, as the page does it."""
+patient's side of a registration, as the page does it: the image sealed in an envelope to the
+oracle keys on chain and the patient's own, the envelope uploaded, its CID registered."""
 
 import asyncio
+import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyrage import x25519
 from web3 import AsyncWeb3
 from web3.logs import DISCARD
 
 from oracle.chain.deployment import Deployment
 from oracle.chain.registry import Registry, Status, hex32
-from oracle.dev.anvil import dev_account
+from oracle.crypto.envelope import Binding, MediaType, seal, seal_image
+from oracle.dev.anvil import dev_account, dev_patient_identity
 from oracle.ipfs.pinata import PinataClient
 from oracle.ml.card import ModelCard
 from oracle.settings import Settings
@@ -25,6 +34,7 @@ PATIENT_ACCOUNTS = (2, 3, 4, 5)
 class Chain:
     rpc: str
     deployment: Deployment
+    oracle_key: x25519.Identity
 
 
 @dataclass
@@ -37,18 +47,36 @@ class Stack:
     card: ModelCard
 
 
-async def register(stack: Stack, data: bytes, patient: int) -> str:
-    """As the page does: upload, then registerImage(cid, 0) signed by the patient's wallet."""
-    return await send_registration(stack, (await stack.pinata.pin_file(data, "image.png", 1)).cid, patient)
+async def envelope(stack: Stack, image: bytes, patient: int, media_type: MediaType | None = None) -> bytes:
+    """`image` sealed as the page seals it for anvil's test account `patient`; `media_type` names
+    the type for bytes that are no image (the page would not send them; an attacker would)."""
+    deployment = stack.deployment
+    patient_key = dev_patient_identity(patient, deployment.chain_id, deployment.address)
+    recipients = [*await stack.registry.recipients(), str(patient_key.to_public())]
+    owner = dev_account(patient).address
+    if media_type is None:
+        return seal_image(image, owner, deployment.chain_id, deployment.address, recipients)
+    binding = Binding.of(owner, deployment.chain_id, deployment.address, media_type, len(image))
+    return seal(image, binding, recipients)
 
 
-async def send_registration(stack: Stack, cid: str, patient: int) -> str:
+async def upload(stack: Stack, data: bytes) -> str:
+    return (await stack.pinata.pin_file(data, "image.age", 1)).cid
+
+
+async def register(stack: Stack, image: bytes, patient: int) -> str:
+    """As the page does: seal, upload, then registerImage(cid, 0) signed by the patient's wallet."""
+    return await send_registration(stack, await upload(stack, await envelope(stack, image, patient)), patient)
+
+
+async def send_registration(stack: Stack, cid: str, patient: int, fee: int = 0) -> str:
     account = dev_account(patient)
     call = stack.registry.contract.functions.registerImage(cid, b"\x00" * 32)
     tx = await call.build_transaction(
         {
             "from": account.address,
             "nonce": await stack.w3.eth.get_transaction_count(account.address, "pending"),
+            "value": fee,
         }
     )
     tx_hash = await stack.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
@@ -92,3 +120,54 @@ async def until_jobs_settled(databases: list[Path], image_ids: list[str], timeou
 
 async def rpc(stack: Stack, method: str, *params: Any) -> Any:
     return (await stack.w3.provider.make_request(method, list(params)))["result"]  # type: ignore[arg-type]
+
+
+class DaemonProcess:
+    """`histochain oracle run` as a user runs it, configured through the environment."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.env = {
+            **os.environ,
+            "HISTOCHAIN_CONFIG": str(log.parent / "no-config.toml"),
+            "HISTOCHAIN_DATA_DIR": str(settings.data_dir),
+            "HISTOCHAIN_RPC_URLS": json.dumps(settings.rpc_urls),
+            "HISTOCHAIN_DEPLOYMENT": str(settings.deployment_path),
+            "HISTOCHAIN_GATEWAYS": json.dumps(settings.gateways),
+            "HISTOCHAIN_MODEL_DIR": str(settings.models_path),
+            "HISTOCHAIN_CONFIRMATIONS": "0",
+            "HISTOCHAIN_POLL_INTERVAL": "0.2",
+            "HISTOCHAIN_SUBMIT_WAIT": "0.3",
+            "HISTOCHAIN_FETCH_ATTEMPTS": "2",
+            "HISTOCHAIN_DEVICE": "cpu",
+            "HISTOCHAIN_ORACLE_AGE_KEY": settings.oracle_age_key.get_secret_value()
+            if settings.oracle_age_key
+            else "",
+        }
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+        self.since = 0  # the log's size when the current process started
+
+    def start(self) -> None:
+        cli = Path(sys.executable).with_name("histochain")
+        self.since = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen([cli, "oracle", "run"], env=self.env, stdout=out, stderr=out)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.kills += 1
+
+    def stop(self) -> int:
+        """SIGTERM once this start has logged that it runs: a signal during the imports before
+        the handler is installed would kill the process the default way."""
+        assert self.process is not None
+        deadline = time.monotonic() + 60
+        while b'"msg": "oracle 0x' not in self.log.read_bytes()[self.since :]:
+            assert self.process.poll() is None, "the daemon exited before it ran"
+            assert time.monotonic() < deadline, "the daemon did not start within 60 s"
+            time.sleep(0.05)
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)

@@ -7,11 +7,7 @@ import io
 import json
 import logging
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -23,24 +19,29 @@ from aiohttp import web
 from eth_account.messages import encode_defunct
 from PIL import Image
 from pydantic import SecretStr
+from pyrage import x25519
 
+from oracle.chain.deploy import publish_encryption_key
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import ChainError, Registry, Status, hex32
+from oracle.crypto.keys import public_key
 from oracle.dev.anvil import dev_account
 from oracle.dev.ipfs import IpfsNode
 from oracle.document import verify
 from oracle.ipfs import cid as cids
 from oracle.ipfs.cid import raw_cid
 from oracle.pipeline import run_daemon
-from oracle.settings import Settings
 from tests.oracle.daemon_support import (
     PATIENT_ACCOUNTS,
+    DaemonProcess,
     Stack,
+    envelope,
     register,
     rpc,
     send_registration,
     until_jobs_settled,
     until_settled,
+    upload,
 )
 from tests.support import free_port, png, serve_gateway
 
@@ -58,7 +59,8 @@ async def test_every_registration_gets_exactly_one_verifiable_result(stack: Stac
             await register(stack, png(rng, malignant=i % 2 == 1), PATIENT_ACCOUNTS[i % len(PATIENT_ACCOUNTS)])
             for i in range(IMAGES)
         ]
-        not_an_image = await register(stack, os.urandom(5000), PATIENT_ACCOUNTS[0])
+        garbage = await envelope(stack, os.urandom(5000), PATIENT_ACCOUNTS[0], "image/png")
+        not_an_image = await send_registration(stack, await upload(stack, garbage), PATIENT_ACCOUNTS[0])
         never_uploaded = await send_registration(stack, raw_cid(os.urandom(64)), 6)
         statuses = await until_settled(stack, [*image_ids, not_an_image, never_uploaded])
         await until_jobs_settled(
@@ -128,54 +130,6 @@ async def test_registry_reads_refuse_an_answer_their_abi_cannot_decode(stack: St
         await Registry(stack.w3, elsewhere).image("0x" + "ab" * 32)
 
 
-class DaemonProcess:
-    """`histochain oracle run` as a user runs it, configured through the environment."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.env = {
-            **os.environ,
-            "HISTOCHAIN_CONFIG": str(log.parent / "no-config.toml"),
-            "HISTOCHAIN_DATA_DIR": str(settings.data_dir),
-            "HISTOCHAIN_RPC_URLS": json.dumps(settings.rpc_urls),
-            "HISTOCHAIN_DEPLOYMENT": str(settings.deployment_path),
-            "HISTOCHAIN_GATEWAYS": json.dumps(settings.gateways),
-            "HISTOCHAIN_MODEL_DIR": str(settings.models_path),
-            "HISTOCHAIN_CONFIRMATIONS": "0",
-            "HISTOCHAIN_POLL_INTERVAL": "0.2",
-            "HISTOCHAIN_SUBMIT_WAIT": "0.3",
-            "HISTOCHAIN_FETCH_ATTEMPTS": "2",
-            "HISTOCHAIN_DEVICE": "cpu",
-        }
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-        self.kills = 0
-        self.since = 0  # the log's size when the current process started
-
-    def start(self) -> None:
-        cli = Path(sys.executable).with_name("histochain")
-        self.since = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen([cli, "oracle", "run"], env=self.env, stdout=out, stderr=out)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        self.kills += 1
-
-    def stop(self) -> int:
-        """SIGTERM once this start has logged that it runs: a signal during the imports before
-        the handler is installed would kill the process the default way."""
-        assert self.process is not None
-        deadline = time.monotonic() + 60
-        while b'"msg": "oracle 0x' not in self.log.read_bytes()[self.since :]:
-            assert self.process.poll() is None, "the daemon exited before it ran"
-            assert time.monotonic() < deadline, "the daemon did not start within 60 s"
-            time.sleep(0.05)
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
-
-
 async def settled(stack: Stack, image_ids: list[str]) -> int:
     return sum(s != Status.PENDING for s in (await stack.registry.statuses(image_ids)).values())
 
@@ -230,12 +184,13 @@ async def test_a_reorganised_registration_is_redone_in_the_new_chain(stack: Stac
     daemon = asyncio.create_task(run_daemon(stack.settings, stop))
     try:
         snapshot = await rpc(stack, "evm_snapshot")
-        erased = await register(stack, first_image, 2)
+        cid = await upload(stack, await envelope(stack, first_image, 2))
+        erased = await send_registration(stack, cid, 2)
         await until_settled(stack, [erased])
         assert await rpc(stack, "evm_revert", snapshot)
         assert await stack.registry.status(erased) == Status.NONE
         other = await register(stack, png(rng, malignant=False), 3)
-        again = await register(stack, first_image, 4)
+        again = await send_registration(stack, cid, 2)  # the same envelope, by the same owner
         assert again == erased
         for _ in range(6):
             await rpc(stack, "evm_mine")
@@ -278,8 +233,16 @@ async def test_two_oracles_never_double_post(stack: Stack, tmp_path: Path):
     await stack.w3.eth.wait_for_transaction_receipt(
         await stack.w3.eth.send_raw_transaction(admin.sign_transaction(grant).raw_transaction)
     )
+    rival_key = x25519.Identity.generate()  # a second oracle publishes its own key: images are sealed to both
+    await asyncio.to_thread(
+        publish_encryption_key, stack.settings.rpc_urls[0], stack.deployment, rival, public_key(rival_key)
+    )
     rival_settings = stack.settings.model_copy(
-        update={"data_dir": tmp_path / "rival", "oracle_private_key": SecretStr(rival.key.hex())}
+        update={
+            "data_dir": tmp_path / "rival",
+            "oracle_private_key": SecretStr(rival.key.hex()),
+            "oracle_age_key": SecretStr(str(rival_key)),
+        }
     )
     rival_settings.data_dir.mkdir()
 
@@ -400,7 +363,7 @@ async def test_faults_end_in_the_right_outcome_and_the_daemon_stays_up(stack: St
     daemon = asyncio.create_task(run_daemon(settings, stop))
     try:
         for mode, reason in cases.items():
-            cid = (await stack.pinata.pin_file(png(rng, malignant=True), "x.png", 1)).cid
+            cid = await upload(stack, await envelope(stack, png(rng, malignant=True), 2))
             gateway.modes[cids.normalise(cid)] = mode
             expected[await send_registration(stack, cid, 2)] = reason
         expected[await register(stack, bomb.getvalue(), 3)] = FailureReason.TOO_LARGE

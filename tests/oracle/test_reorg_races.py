@@ -19,7 +19,7 @@ from oracle.chain.registry import ChainError, Registry, Status, hex32
 from oracle.chain.submitter import Submitter
 from oracle.document import verify
 from oracle.pipeline import Oracle, assemble
-from tests.oracle.daemon_support import Stack, register, rpc
+from tests.oracle.daemon_support import Stack, envelope, register, rpc, send_registration, upload
 from tests.support import png
 
 
@@ -111,14 +111,15 @@ async def test_a_receipt_lost_to_a_reorg_never_confirms_the_next_attempts_docume
     async with assemble(stack.settings) as oracle:
         held = hold_first_receipt(oracle)
         snapshot = await rpc(stack, "evm_snapshot")
-        first = await register(stack, image, 2)
+        cid = await upload(stack, await envelope(stack, image, 2))
+        first = await send_registration(stack, cid, 2)
         await ready(oracle)
         sending = asyncio.create_task(oracle.submit(drain(oracle.submit_q)))
         await held.waiting.wait()
         assert held.tx_hash is not None
         await stack.w3.eth.wait_for_transaction_receipt(held.tx_hash)  # type: ignore[arg-type]
         await reorganise(stack, snapshot)
-        again = await register(stack, image, 2)
+        again = await send_registration(stack, cid, 2)
         assert again == first
         await ready(oracle)
         assert job(stack, again)["state"] == "classified"
@@ -146,7 +147,8 @@ async def test_a_submission_that_outlives_a_reorg_leaves_its_document_in_charge(
     async with assemble(stack.settings) as oracle:
         held = hold_first_receipt(oracle)
         snapshot = await rpc(stack, "evm_snapshot")
-        first = await register(stack, image, 3)
+        cid = await upload(stack, await envelope(stack, image, 3))
+        first = await send_registration(stack, cid, 3)
         await ready(oracle)
         first_document = job(stack, first)["document"]
         sending = asyncio.create_task(oracle.submit(drain(oracle.submit_q)))
@@ -155,7 +157,7 @@ async def test_a_submission_that_outlives_a_reorg_leaves_its_document_in_charge(
         raw = await rpc(stack, "eth_getRawTransactionByHash", held.tx_hash)
         await stack.w3.eth.wait_for_transaction_receipt(held.tx_hash)  # type: ignore[arg-type]
         await reorganise(stack, snapshot)
-        again = await register(stack, image, 3)
+        again = await send_registration(stack, cid, 3)
 
         async def old_submission_lands() -> None:
             await stack.w3.eth.wait_for_transaction_receipt(await stack.w3.eth.send_raw_transaction(raw))

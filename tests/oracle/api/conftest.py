@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from eth_utils.crypto import keccak
 
 from oracle.api.app import ApiConfig, create_app
 from oracle.api.auth import AuthConfig
+from oracle.chain.registry import image_id_for
 from oracle.ipfs.cid import raw_cid
 from oracle.store.db import Database
 from oracle.store.models import Job, JobState, Outcome
@@ -23,7 +23,7 @@ OTHER = "0x90F79bf6EB2c4f870365E477b33224a9DeDc7c19"
 def job(index: int, owner: str = OWNER, state: JobState = JobState.CONFIRMED) -> Job:
     cid = raw_cid(index.to_bytes(4, "big"))
     return Job(
-        image_id="0x" + keccak(text=cid).hex(),
+        image_id=image_id_for(owner, cid),
         cid=cid,
         owner=owner,
         model_id="0x" + "ab" * 32,

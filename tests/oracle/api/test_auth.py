@@ -9,14 +9,18 @@ from typing import Any
 import aiohttp
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_defunct, encode_typed_data
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from multiformats import CID
 from siwe import SiweMessage
 
 from oracle.api import auth
 from oracle.api.app import ApiConfig, create_app
+from oracle.chain.registry import image_id_for
 from oracle.document import verify
+from oracle.ipfs import cid as cids
 from oracle.store.db import Database
+from tests.oracle.api.client import get, post, sign_in, sign_text
 from tests.oracle.api.conftest import job, seed
 from tests.support import serve
 
@@ -29,6 +33,7 @@ AUTH = auth.AuthConfig(
 OWNER_KEY = Account.create()
 VIEWER_KEY = Account.create()
 STRANGER_KEY = Account.create()
+EMPTY_DIR_V0 = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"  # a real CIDv0 (an empty UnixFS directory)
 
 
 @pytest.fixture
@@ -48,34 +53,6 @@ async def image(database: Database) -> str:
     record.result_hash = "0x" + commitment(record.document).hex()
     await seed(database, [record, job(2, owner=OWNER_KEY.address)])
     return record.image_id
-
-
-async def post(url: str, body: Any, token: str | None = None) -> tuple[int, dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as s, s.post(url, json=body, headers=headers) as r:
-        return r.status, await r.json()
-
-
-async def get(url: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as s, s.get(url, headers=headers) as r:
-        return r.status, await r.json()
-
-
-def sign_text(account: LocalAccount, text: str) -> str:
-    return "0x" + account.sign_message(encode_defunct(text=text)).signature.hex()
-
-
-async def sign_in(api: str, account: LocalAccount) -> str:
-    status, issued = await post(api + "/v1/auth/nonce", {"address": account.address})
-    assert status == 200
-    status, session = await post(
-        api + "/v1/auth/verify",
-        {"message": issued["message"], "signature": sign_text(account, issued["message"])},
-    )
-    assert status == 200, session
-    assert session["address"] == account.address
-    return str(session["token"])
 
 
 def typed(primary: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -253,3 +230,29 @@ async def test_the_image_record_carries_the_document_only_for_those_allowed(api:
     assert status == 200
     assert verify(body["document"], bytes.fromhex(body["result_hash"][2:]))
     assert (await get(f"{api}/v1/images/{image}", "stale-token"))[0] == 401
+
+
+async def test_a_cid_finds_only_the_signed_in_owners_record_and_an_exact_form_wins(
+    api: str, database: Database
+) -> None:
+    """The same CID registered by two accounts is two records; each owner's CID finds their own,
+    never the other's. A CID registered in two forms (v0 and v1) is two records too: the exact
+    string finds its own before the normalised one."""
+    mine, theirs = job(7, owner=OWNER_KEY.address), job(7, owner=STRANGER_KEY.address)
+    v1 = cids.normalise(EMPTY_DIR_V0)
+    as_v0, as_v1 = job(8, owner=OWNER_KEY.address), job(9, owner=OWNER_KEY.address)
+    as_v0.cid, as_v0.image_id = EMPTY_DIR_V0, image_id_for(OWNER_KEY.address, EMPTY_DIR_V0)
+    as_v1.cid, as_v1.image_id = v1, image_id_for(OWNER_KEY.address, v1)
+    await seed(database, [mine, theirs, as_v0, as_v1])
+    assert mine.cid == theirs.cid
+    assert mine.image_id != theirs.image_id
+
+    owner, stranger, viewer = [await sign_in(api, k) for k in (OWNER_KEY, STRANGER_KEY, VIEWER_KEY)]
+    assert (await get(f"{api}/v1/images/{mine.cid}", owner))[1]["image_id"] == mine.image_id
+    assert (await get(f"{api}/v1/images/{mine.cid}", stranger))[1]["image_id"] == theirs.image_id
+    status, body = await get(f"{api}/v1/images/{mine.cid}/document", viewer)
+    assert (status, body["error"]["code"]) == (404, "image_not_found")
+    assert (await get(f"{api}/v1/images/{EMPTY_DIR_V0}", owner))[1]["image_id"] == as_v0.image_id
+    assert (await get(f"{api}/v1/images/{v1}", owner))[1]["image_id"] == as_v1.image_id
+    base36 = CID.decode(v1).encode("base36")  # a form nobody registered: found through its normal form
+    assert (await get(f"{api}/v1/images/{base36}", owner))[1]["image_id"] == as_v1.image_id

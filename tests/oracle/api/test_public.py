@@ -26,7 +26,7 @@ async def test_health(api: str):
     assert await get(api + "/health") == (200, {"status": "ok"})
 
 
-async def test_image_by_id_and_by_any_form_of_its_cid(api: str, database: Database):
+async def test_image_by_id_in_any_case_but_by_cid_only_for_its_owner(api: str, database: Database):
     record = job(1)
     await seed(database, [record])
     status, body = await get(f"{api}/v1/images/{record.image_id}")
@@ -35,9 +35,10 @@ async def test_image_by_id_and_by_any_form_of_its_cid(api: str, database: Databa
     assert body["state"] == "confirmed"
     assert body["result_hash"] == record.result_hash
     assert body["document"] is None, "documents are never public"
-    base36 = CID.decode(record.cid).encode("base36")
-    for ref in (record.cid, base36, record.image_id.upper().replace("0X", "0x")):
-        assert (await get(f"{api}/v1/images/{ref}"))[1]["image_id"] == record.image_id
+    assert (await get(f"{api}/v1/images/{record.image_id.upper().replace('0X', '0x')}"))[1] == body
+    for ref in (record.cid, CID.decode(record.cid).encode("base36")):
+        status, body = await get(f"{api}/v1/images/{ref}")
+        assert (status, body["error"]["code"]) == (401, "sign_in_required")
 
 
 async def test_unfinished_images_show_no_result_hash(api: str, database: Database):
@@ -50,7 +51,7 @@ async def test_unfinished_images_show_no_result_hash(api: str, database: Databas
     ("ref", "status", "code"),
     [
         ("0x" + "00" * 32, 404, "image_not_found"),
-        ("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", 404, "image_not_found"),
+        ("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", 401, "sign_in_required"),
         ("not-a-cid", 400, "invalid_reference"),
         ("0x1234", 400, "invalid_reference"),
     ],
