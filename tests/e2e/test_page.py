@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, expect
 
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import image_id_for
-from oracle.dev.anvil import dev_account
+from oracle.dev.anvil import dev_account, dev_patient_identity
 from oracle.dev.site import page_config
 from oracle.jcs import commitment
 from oracle.settings import Settings
@@ -315,3 +315,47 @@ def test_a_dropped_file_is_taken_and_a_refused_upload_token_is_explained(
     page.get_by_role("button", name="Upload and register").click()
     expect(page.locator("#message")).to_contain_text("Enter the upload token")
     session.shot("pinata-needs-a-token")
+
+
+def test_a_saved_key_opens_my_images_later_without_a_signature(
+    browser: Browser, page_stack: PageStack, tmp_path: Path, request
+):
+    """For wallets that do not sign deterministically: the key is saved to a file once, and a later
+    tab opens the account's images from that file, with no key signature asked."""
+    account = 5
+    data = png(np.random.default_rng(43), malignant=False)
+    context, session = open_page(browser, page_stack, request.node.name, account=account)
+    page = session.page
+    try:
+        connect(session, page_stack)
+        page.locator("#file").set_input_files(image_file(tmp_path, "kept.png", data))
+        page.get_by_role("button", name="Upload and register").click()
+        expect(page.locator('#steps [data-step="mined"]')).to_have_attribute("data-state", "done")
+        cid = page.locator("#local-cid").inner_text()
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Save my key").click()
+        saved = Path(download.value.path()).read_text()
+    finally:
+        context.close()
+    deployment = page_stack.deployment
+    assert str(dev_patient_identity(account, deployment.chain_id, deployment.address)) in saved.splitlines()
+    assert dev_account(account).address in saved
+
+    context, session = open_page(browser, page_stack, request.node.name + "-later", account=account)
+    page = session.page
+    try:
+        connect(session, page_stack)
+        page.locator("#key-file").set_input_files(image_file(tmp_path, "my-key.txt", saved.encode()))
+        expect(page.locator("#key-status")).to_contain_text("unlocked")
+        row = page.locator(f'#mine tr[data-image-id="{image_id_for(dev_account(account).address, cid)}"]')
+        row.get_by_role("button", name="Show image").click()
+        expect(page.locator("#viewer-figure")).to_have_attribute(
+            "data-sha256", hashlib.sha256(data).hexdigest()
+        )
+        assert "personal_sign" not in session.wallet["calls"]
+        session.shot("opened-with-a-saved-key")
+
+        page.locator("#key-file").set_input_files(image_file(tmp_path, "not-a-key.txt", b"hello"))
+        expect(page.locator("#message")).to_contain_text("holds no histochain key")
+    finally:
+        context.close()
