@@ -1,9 +1,16 @@
-"""Turning untrusted gateway answers into bytes that provably match a CID.
+"""Turning untrusted gateway answers into bytes that provably match a CID, in time and memory
+linear in the answer.
 
 A raw CID is checked against one block. A dag-pb (UnixFS file) CID is checked through a CARv1:
-every block's hash against its own CID, the root among the CAR's roots, the DAG walked from the
-root in link order (a missing block means a truncated CAR), no block left over (a foreign block),
-and the reassembled size against the UnixFS filesize.
+every block hashed once against its own CID, and at most one block per KiB of CAR (plus a few);
+the root among the CAR's roots; then every distinct node reachable from the root is checked once,
+children first: its declared `filesize` and `blocksizes` must be present and equal the sizes its
+children were verified to have, and no child may be empty, so a node's size is known, and checked
+against the byte cap, before a single byte is reassembled. A DAG that links one child many times
+(legal: repeated chunks) therefore costs one check per distinct node, and its reassembly is capped
+by the byte cap and a link-visit cap. No block may be left over (a foreign block).
+
+Every error is a `ContentMismatch` (or `ContentTooLarge`): whatever the bytes, the verdict is typed.
 """
 
 import hashlib
@@ -11,12 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dag_cbor
-from dag_cbor.decoding import DAGCBORDecodingError
 from multiformats import CID, varint
 
 from oracle.ipfs.errors import ContentMismatch, ContentTooLarge
 
 UNIXFS_RAW, UNIXFS_FILE = 0, 2
+MAX_DEPTH = 64
+BLOCKS_PER_KIB = 1  # the smallest chunks importers make are 1 KiB
+SPARE_BLOCKS = 64
+Key = tuple[str, bytes]
 
 
 def verify_block(cid: CID, data: bytes) -> None:
@@ -31,13 +41,14 @@ def verify_raw(cid: CID, data: bytes) -> bytes:
     return data
 
 
-def _key(cid: CID) -> tuple[str, bytes]:
+def _key(cid: CID) -> Key:
     return (cid.codec.name, bytes(cid.digest))
 
 
-def read_car(car: bytes) -> tuple[list[CID], dict[tuple[str, bytes], tuple[CID, bytes]]]:
+def read_car(car: bytes) -> tuple[list[CID], dict[Key, tuple[CID, bytes]]]:
     """CARv1: a varint-prefixed DAG-CBOR header {version: 1, roots: [...]}, then varint-prefixed
-    (CID bytes, block bytes) sections. Every block is hash-checked here."""
+    (CID bytes, block bytes) sections. Every block is hash-checked here, once."""
+    max_blocks = len(car) // 1024 * BLOCKS_PER_KIB + SPARE_BLOCKS
     try:
         length, offset = _uvarint(car, 0)
         header = dag_cbor.decode(car[offset : offset + length])
@@ -47,8 +58,12 @@ def read_car(car: bytes) -> tuple[list[CID], dict[tuple[str, bytes], tuple[CID, 
             raise ContentMismatch("not a CARv1 header")
         if not all(isinstance(root, CID) for root in roots):
             raise ContentMismatch("CAR roots must be CIDs")
-        blocks: dict[tuple[str, bytes], tuple[CID, bytes]] = {}
+        blocks: dict[Key, tuple[CID, bytes]] = {}
+        sections = 0
         while offset < len(car):
+            sections += 1
+            if sections > max_blocks:
+                raise ContentMismatch(f"more than {max_blocks} blocks in a CAR of {len(car)} bytes")
             length, offset = _uvarint(car, offset)
             section = car[offset : offset + length]
             if len(section) != length:
@@ -58,13 +73,19 @@ def read_car(car: bytes) -> tuple[list[CID], dict[tuple[str, bytes], tuple[CID, 
             data = section[cid_length:]
             verify_block(cid, data)
             blocks[_key(cid)] = (cid, data)
-    except (ValueError, KeyError, IndexError, DAGCBORDecodingError) as exc:
-        raise ContentMismatch(f"malformed CAR: {exc}") from exc
+    except ContentMismatch:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every way hostile bytes break a parser is one verdict
+        raise ContentMismatch(f"malformed CAR: {type(exc).__name__}: {exc}") from None
     return [root for root in roots if isinstance(root, CID)], blocks
 
 
 def _uvarint(data: bytes, offset: int) -> tuple[int, int]:
+    if offset >= len(data):
+        raise ContentMismatch("truncated varint")
     value, length, _ = varint.decode_raw(data[offset : offset + 10])
+    if offset + length > len(data):
+        raise ContentMismatch("truncated varint")
     return value, offset + length
 
 
@@ -85,6 +106,14 @@ def _read_cid(section: bytes) -> tuple[CID, int]:
 class PBNode:
     links: list[CID]
     data: bytes
+
+
+@dataclass
+class UnixFS:
+    kind: int
+    payload: bytes
+    filesize: int | None
+    blocksizes: list[int]
 
 
 def _fields(buf: bytes) -> Iterator[tuple[int, int, bytes | int]]:
@@ -119,9 +148,9 @@ def decode_pb(block: bytes) -> PBNode:
     return PBNode(links, data)
 
 
-def decode_unixfs(data: bytes) -> tuple[int, bytes, int | None]:
-    """(Type, Data, filesize) of a UnixFS Data message."""
-    kind, payload, filesize = None, b"", None
+def decode_unixfs(data: bytes) -> UnixFS:
+    """A UnixFS Data message: Type, Data, filesize, blocksizes (plain or packed)."""
+    kind, payload, filesize, blocksizes = None, b"", None, []
     for number, _, value in _fields(data):
         if number == 1 and isinstance(value, int):
             kind = value
@@ -129,9 +158,88 @@ def decode_unixfs(data: bytes) -> tuple[int, bytes, int | None]:
             payload = value
         elif number == 3 and isinstance(value, int):
             filesize = value
+        elif number == 4 and isinstance(value, int):
+            blocksizes.append(value)
+        elif number == 4 and isinstance(value, bytes):
+            offset = 0
+            while offset < len(value):
+                size, offset = _uvarint(value, offset)
+                blocksizes.append(size)
     if kind is None:
         raise ContentMismatch("UnixFS node without a type")
-    return kind, payload, filesize
+    return UnixFS(kind, payload, filesize, blocksizes)
+
+
+@dataclass
+class _Node:
+    payload: bytes
+    children: list[Key]
+
+
+def _check(root: CID, blocks: dict[Key, tuple[CID, bytes]], max_bytes: int) -> tuple[dict[Key, _Node], int]:
+    """Every distinct node reachable from `root`, checked once, children first; returns them with
+    the file's size. Depth-first with an explicit stack: no recursion for an attacker to exhaust."""
+    nodes: dict[Key, _Node] = {}
+    sizes: dict[Key, int] = {}
+    declared: dict[Key, list[int]] = {}
+    stack: list[tuple[CID, int, bool]] = [(root, 0, False)]
+    while stack:
+        cid, depth, expanded = stack.pop()
+        key = _key(cid)
+        if key in sizes:
+            continue
+        if depth > MAX_DEPTH:
+            raise ContentMismatch(f"DAG deeper than {MAX_DEPTH}: no UnixFS file is")
+        if expanded:
+            children = nodes[key].children
+            if [sizes[c] for c in children] != declared[key]:
+                raise ContentMismatch(f"{cid}: its children's sizes are not the blocksizes it declares")
+            sizes[key] = len(nodes[key].payload) + sum(declared[key])
+            continue
+        entry = blocks.get(key)
+        if entry is None:
+            raise ContentMismatch(f"truncated CAR: block {cid} is missing")
+        data = entry[1]
+        if cid.codec.name == "raw":
+            nodes[key], sizes[key] = _Node(data, []), len(data)
+            continue
+        if cid.codec.name != "dag-pb":
+            raise ContentMismatch(f"{cid}: unexpected codec {cid.codec.name} in a file DAG")
+        node = decode_pb(data)
+        unixfs = decode_unixfs(node.data)
+        if unixfs.kind not in (UNIXFS_FILE, UNIXFS_RAW):
+            raise ContentMismatch(f"{cid} is UnixFS type {unixfs.kind}, not a file")
+        if node.links and (len(unixfs.blocksizes) != len(node.links) or unixfs.filesize is None):
+            raise ContentMismatch(f"{cid}: links without a filesize and one blocksize each")
+        if any(size == 0 for size in unixfs.blocksizes):
+            raise ContentMismatch(f"{cid}: links an empty child")
+        size = len(unixfs.payload) + sum(unixfs.blocksizes)
+        if unixfs.filesize is not None and unixfs.filesize != size:
+            raise ContentMismatch(f"{cid}: filesize {unixfs.filesize}, its data and blocks {size} bytes")
+        if size > max_bytes:
+            raise ContentTooLarge(f"{root}: {cid} declares {size} bytes, more than {max_bytes}")
+        nodes[key] = _Node(unixfs.payload, [_key(link) for link in node.links])
+        declared[key] = unixfs.blocksizes
+        stack.append((cid, depth, True))
+        stack.extend((link, depth + 1, False) for link in reversed(node.links))
+    return nodes, sizes[_key(root)]
+
+
+def _assemble(root: Key, nodes: dict[Key, _Node], size: int, max_visits: int) -> bytes:
+    """The file's bytes, in link order; every visit adds at least one byte, and at most
+    `max_visits` happen."""
+    out = bytearray()
+    stack, visits = [root], 0
+    while stack:
+        visits += 1
+        if visits > max_visits:
+            raise ContentMismatch(f"more than {max_visits} links to follow for a file of {size} bytes")
+        node = nodes[stack.pop()]
+        out.extend(node.payload)
+        stack.extend(reversed(node.children))
+    if len(out) != size:  # pragma: no cover - the sizes were checked node by node
+        raise ContentMismatch(f"reassembled {len(out)} bytes, the DAG declares {size}")
+    return bytes(out)
 
 
 def verify_car(root: CID, car: bytes, max_bytes: int) -> bytes:
@@ -139,37 +247,13 @@ def verify_car(root: CID, car: bytes, max_bytes: int) -> bytes:
     roots, blocks = read_car(car)
     if _key(root) not in {_key(r) for r in roots}:
         raise ContentMismatch(f"the CAR's roots {[str(r) for r in roots]} do not include {root}")
-    used: set[tuple[str, bytes]] = set()
-    out = bytearray()
-
-    def walk(cid: CID, depth: int) -> None:
-        if depth > 64:
-            raise ContentMismatch("DAG deeper than any UnixFS file")
-        entry = blocks.get(_key(cid))
-        if entry is None:
-            raise ContentMismatch(f"truncated CAR: block {cid} is missing")
-        used.add(_key(cid))
-        data = entry[1]
-        if cid.codec.name == "raw":
-            out.extend(data)
-        elif cid.codec.name == "dag-pb":
-            node = decode_pb(data)
-            kind, payload, filesize = decode_unixfs(node.data)
-            if kind not in (UNIXFS_FILE, UNIXFS_RAW):
-                raise ContentMismatch(f"{cid} is UnixFS type {kind}, not a file")
-            start = len(out)
-            out.extend(payload)
-            for link in node.links:
-                walk(link, depth + 1)
-            if filesize is not None and len(out) - start != filesize:
-                raise ContentMismatch(f"{cid}: reassembled {len(out) - start} bytes, UnixFS says {filesize}")
-        else:
-            raise ContentMismatch(f"{cid}: unexpected codec {cid.codec.name} in a file DAG")
-        if len(out) > max_bytes:
-            raise ContentTooLarge(f"{root}: more than {max_bytes} bytes")
-
-    walk(root, 0)
-    foreign = set(blocks) - used
-    if foreign:
-        raise ContentMismatch(f"the CAR holds {len(foreign)} block(s) that are not part of {root}")
-    return bytes(out)
+    try:
+        nodes, size = _check(root, blocks, max_bytes)
+        foreign = len(set(blocks) - set(nodes))
+        if foreign:
+            raise ContentMismatch(f"the CAR holds {foreign} block(s) that are not part of {root}")
+        return _assemble(_key(root), nodes, size, len(blocks) + max_bytes // 1024)
+    except (ContentMismatch, ContentTooLarge):
+        raise
+    except Exception as exc:  # noqa: BLE001 - every way hostile bytes break a parser is one verdict
+        raise ContentMismatch(f"malformed DAG: {type(exc).__name__}: {exc}") from None
