@@ -1,16 +1,29 @@
 """Decoding untrusted image bytes: a format allow-list, a pixel cap checked before any pixel is
-decoded (decompression bombs refused), and RGB out."""
+decoded (decompression bombs refused), every colour mode and bit depth turned into 8-bit RGB
+correctly, and large images reduced while decoding.
+
+Any exception Pillow raises on hostile bytes is a verdict (`ImageRejected`), never a retry.
+
+Conversions: 16-bit samples are scaled (v / 257), not clipped; 32-bit integer images are read as
+16-bit data (8-bit data when no sample exceeds 255); float images as 0..1 (0..255 when a sample
+exceeds 1); alpha, and palette or colour-key transparency, are composited onto white (an empty
+slide); palette, bilevel, grey, CMYK and YCbCr through Pillow's own conversions."""
 
 import io
 import warnings
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import Image
 
 from oracle.chain.reasons import FailureReason
 from oracle.errors import HistochainError
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP")
 DEFAULT_MAX_PIXELS = 50_000_000
+MAX_SIDE = 2048  # far more than any model here looks at; larger images are reduced
+DIRECT = {"RGB", "RGBX", "L", "1", "CMYK", "YCbCr"}
+WITH_ALPHA = {"RGBA", "RGBa", "LA", "La", "PA"}
+WHITE = (255, 255, 255)
 
 
 class ImageRejected(HistochainError):
@@ -21,21 +34,58 @@ class ImageTooLarge(ImageRejected):
     reason = FailureReason.TOO_LARGE
 
 
-def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = MAX_SIDE) -> Image.Image:
+    """8-bit RGB, at most `max_side` pixels on its longer side, or a verdict."""
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # corrupt-tag chatter: hostile bytes need no log
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            if image.format not in ALLOWED_FORMATS:
+                raise ImageRejected(f"format {image.format} is not allowed")
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageTooLarge(f"{width}x{height} pixels, more than {max_pixels}")
+            if image.format == "JPEG":
+                image.draft("RGB", (max_side, max_side))  # decodes at 1/2, 1/4 or 1/8 scale
             image.load()
+            rgb = to_rgb8(image)
+            if max(rgb.size) > max_side:
+                rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            return rgb
     except ImageRejected:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"decompression bomb refused: {exc}") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ImageRejected(f"not a supported image ({'/'.join(ALLOWED_FORMATS)}): {exc}") from exc
-    if image.format not in ALLOWED_FORMATS:
-        raise ImageRejected(f"format {image.format} is not allowed")
-    return image.convert("RGB")
+    except (MemoryError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"too large to decode: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever hostile bytes make Pillow raise is one verdict
+        raise ImageRejected(
+            f"not a supported image ({'/'.join(ALLOWED_FORMATS)}): {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def to_rgb8(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if (mode == "P" and "transparency" in image.info) or mode in WITH_ALPHA:
+        return _on_white(image.convert("RGBA"))
+    if mode in ("L", "RGB") and "transparency" in image.info:
+        return _on_white(image.convert("RGBA"))
+    if mode in DIRECT or mode == "P":
+        return image.convert("RGB")
+    if mode.startswith("I;16") or mode == "I":
+        samples = np.asarray(image, dtype=np.int64)
+        if mode == "I" and samples.size and samples.max() <= 255:
+            scaled = np.clip(samples, 0, 255)
+        else:
+            scaled = (np.clip(samples, 0, 65535) + 128) // 257
+        return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
+    if mode == "F":
+        samples = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        peak = 1.0 if samples.size and samples.max() <= 1.0 else 255.0
+        scaled = np.clip(np.rint(samples / peak * 255.0), 0, 255)
+        return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
+    raise ImageRejected(f"colour mode {mode} is not supported")
+
+
+def _on_white(rgba: Image.Image) -> Image.Image:
+    background = Image.new("RGBA", rgba.size, (*WHITE, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
