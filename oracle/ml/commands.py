@@ -6,9 +6,9 @@ from pathlib import Path
 import click
 
 from oracle.ml.data.split import PAPER_PROPORTIONS
-from oracle.ml.models import ENSEMBLE, REGISTRY
+from oracle.ml.names import CLASSIFIERS, ENSEMBLE
 
-MODEL_NAMES = click.Choice(sorted(REGISTRY))
+MODEL_NAMES = click.Choice(sorted(CLASSIFIERS))
 EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
@@ -124,7 +124,7 @@ def evaluate_command(
 
 
 @click.command("compare")
-@click.option("--models", required=True, help=f"Comma-separated: {', '.join(sorted(REGISTRY))}.")
+@click.option("--models", required=True, help=f"Comma-separated: {', '.join(sorted(CLASSIFIERS))}.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @_train_options
 def compare_command(models: str, out: Path, **kw: object) -> None:
@@ -133,10 +133,10 @@ def compare_command(models: str, out: Path, **kw: object) -> None:
     from oracle.ml.train import TrainConfig
 
     names = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in REGISTRY]
+    unknown = [m for m in names if m not in CLASSIFIERS]
     if unknown or not names:
         raise click.BadParameter(
-            f"unknown models {unknown}; choose from {sorted(REGISTRY)}", param_hint="--models"
+            f"unknown models {unknown}; choose from {sorted(CLASSIFIERS)}", param_hint="--models"
         )
     base = TrainConfig.model_validate(_config_fields(kw) | {"model": names[0], "out": out})
     click.echo(table(compare(base, names, out)))

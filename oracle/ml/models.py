@@ -18,6 +18,7 @@ from torch import nn
 
 from oracle.errors import HistochainError
 from oracle.ml.card import Preprocessing
+from oracle.ml.names import ENSEMBLE
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -199,7 +200,6 @@ REGISTRY: dict[str, Spec] = {
     "efficientnet_lite0": Spec(efficientnet_lite0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 224),
     "resnet50v2": Spec(resnet50v2, IMAGENET_MEAN, IMAGENET_STD, 224),
 }
-ENSEMBLE = "ensemble"
 
 
 def spec(name: str) -> Spec:

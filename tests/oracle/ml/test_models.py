@@ -113,3 +113,10 @@ def test_efficientnet_lite0_imagenet_weights_load_offline_from_the_wheel():
     assert torch.equal(pretrained.conv_stem.weight, packaged["_conv_stem.weight"])
     assert torch.equal(pretrained.bn2.running_var, packaged["_bn1.running_var"])
     assert not torch.equal(scratch.conv_stem.weight, packaged["_conv_stem.weight"])
+
+
+def test_the_cli_offers_exactly_the_models_there_are_builders_for() -> None:
+    from oracle.ml.models import REGISTRY
+    from oracle.ml.names import CLASSIFIERS
+
+    assert tuple(REGISTRY) == CLASSIFIERS
