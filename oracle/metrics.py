@@ -1,8 +1,7 @@
 """The daemon's Prometheus metrics (one registry per daemon) and the aiohttp app serving them."""
 
-import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import (
@@ -17,8 +16,12 @@ from prometheus_client import (
 LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 
 
+class Waiting(Protocol):
+    def qsize(self) -> int: ...
+
+
 class Metrics:
-    def __init__(self, queues: Mapping[str, "asyncio.Queue[Any]"]) -> None:
+    def __init__(self, queues: Mapping[str, Waiting]) -> None:
         self.registry = CollectorRegistry()
         self.jobs = Counter(
             "histochain_jobs", "Jobs finished, by outcome.", ["outcome"], registry=self.registry
@@ -45,6 +48,12 @@ class Metrics:
             "histochain_stale_writes",
             "Job writes refused because the row moved on since it was read (a reorg, a duplicate), by write.",
             ["write"],
+            registry=self.registry,
+        )
+        self.strikes = Counter(
+            "histochain_sandbox_strikes",
+            "Sandbox workers killed over an image (deadline passed, or the worker died), by stage.",
+            ["stage"],
             registry=self.registry,
         )
         self.invariant_violations = Counter(

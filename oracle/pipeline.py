@@ -8,9 +8,10 @@ whose writes are compare-and-set: a stage acting on what it read before a reorg 
 
 import asyncio
 import contextlib
-import hashlib
+import functools
 import logging
 import time
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -23,15 +24,17 @@ from pyrage import x25519
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import ChainError, ImageRecord, Registry, Status
 from oracle.chain.submitter import Sent, Submitter
-from oracle.crypto.envelope import EnvelopeError, check_binding, is_envelope, open_envelope
+from oracle.crypto.envelope import EnvelopeError
 from oracle.daemon.jobs import OPEN_STATES, SENDABLE_STATES, Classified, JobRepository, StaleJobs
+from oracle.daemon.queues import ByteBudget, DelayedQueue
+from oracle.daemon.sandbox import Sandbox, Strike
 from oracle.document import ResultDocument, new_salt
 from oracle.errors import ConfigError, HistochainError
-from oracle.imaging import ImageRejected, decode
+from oracle.imaging import ImageRejected
 from oracle.ipfs.errors import IpfsError
-from oracle.ipfs.fetch import GatewayFetcher
+from oracle.ipfs.fetch import Attempt, GatewayFetcher
 from oracle.jcs import commitment
-from oracle.metrics import Metrics, metrics_app
+from oracle.metrics import Metrics, Waiting, metrics_app
 from oracle.ml.catalog import ModelCatalog
 from oracle.settings import Settings
 from oracle.store.db import Database
@@ -53,6 +56,7 @@ class Decoded:
     block_hash: str
     image: Image.Image
     content_sha256: str
+    nbytes: int
 
 
 @dataclass
@@ -69,9 +73,19 @@ class Tuning:
     max_image_pixels: int = 50_000_000
     retry_delay: float = 2.0
     accept_plaintext: bool = False
+    fetch_deadline: float = 60.0
+    unreachable_grace: float = 600.0
+    retry_cap: float = 120.0
+    max_attempts: int = 5
+    slow_lane_workers: int = 2
+    owner_share: int = 2
+    max_strikes: int = 2
+    decoded_budget: int = 512 << 20
 
 
-async def _gather_batch(queue: "asyncio.Queue[Any]", first: Any, size: int, wait: float) -> list[Any]:
+async def _gather_batch(
+    queue: "asyncio.Queue[Any] | DelayedQueue[Any]", first: Any, size: int, wait: float
+) -> list[Any]:
     """`first` plus whatever else arrives within `wait` seconds, at most `size` items."""
     batch = [first]
     deadline = time.monotonic() + wait
@@ -95,17 +109,30 @@ class Oracle:
         fetcher: GatewayFetcher,
         catalog: ModelCatalog,
         tuning: Tuning,
-        identity: x25519.Identity,
+        sandbox: Sandbox,
         ws_url: str | None = None,
     ) -> None:
-        self.registry, self.submitter, self.identity = registry, submitter, identity
+        self.registry, self.submitter, self.sandbox = registry, submitter, sandbox
         self.fetcher, self.catalog, self.tuning = fetcher, catalog, tuning
         self.ws_url = ws_url
         self.jobs = JobRepository(db, LISTENER, registry.deployment.block)
-        self.fetch_q: asyncio.Queue[str] = asyncio.Queue(maxsize=256)
-        self.classify_q: asyncio.Queue[Decoded] = asyncio.Queue(maxsize=64)
-        self.submit_q: asyncio.Queue[str] = asyncio.Queue(maxsize=1024)
-        self.metrics = Metrics({"fetch": self.fetch_q, "classify": self.classify_q, "submit": self.submit_q})
+        # Retries wait in these queues, never in a worker; slow CIDs get a lane of their own.
+        self.fetch_q: DelayedQueue[str] = DelayedQueue()
+        self.slow_q: DelayedQueue[str] = DelayedQueue()
+        self.classify_q: asyncio.Queue[Decoded] = asyncio.Queue()
+        self.budget = ByteBudget(tuning.decoded_budget)  # decoded images are bounded in bytes
+        self.submit_q: DelayedQueue[str] = DelayedQueue()
+        self.tries: Counter[tuple[str, str]] = Counter()  # (stage, imageId): tries this run
+        self.slow: set[str] = set()
+        self.inflight: Counter[str] = Counter()  # owner: fetches under way
+        self.parked: dict[str, deque[str]] = {}  # owner: images waiting for the owner's share
+        queues: dict[str, Waiting] = {
+            "fetch": self.fetch_q,
+            "slow": self.slow_q,
+            "classify": self.classify_q,
+            "submit": self.submit_q,
+        }
+        self.metrics = Metrics(queues)
         self.deployment = registry.deployment
         self.oracle_address = submitter.account.address
         self._head_hash = ""  # the last head recorded, to write it only when it changes
@@ -123,10 +150,10 @@ class Oracle:
             asyncio.create_task(self._guard("classify", self.classify_loop, stop)),
             asyncio.create_task(self._guard("submit", self.submit_loop, stop)),
         ]
-        workers += [
-            asyncio.create_task(self._guard(f"fetch-{i}", self.fetch_loop, stop))
-            for i in range(self.tuning.fetch_concurrency)
-        ]
+        slow = min(self.tuning.slow_lane_workers, self.tuning.fetch_concurrency - 1)
+        for i in range(self.tuning.fetch_concurrency):
+            lane = functools.partial(self.fetch_loop, queue=self.slow_q if i < slow else self.fetch_q)
+            workers.append(asyncio.create_task(self._guard(f"fetch-{i}", lane, stop)))
         await stop.wait()
         for worker in workers:
             worker.cancel()
@@ -151,10 +178,7 @@ class Oracle:
         """Re-queues every unfinished job from SQLite after a start or a crash."""
         jobs = await self.jobs.unfinished()
         for job in jobs:
-            if job.state == JobState.QUEUED:
-                self.fetch_q.put_nowait(job.image_id)
-            else:
-                self.submit_q.put_nowait(job.image_id)
+            (self.fetch_q if job.state == JobState.QUEUED else self.submit_q).put(job.image_id)
         if jobs:
             log.info("recovered %d unfinished jobs", len(jobs))
 
@@ -207,9 +231,8 @@ class Oracle:
             registrations = await self.registry.registrations(start, end)
             if end_hash is None or end_hash != await self.registry.block_hash_or_none(end):
                 return  # the chain changed while its logs were read: they may be from either side
-            new = await self.jobs.record(registrations, end, end_hash)
-            for image_id in new:
-                await self.fetch_q.put(image_id)
+            for image_id in await self.jobs.record(registrations, end, end_hash):
+                self.fetch_q.put(image_id)
             start = end + 1
         head_hash = await self.registry.block_hash_or_none(head)
         if head_hash is not None and head_hash != self._head_hash:
@@ -257,44 +280,117 @@ class Oracle:
         await self.jobs.rewind(back_to)
         self._head_hash = ""
         for image_id in resend:
-            await self.submit_q.put(image_id)
+            self.submit_q.put(image_id)
         self.metrics.jobs.labels("reorged").inc(erased + len(resend))
 
     # ------------------------------------------------------------------ fetch
 
-    async def fetch_loop(self, stop: asyncio.Event) -> None:
+    async def fetch_loop(self, stop: asyncio.Event, queue: DelayedQueue[str]) -> None:
         while not stop.is_set():
-            image_id = await self.fetch_q.get()
+            image_id = await queue.get()
             try:
                 await self.fetch(image_id)
-            except Exception as exc:  # noqa: BLE001 - the job waits and retries, the daemon goes on
-                await self._retry_later(self.fetch_q, [image_id], "fetch", exc)
+            except Exception as exc:  # noqa: BLE001 - our own fault (database, RPC): the job tries again
+                await self._later(self._lane(image_id), [image_id], "fetch", exc)
+
+    def _lane(self, image_id: str) -> DelayedQueue[str]:
+        return self.slow_q if image_id in self.slow else self.fetch_q
 
     async def fetch(self, image_id: str) -> None:
+        """One try at a queued job, within its owner's share of the fetch workers."""
         job = await self.jobs.get(image_id)
         if job is None or job.state != JobState.QUEUED:
             return
+        if self.inflight[job.owner] >= self.tuning.owner_share:
+            self.parked.setdefault(job.owner, deque()).append(image_id)
+            return
+        self.inflight[job.owner] += 1
+        try:
+            await self._fetch(job)
+        finally:
+            self.inflight[job.owner] -= 1
+            waiting = self.parked.get(job.owner)
+            if waiting:
+                parked = waiting.popleft()
+                self._lane(parked).put(parked)
+                if not waiting:
+                    del self.parked[job.owner]
+
+    async def _fetch(self, job: Job) -> None:
         if not await self._still_pending(job):
             return
         if job.model_id not in self.catalog:
             await self._fail(job, FailureReason.MODEL_UNAVAILABLE, f"no checkpoint for model {job.model_id}")
             return
         try:
-            fetched = await self.fetcher.fetch(job.cid)
-            image, digest = await asyncio.to_thread(self._open, fetched.data, job)
-        except (IpfsError, EnvelopeError, ImageRejected) as exc:
+            attempt = await self.fetcher.attempt(job.cid, time.monotonic() + self.tuning.fetch_deadline)
+        except IpfsError as exc:  # a CID this oracle cannot verify
             await self._fail(job, exc.reason, str(exc))
             return
-        await self.classify_q.put(Decoded(image_id, job.block_hash, image, digest))
+        except Strike as strike:
+            await self._struck(job, "verify", strike)
+            return
+        if attempt.verdict is not None:
+            await self._fail(job, attempt.verdict.reason, str(attempt.verdict))
+            return
+        if attempt.data is None:
+            await self._unreachable(job, attempt)
+            return
+        deployment, tuning = self.deployment, self.tuning
+        try:
+            opened = await self.sandbox.open(
+                attempt.data,
+                job.owner,
+                deployment.chain_id,
+                deployment.address,
+                tuning.accept_plaintext,
+                tuning.max_image_pixels,
+            )
+        except (EnvelopeError, ImageRejected) as exc:
+            await self._fail(job, exc.reason, str(exc))
+            return
+        except Strike as strike:
+            await self._struck(job, "open", strike)
+            return
+        size = opened.pixels.nbytes
+        await self.budget.acquire(size)
+        image = Image.fromarray(opened.pixels, "RGB")
+        await self.classify_q.put(Decoded(job.image_id, job.block_hash, image, opened.content_sha256, size))
 
-    def _open(self, data: bytes, job: Job) -> tuple[Image.Image, str]:
-        """In a worker thread, off the event loop: decrypt in memory, refuse an envelope made for
-        another registration, decode. The plaintext lives only here and in the decoded image."""
-        if is_envelope(data) or not self.tuning.accept_plaintext:
-            opened = open_envelope(data, [self.identity])
-            check_binding(opened.binding, job.owner, self.deployment.chain_id, self.deployment.address)
-            data = opened.image
-        return decode(data, self.tuning.max_image_pixels), hashlib.sha256(data).hexdigest()
+    async def _unreachable(self, job: Job, attempt: Attempt) -> None:
+        """No gateway gave the content yet: a patient's upload may still be propagating, so the
+        image fails only after the grace period, tried again at growing intervals until then."""
+        waited = time.time() - job.created_at.replace(tzinfo=UTC).timestamp()
+        grace = self.tuning.unreachable_grace
+        if waited >= grace:
+            error = f"no gateway gave it in {waited:.0f} s ({'; '.join(attempt.failures)})"
+            await self._fail(job, FailureReason.CONTENT_UNREACHABLE, error)
+            return
+        if attempt.slow:
+            self.slow.add(job.image_id)
+        self.tries["fetch", job.image_id] += 1
+        self._lane(job.image_id).put(job.image_id, min(self._backoff("fetch", job.image_id), grace - waited))
+
+    def _backoff(self, stage: str, image_id: str) -> float:
+        tries = max(1, self.tries[stage, image_id])
+        return float(min(self.tuning.retry_cap, self.tuning.retry_delay * 2 ** (tries - 1)))
+
+    async def _struck(self, job: Job, stage: str, strike: Strike) -> None:
+        """The sandbox killed a worker over this image; past `max_strikes`, that is its verdict."""
+        count = await self.jobs.strike(job.image_id)
+        self.metrics.strikes.labels(stage).inc()
+        log.warning("image %s: sandbox %s worker killed (%s), strike %d", job.image_id, stage, strike, count)
+        if count >= self.tuning.max_strikes:
+            reason = {
+                ("verify", "time"): FailureReason.CONTENT_MISMATCH,
+                ("verify", "crash"): FailureReason.TOO_LARGE,
+                ("open", "time"): FailureReason.UNSUPPORTED_IMAGE,
+                ("open", "crash"): FailureReason.TOO_LARGE,
+            }[stage, strike.kind]
+            await self._fail(job, reason, f"{stage}: the sandbox killed its worker {count} times ({strike})")
+            return
+        self.slow.add(job.image_id)
+        self.slow_q.put(job.image_id, self.tuning.retry_delay)
 
     async def _still_pending(self, job: Job) -> bool:
         """The chain decides: anything but pending settles the job (see `_settle`)."""
@@ -304,22 +400,31 @@ class Oracle:
         return False
 
     async def _fail(self, job: Job, reason: FailureReason, error: str) -> None:
+        self._forget(job.image_id)
         if not await self.jobs.failed(job, int(reason), error):
             self.metrics.stale_writes.labels("failed").inc()
             return
         log.info("image %s fails: %s (%s)", job.image_id, reason.name, error)
-        await self.submit_q.put(job.image_id)
+        self.submit_q.put(job.image_id)
+
+    def _forget(self, image_id: str) -> None:
+        """What this run kept about an image while it was being fetched and classified."""
+        self.slow.discard(image_id)
+        for stage in ("fetch", "classify"):
+            self.tries.pop((stage, image_id), None)
 
     # ------------------------------------------------------------------ classify
 
     async def classify_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             first = await self.classify_q.get()
-            await self.classify_batch(
-                await _gather_batch(
-                    self.classify_q, first, self.tuning.classify_batch, self.tuning.classify_wait
-                )
+            batch = await _gather_batch(
+                self.classify_q, first, self.tuning.classify_batch, self.tuning.classify_wait
             )
+            try:
+                await self.classify_batch(batch)
+            finally:
+                await self.budget.release(sum(decoded.nbytes for decoded in batch))
 
     async def classify_batch(self, batch: list[Decoded]) -> None:
         """One forward pass per model over the images whose jobs still wait for exactly them."""
@@ -335,8 +440,17 @@ class Oracle:
         for model_id, items in by_model.items():
             try:
                 await self._classify(model_id, items)
-            except Exception as exc:  # noqa: BLE001 - re-fetch and retry, the daemon goes on
-                await self._retry_later(self.fetch_q, [job.image_id for job, _ in items], "classify", exc)
+            except Exception as exc:  # noqa: BLE001 - re-fetch and retry, up to max_attempts
+                again = []
+                for job, _ in items:
+                    if self.tries["classify", job.image_id] + 1 < self.tuning.max_attempts:
+                        again.append(job.image_id)
+                        continue
+                    error = (
+                        f"classified in vain {self.tuning.max_attempts} times: {type(exc).__name__}: {exc}"
+                    )
+                    await self._fail(job, FailureReason.MODEL_ERROR, error)
+                await self._later(self.fetch_q, again, "classify", exc)
 
     async def _classify(self, model_id: str, items: list[tuple[Job, Decoded]]) -> None:
         try:
@@ -379,7 +493,8 @@ class Oracle:
         written = await self.jobs.classified(classified)
         self.metrics.stale_writes.labels("classified").inc(len(classified) - len(written))
         for image_id in written:
-            await self.submit_q.put(image_id)
+            self._forget(image_id)
+            self.submit_q.put(image_id)
 
     # ------------------------------------------------------------------ submit
 
@@ -389,10 +504,11 @@ class Oracle:
             batch = await _gather_batch(
                 self.submit_q, first, self.tuning.submit_batch, self.tuning.submit_wait
             )
+            image_ids = list(dict.fromkeys(batch))
             try:
-                await self.submit(list(dict.fromkeys(batch)))
-            except (ChainError, OSError) as exc:
-                await self._retry_later(self.submit_q, batch, "submit", exc)
+                await self.submit(image_ids)
+            except Exception as exc:  # noqa: BLE001 - the chain and the rows are read again before a resend
+                await self._later(self.submit_q, image_ids, "submit", exc)
 
     async def submit(self, image_ids: list[str]) -> None:
         """Settles what the chain already settled; sends the rest (results in one transaction)."""
@@ -443,7 +559,7 @@ class Oracle:
             self.metrics.stale_writes.labels("signing").inc(len(exc.image_ids))
             for job in jobs:
                 if job.image_id not in exc.image_ids:
-                    await self.submit_q.put(job.image_id)
+                    self.submit_q.put(job.image_id)
             return
         self._count(sent.gas_used)
         done = [j for j in jobs if j.image_id in sent.posted or j.image_id in sent.failed]
@@ -453,11 +569,12 @@ class Oracle:
         await self._check({i: h for i, h in sent.posted.items() if i in written})
         again = [j.image_id for j in jobs if j.image_id not in written]
         if again and sent.status != 1:
-            reverted = ChainError(f"transaction {sent.tx_hash} reverted")
-            await self._retry_later(self.submit_q, again, "submit", reverted)
+            await self._later(
+                self.submit_q, again, "submit", ChainError(f"transaction {sent.tx_hash} reverted")
+            )
         elif again:
             for image_id in again:
-                await self.submit_q.put(image_id)
+                self.submit_q.put(image_id)
 
     async def _settle(self, job: Job, record: ImageRecord) -> None:
         """The chain no longer waits for this image. Its outcome is ours when it is the one the
@@ -510,18 +627,22 @@ class Oracle:
             self.metrics.jobs.labels(job.outcome or "unknown").inc()
             self.metrics.latency.observe(time.time() - job.created_at.replace(tzinfo=UTC).timestamp())
 
-    async def _retry_later(
-        self, queue: "asyncio.Queue[str]", image_ids: list[str], stage: str, exc: Exception
+    async def _later(
+        self, queue: DelayedQueue[str], image_ids: list[str], stage: str, exc: Exception
     ) -> None:
+        """Our own fault (RPC, database, model): the jobs go back to `queue`, due after a backoff
+        that grows with each try; nothing waits in a worker."""
+        if not image_ids:
+            return
         log.warning(
             "%s of %d job(s) failed, retrying: %s: %s", stage, len(image_ids), type(exc).__name__, exc
         )
         self.metrics.retries.labels(stage).inc(len(image_ids))
         with contextlib.suppress(Exception):
             await self.jobs.retried(image_ids, str(exc))
-        await asyncio.sleep(self.tuning.retry_delay)
         for image_id in image_ids:
-            await queue.put(image_id)
+            self.tries[stage, image_id] += 1
+            queue.put(image_id, self._backoff(stage, image_id))
 
     async def _supersede(self, job: Job, why: str, states: tuple[JobState, ...] | list[JobState]) -> None:
         if await self.jobs.supersede(job, why, states):
@@ -586,23 +707,28 @@ async def assemble(settings: Settings) -> AsyncIterator[Oracle]:
             registry = Registry(w3, deployment)
             account = load_signer(settings, await w3.eth.chain_id)
             await check_key_published(registry, account.address, identity)
+            sandbox = Sandbox(
+                settings.sandbox_workers,
+                settings.sandbox_time_limit,
+                settings.sandbox_memory_limit,
+                str(identity),
+            )
             fetcher = GatewayFetcher(
-                http,
-                settings.gateways,
-                settings.max_image_bytes,
-                settings.fetch_timeout,
-                settings.fetch_attempts,
+                http, settings.gateways, settings.max_image_bytes, settings.fetch_timeout, sandbox.verify
             )
-            yield Oracle(
-                db,
-                registry,
-                Submitter(registry, account),
-                fetcher,
-                catalog,
-                tuning,
-                identity,
-                settings.websocket_url,
-            )
+            try:
+                yield Oracle(
+                    db,
+                    registry,
+                    Submitter(registry, account),
+                    fetcher,
+                    catalog,
+                    tuning,
+                    sandbox,
+                    settings.websocket_url,
+                )
+            finally:
+                sandbox.close()
     finally:
         await db.close()
         torch.set_num_threads(caller_threads)

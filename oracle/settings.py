@@ -85,8 +85,28 @@ class Settings(BaseSettings):
     submit_wait: float = Field(0.5, ge=0, description="Seconds to wait for more ready results.")
     max_image_bytes: int = Field(32 << 20, gt=0)
     max_image_pixels: int = Field(50_000_000, gt=0)
-    fetch_timeout: float = Field(30.0, gt=0)
-    fetch_attempts: int = Field(4, ge=1)
+    fetch_timeout: float = Field(30.0, gt=0, description="Seconds for one gateway to answer one request.")
+    fetch_deadline: float = Field(60.0, gt=0, description="Seconds for one attempt over every gateway.")
+    unreachable_grace: float = Field(
+        600.0, gt=0, description="Seconds an image may be missing from every gateway before it fails."
+    )
+    retry_cap: float = Field(120.0, gt=0, description="Longest wait between two tries of one job.")
+    max_attempts: int = Field(5, ge=1, description="Tries of a job our own faults may cost before it fails.")
+    slow_lane_workers: int = Field(
+        2, ge=1, description="Fetch workers for CIDs that were slow once, apart from the others."
+    )
+    owner_share: int = Field(2, ge=1, description="Most fetches one owner's images may hold at once.")
+    sandbox_workers: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)),
+        ge=1,
+        description="Processes that verify, decrypt and decode untrusted bytes (default: the cores).",
+    )
+    sandbox_time_limit: float = Field(30.0, gt=0, description="Seconds a sandboxed task may run.")
+    sandbox_memory_limit: int = Field(2 << 30, gt=0, description="Bytes a sandbox worker may add.")
+    max_strikes: int = Field(2, ge=1, description="Sandbox kills over one image before its verdict.")
+    decoded_budget: int = Field(
+        512 << 20, gt=0, description="Bytes of decoded images waiting for the classifier at once."
+    )
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
     inference_threads: int = Field(
         default_factory=lambda: max(1, len(os.sched_getaffinity(0)) // 2),

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from oracle.chain.registry import Registration
 from oracle.store.db import Database
-from oracle.store.models import Checkpoint, Job, JobState, Outcome, SignedDocument
+from oracle.store.models import Checkpoint, Job, JobState, Outcome, SignedDocument, Strike
 
 READY_STATES = (JobState.CLASSIFIED, JobState.FAILED)
 SENDABLE_STATES = (*READY_STATES, JobState.SUBMITTED)
@@ -281,6 +281,16 @@ class JobRepository:
     async def supersede(self, job: Job, why: str, states: Iterable[JobState]) -> bool:
         async with self.db.transaction() as session:
             return await _cas(session, _is(job, states), {"state": JobState.SUPERSEDED, "error": why})
+
+    async def strike(self, image_id: str) -> int:
+        """One more strike against an image; returns how many it has."""
+        async with self.db.transaction() as session:
+            row = await session.get(Strike, image_id)
+            if row is None:
+                row = Strike(image_id=image_id, count=0)
+                session.add(row)
+            row.count += 1
+            return row.count
 
     async def retried(self, image_ids: Sequence[str], error: str) -> None:
         """Counts a failed attempt; it changes no state, so it needs no compare."""

@@ -32,6 +32,12 @@ class ContentMismatch(IpfsError):
     reason = FailureReason.CONTENT_MISMATCH
 
 
+class WrongAnswer(ContentMismatch):
+    """A gateway's answer that is not the content (bytes that do not hash to their CID, another
+    root, a truncated or padded CAR, broken framing): the gateway failed, the content may be fine.
+    Only content that every gateway answers with, correctly hashed, can be a verdict."""
+
+
 class PinningError(IpfsError):
     """An upload was refused or answered with something that is not a pin result."""
 

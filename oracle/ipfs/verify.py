@@ -10,7 +10,10 @@ against the byte cap, before a single byte is reassembled. A DAG that links one 
 (legal: repeated chunks) therefore costs one check per distinct node, and its reassembly is capped
 by the byte cap and a link-visit cap. No block may be left over (a foreign block).
 
-Every error is a `ContentMismatch` (or `ContentTooLarge`): whatever the bytes, the verdict is typed.
+Every error is typed: `WrongAnswer` when the answer is not the content (bytes that do not hash to
+their CID, another root, a missing or a foreign block, broken framing), which blames the gateway;
+`ContentMismatch` or `ContentTooLarge` when correctly hashed blocks make no acceptable file, which
+blames the content.
 """
 
 import hashlib
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 import dag_cbor
 from multiformats import CID, varint
 
-from oracle.ipfs.errors import ContentMismatch, ContentTooLarge
+from oracle.ipfs.errors import ContentMismatch, ContentTooLarge, WrongAnswer
 
 UNIXFS_RAW, UNIXFS_FILE = 0, 2
 MAX_DEPTH = 64
@@ -33,7 +36,7 @@ def verify_block(cid: CID, data: bytes) -> None:
     if cid.hashfun.name != "sha2-256":
         raise ContentMismatch(f"{cid}: unsupported hash {cid.hashfun.name}")
     if hashlib.sha256(data).digest() != bytes(cid.raw_digest):
-        raise ContentMismatch(f"block does not hash to {cid}")
+        raise WrongAnswer(f"block does not hash to {cid}")
 
 
 def verify_raw(cid: CID, data: bytes) -> bytes:
@@ -47,43 +50,49 @@ def _key(cid: CID) -> Key:
 
 def read_car(car: bytes) -> tuple[list[CID], dict[Key, tuple[CID, bytes]]]:
     """CARv1: a varint-prefixed DAG-CBOR header {version: 1, roots: [...]}, then varint-prefixed
-    (CID bytes, block bytes) sections. Every block is hash-checked here, once."""
+    (CID bytes, block bytes) sections. Every block is hash-checked here, once. Any fault in the
+    framing is the gateway's; too many blocks is the content's (an honest gateway sends them all)."""
     max_blocks = len(car) // 1024 * BLOCKS_PER_KIB + SPARE_BLOCKS
+    blocks: dict[Key, tuple[CID, bytes]] = {}
+    sections = 0
     try:
         length, offset = _uvarint(car, 0)
         header = dag_cbor.decode(car[offset : offset + length])
         offset += length
         roots = header.get("roots") if isinstance(header, dict) else None
         if not isinstance(header, dict) or header.get("version") != 1 or not isinstance(roots, list):
-            raise ContentMismatch("not a CARv1 header")
+            raise WrongAnswer("not a CARv1 header")
         if not all(isinstance(root, CID) for root in roots):
-            raise ContentMismatch("CAR roots must be CIDs")
-        blocks: dict[Key, tuple[CID, bytes]] = {}
-        sections = 0
-        while offset < len(car):
+            raise WrongAnswer("CAR roots must be CIDs")
+        while offset < len(car) and sections <= max_blocks:
             sections += 1
-            if sections > max_blocks:
-                raise ContentMismatch(f"more than {max_blocks} blocks in a CAR of {len(car)} bytes")
             length, offset = _uvarint(car, offset)
             section = car[offset : offset + length]
             if len(section) != length:
-                raise ContentMismatch("truncated CAR: a section ends early")
+                raise WrongAnswer("truncated CAR: a section ends early")
             offset += length
             cid, cid_length = _read_cid(section)
             data = section[cid_length:]
             verify_block(cid, data)
             blocks[_key(cid)] = (cid, data)
-    except ContentMismatch:
+    except WrongAnswer:
         raise
-    except Exception as exc:  # noqa: BLE001 - every way hostile bytes break a parser is one verdict
-        raise ContentMismatch(f"malformed CAR: {type(exc).__name__}: {exc}") from None
+    except MemoryError:
+        raise ContentTooLarge("the CAR does not fit in memory") from None
+    except Exception as exc:  # noqa: BLE001 - every way hostile bytes break the framing is one fault
+        raise WrongAnswer(f"malformed CAR: {type(exc).__name__}: {exc}") from None
+    if sections > max_blocks:
+        raise ContentMismatch(f"more than {max_blocks} blocks in a CAR of {len(car)} bytes")
     return [root for root in roots if isinstance(root, CID)], blocks
 
 
 def _uvarint(data: bytes, offset: int) -> tuple[int, int]:
     if offset >= len(data):
         raise ContentMismatch("truncated varint")
-    value, length, _ = varint.decode_raw(data[offset : offset + 10])
+    try:
+        value, length, _ = varint.decode_raw(data[offset : offset + 10])
+    except ValueError:
+        raise ContentMismatch("malformed varint") from None
     if offset + length > len(data):
         raise ContentMismatch("truncated varint")
     return value, offset + length
@@ -198,7 +207,7 @@ def _check(root: CID, blocks: dict[Key, tuple[CID, bytes]], max_bytes: int) -> t
             continue
         entry = blocks.get(key)
         if entry is None:
-            raise ContentMismatch(f"truncated CAR: block {cid} is missing")
+            raise WrongAnswer(f"truncated CAR: block {cid} is missing")
         data = entry[1]
         if cid.codec.name == "raw":
             nodes[key], sizes[key] = _Node(data, []), len(data)
@@ -246,14 +255,16 @@ def verify_car(root: CID, car: bytes, max_bytes: int) -> bytes:
     """The file under `root`, reassembled from a CAR whose every block was verified."""
     roots, blocks = read_car(car)
     if _key(root) not in {_key(r) for r in roots}:
-        raise ContentMismatch(f"the CAR's roots {[str(r) for r in roots]} do not include {root}")
+        raise WrongAnswer(f"the CAR's roots {[str(r) for r in roots]} do not include {root}")
     try:
         nodes, size = _check(root, blocks, max_bytes)
         foreign = len(set(blocks) - set(nodes))
         if foreign:
-            raise ContentMismatch(f"the CAR holds {foreign} block(s) that are not part of {root}")
+            raise WrongAnswer(f"the CAR holds {foreign} block(s) that are not part of {root}")
         return _assemble(_key(root), nodes, size, len(blocks) + max_bytes // 1024)
     except (ContentMismatch, ContentTooLarge):
         raise
+    except MemoryError:
+        raise ContentTooLarge(f"{root}: the file does not fit in memory") from None
     except Exception as exc:  # noqa: BLE001 - every way hostile bytes break a parser is one verdict
         raise ContentMismatch(f"malformed DAG: {type(exc).__name__}: {exc}") from None

@@ -71,6 +71,17 @@ class SignedDocument(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 
+class Strike(Base):
+    """How often the sandbox killed a worker over one image: past a few, the image has its verdict
+    (kept across restarts, so a poison image cannot be retried forever by restarting)."""
+
+    __tablename__ = "strikes"
+
+    image_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
+
+
 class Checkpoint(Base):
     """The last block whose logs are fully turned into jobs, per listener."""
 

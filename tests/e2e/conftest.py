@@ -84,7 +84,7 @@ def page_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageStack]:
             "HISTOCHAIN_CONFIRMATIONS": "0",
             "HISTOCHAIN_POLL_INTERVAL": "0.2",
             "HISTOCHAIN_SUBMIT_WAIT": "0.2",
-            "HISTOCHAIN_FETCH_ATTEMPTS": "2",
+            "HISTOCHAIN_UNREACHABLE_GRACE": "3",
             "HISTOCHAIN_FETCH_TIMEOUT": "5",
             "HISTOCHAIN_DEVICE": "cpu",
             "HISTOCHAIN_API_PORT": str(api_port),

@@ -53,7 +53,7 @@ async def stack(
         model_dir=checkpoint[0],
         confirmations=0,
         poll_interval=0.2,
-        fetch_attempts=2,
+        unreachable_grace=3.0,
         fetch_timeout=5,
         submit_wait=0.3,
         device="cpu",

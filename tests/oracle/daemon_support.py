@@ -137,7 +137,7 @@ class DaemonProcess:
             "HISTOCHAIN_CONFIRMATIONS": "0",
             "HISTOCHAIN_POLL_INTERVAL": "0.2",
             "HISTOCHAIN_SUBMIT_WAIT": "0.3",
-            "HISTOCHAIN_FETCH_ATTEMPTS": "2",
+            "HISTOCHAIN_UNREACHABLE_GRACE": str(settings.unreachable_grace),
             "HISTOCHAIN_DEVICE": "cpu",
             "HISTOCHAIN_ORACLE_AGE_KEY": settings.oracle_age_key.get_secret_value()
             if settings.oracle_age_key

@@ -29,7 +29,7 @@ def pinata(session: aiohttp.ClientSession, ipfs_node: IpfsNode) -> PinataClient:
 
 @pytest.fixture
 def fetcher(session: aiohttp.ClientSession, ipfs_node: IpfsNode) -> GatewayFetcher:
-    return GatewayFetcher(session, [ipfs_node.url], max_bytes=MAX_UPLOAD, attempts=2, backoff=0.01)
+    return GatewayFetcher(session, [ipfs_node.url], max_bytes=MAX_UPLOAD)
 
 
 def page_cid(path: Path, cid_version: int) -> str:

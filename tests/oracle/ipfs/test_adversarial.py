@@ -6,6 +6,7 @@ node serves (the failure under test), so the fetcher is exercised exactly as in 
 import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import aiohttp
 import pytest
@@ -15,13 +16,12 @@ from multiformats import varint
 from oracle.dev.ipfs import IpfsNode
 from oracle.ipfs import cid as cids
 from oracle.ipfs.errors import (
-    ContentMismatch,
     ContentNotFound,
     ContentTooLarge,
     GatewayUnavailable,
     PinningError,
 )
-from oracle.ipfs.fetch import GatewayFetcher
+from oracle.ipfs.fetch import Fetched, GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
 from tests.support import serve_gateway
 
@@ -73,11 +73,19 @@ async def hostile(ipfs_node: IpfsNode) -> AsyncIterator[tuple[HostileGateway, st
     await runner.cleanup()
 
 
+@dataclass
+class Fetching:
+    fetcher: GatewayFetcher
+    attempts: int
+
+    async def fetch(self, cid: str) -> Fetched:
+        return await self.fetcher.fetch(cid, attempts=self.attempts, backoff=0.01)
+
+
 @pytest.fixture
-def make_fetcher(session: aiohttp.ClientSession) -> Callable[..., GatewayFetcher]:
-    def make(*gateways: str, **kw: object) -> GatewayFetcher:
-        options: dict[str, object] = {"max_bytes": 1 << 20, "attempts": 2, "backoff": 0.01} | kw
-        return GatewayFetcher(session, list(gateways), **options)  # type: ignore[arg-type]
+def make_fetcher(session: aiohttp.ClientSession) -> Callable[..., Fetching]:
+    def make(*gateways: str, max_bytes: int = 1 << 20, timeout: float = 30.0, attempts: int = 2) -> Fetching:
+        return Fetching(GatewayFetcher(session, list(gateways), max_bytes, timeout), attempts)
 
     return make
 
@@ -101,7 +109,7 @@ async def test_altered_raw_block_is_rejected(hostile, make_fetcher, pinata):
     gateway, url = hostile
     cid, _ = await pinned(pinata, 1000)
     gateway.tamper = flip_last_byte
-    with pytest.raises(ContentMismatch, match="does not hash to"):
+    with pytest.raises(GatewayUnavailable, match="answered wrongly: block does not hash to"):
         await make_fetcher(url).fetch(cid)
 
 
@@ -110,7 +118,7 @@ async def test_altered_block_in_a_car_is_rejected(hostile, make_fetcher, pinata,
     gateway, url = hostile
     cid, _ = await pinned(pinata, 600_000, version)
     gateway.tamper = flip_last_byte
-    with pytest.raises(ContentMismatch, match="does not hash to"):
+    with pytest.raises(GatewayUnavailable, match="answered wrongly: block does not hash to"):
         await make_fetcher(url).fetch(cid)
 
 
@@ -123,7 +131,7 @@ async def test_car_missing_a_block_is_rejected(hostile, make_fetcher, pinata):
         return header + b"".join(blocks[:-1])
 
     gateway.tamper = drop_last_block
-    with pytest.raises(ContentMismatch, match=r"truncated CAR: block .* is missing"):
+    with pytest.raises(GatewayUnavailable, match=r"answered wrongly: truncated CAR: block .* is missing"):
         await make_fetcher(url).fetch(cid)
 
 
@@ -131,7 +139,7 @@ async def test_car_cut_mid_block_is_rejected(hostile, make_fetcher, pinata):
     gateway, url = hostile
     cid, _ = await pinned(pinata, 600_000)
     gateway.tamper = lambda fmt, body: body[: len(body) - 1000]
-    with pytest.raises(ContentMismatch, match="truncated CAR"):
+    with pytest.raises(GatewayUnavailable, match="answered wrongly: truncated CAR"):
         await make_fetcher(url).fetch(cid)
 
 
@@ -141,7 +149,7 @@ async def test_car_with_a_foreign_block_is_rejected(hostile, make_fetcher, pinat
     other, _ = await pinned(pinata, 500_000)
     _, foreign = split_car(await car_of(session, ipfs_node, other))
     gateway.tamper = lambda fmt, body: body + foreign[-1]
-    with pytest.raises(ContentMismatch, match="not part of"):
+    with pytest.raises(GatewayUnavailable, match=r"answered wrongly: .*not part of"):
         await make_fetcher(url).fetch(cid)
 
 
@@ -151,7 +159,7 @@ async def test_car_for_another_root_is_rejected(hostile, make_fetcher, pinata, s
     other, _ = await pinned(pinata, 600_000)
     substitute = await car_of(session, ipfs_node, other)
     gateway.tamper = lambda fmt, body: substitute
-    with pytest.raises(ContentMismatch, match="roots"):
+    with pytest.raises(GatewayUnavailable, match="answered wrongly: the CAR's roots"):
         await make_fetcher(url).fetch(cid)
 
 
@@ -178,14 +186,33 @@ async def test_a_broken_gateway_falls_back_to_the_next(hostile, make_fetcher, pi
     cid, data = await pinned(pinata, 5000)
     gateway.status = 500
     fetched = await make_fetcher(url, ipfs_node.url, attempts=1).fetch(cid)
-    assert (fetched.data, fetched.gateway) == (data, ipfs_node.url)
+    assert fetched.data == data
+    assert gateway.requests == 1
+
+
+@pytest.mark.parametrize("fault", ["wrong bytes", "400", "a truncated CAR"])
+async def test_a_gateway_that_answers_wrongly_is_a_failed_gateway_not_a_verdict(
+    hostile, make_fetcher, pinata, ipfs_node, fault
+):
+    """A first gateway that lies or refuses does not decide: the honest second one is asked."""
+    gateway, url = hostile
+    cid, data = await pinned(pinata, 600_000)
+    if fault == "400":
+        gateway.status = 400
+    elif fault == "wrong bytes":
+        gateway.tamper = flip_last_byte
+    else:
+        gateway.tamper = lambda fmt, body: body[: len(body) // 2]
+    fetched = await make_fetcher(url, ipfs_node.url, attempts=1).fetch(cid)
+    assert fetched.data == data
+    assert gateway.requests == 1
 
 
 async def test_gateway_that_never_answers_times_out(hostile, make_fetcher, pinata):
     gateway, url = hostile
     cid, _ = await pinned(pinata, 10)
     gateway.hang = True
-    with pytest.raises(GatewayUnavailable, match="no gateway answered after 2 attempts"):
+    with pytest.raises(GatewayUnavailable, match=r"no gateway gave it after 2 attempts .*timed out"):
         await make_fetcher(url, timeout=0.3).fetch(cid)
 
 

@@ -74,4 +74,4 @@ async def test_restarting_the_node_keeps_its_content(session: aiohttp.ClientSess
         fetched = await GatewayFetcher(session, [node.url], max_bytes=1 << 20).fetch(cid)
         assert fetched.data == data
     with make_node(tmp_path / "elsewhere", token, port) as node, pytest.raises(ContentNotFound):
-        await GatewayFetcher(session, [node.url], max_bytes=1 << 20, attempts=1).fetch(cid)
+        await GatewayFetcher(session, [node.url], max_bytes=1 << 20).fetch(cid, attempts=1)

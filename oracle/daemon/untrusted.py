@@ -1,0 +1,80 @@
+"""What runs on untrusted bytes, inside the sandbox's worker processes (oracle/daemon/sandbox.py):
+checking a gateway's answer against its CID, then opening the envelope and decoding the image.
+
+Each function ends in its result or a typed verdict, whatever the bytes: an exception a parser
+raises is turned into its stage's verdict here, so that only our own faults are ever retried.
+Nothing here imports torch: a worker starts in well under a second and stays small."""
+
+import hashlib
+import os
+import resource
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from multiformats import CID
+from pyrage import x25519
+
+from oracle.crypto.envelope import EnvelopeError, check_binding, is_envelope, open_envelope
+from oracle.imaging import ImageRejected, ImageTooLarge, decode
+from oracle.ipfs.errors import ContentMismatch, ContentTooLarge
+from oracle.ipfs.verify import verify_car, verify_raw
+
+_identity: x25519.Identity | None = None
+
+
+def start_worker(identity: str | None, memory_limit: int) -> None:
+    """Each worker, once: C libraries' chatter about hostile files (libtiff writes to stderr)
+    goes nowhere; the address space may grow by `memory_limit` bytes past what the imports took;
+    the oracle's key is kept for opening envelopes."""
+    global _identity
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    with open("/proc/self/statm") as statm:
+        mapped = int(statm.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + memory_limit, mapped + memory_limit))
+    _identity = None if identity is None else x25519.Identity.from_str(identity)
+
+
+def verify_answer(cid: str, raw: bool, body: bytes, max_bytes: int) -> bytes:
+    """The content a gateway's answer holds for `cid`, or why it does not."""
+    root = CID.decode(cid)
+    try:
+        return verify_raw(root, body) if raw else verify_car(root, body, max_bytes)
+    except (ContentMismatch, ContentTooLarge):
+        raise
+    except MemoryError:
+        raise ContentTooLarge(f"{cid}: more than fits in the sandbox") from None
+    except Exception as exc:  # noqa: BLE001 - hostile bytes end in a verdict, never a retry
+        raise ContentMismatch(f"{cid}: {type(exc).__name__}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A decrypted, decoded image: 8-bit RGB pixels, and the sha256 of the image's bytes."""
+
+    pixels: npt.NDArray[np.uint8]
+    content_sha256: str
+
+
+def open_image(
+    data: bytes, owner: str, chain_id: int, registry: str, accept_plaintext: bool, max_pixels: int
+) -> Opened:
+    """Decrypts the envelope (plaintext only where accepted), refuses one made for another
+    registration, decodes. The plaintext never leaves this process but as pixels."""
+    try:
+        if is_envelope(data) or not accept_plaintext:
+            if _identity is None:
+                raise EnvelopeError("this oracle has no decryption key")
+            opened = open_envelope(data, [_identity])
+            check_binding(opened.binding, owner, chain_id, registry)
+            data = opened.image
+        image = decode(data, max_pixels)
+        return Opened(np.asarray(image), hashlib.sha256(data).hexdigest())
+    except (EnvelopeError, ImageRejected):
+        raise
+    except MemoryError:
+        raise ImageTooLarge("the image does not fit in the sandbox") from None
+    except Exception as exc:  # noqa: BLE001 - hostile bytes end in a verdict, never a retry
+        raise ImageRejected(f"cannot be opened: {type(exc).__name__}: {exc}") from None

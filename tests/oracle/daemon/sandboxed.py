@@ -1,0 +1,27 @@
+"""Functions the sandbox tests run in its worker processes (they must be importable there)."""
+
+import sys
+import time
+from pathlib import Path
+
+
+def sleep(seconds: float, started: str | None = None) -> str:
+    """Sleeps; touches the file `started` first, so a test knows a worker has the task."""
+    if started is not None:
+        Path(started).touch()
+    time.sleep(seconds)
+    return "woke"
+
+
+def hog(megabytes: int) -> int:
+    return len(bytearray(megabytes << 20))
+
+
+def loaded(*names: str) -> list[str]:
+    return [name for name in names if name in sys.modules]
+
+
+def crash() -> None:
+    import os
+
+    os._exit(3)
