@@ -51,6 +51,8 @@ def _registry(project: Any, admin: Any, oracle: Any, fee: int) -> Any:
     registry.grantRole(registry.ORACLE_ROLE(), oracle, sender=admin)
     registry.registerModel(MODEL, "bench", "ipfs://bench", sender=admin)
     registry.setDefaultModel(MODEL, sender=admin)
+    if fee:
+        registry.setFailureFee(fee // 4, sender=admin)  # a failure refunds three quarters
     return registry
 
 
@@ -86,6 +88,11 @@ def measure(project: Any, chain: Any, accounts: Any) -> list[Row]:
 
         image = register()[0]
         add(f"reportFailure ({label})", registry.reportFailure(image, 1, sender=oracle).gas_used)
+
+        for size in BATCHES:
+            ids = [register()[0] for _ in range(size)]
+            tx = registry.reportFailures(ids, [1] * size, sender=oracle)
+            add(f"reportFailures batch {size}, per image ({label})", tx.gas_used // size)
 
         image = register()[0]
         chain.pending_timestamp += TIMEOUT

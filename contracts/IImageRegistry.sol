@@ -66,6 +66,8 @@ interface IImageRegistry {
     event DefaultModelChanged(bytes32 indexed previousModelId, bytes32 indexed modelId);
     /// @notice The fee for new registrations changed.
     event RequestFeeChanged(uint256 previousFee, uint256 fee);
+    /// @notice What a failure keeps of the fee of new registrations changed.
+    event FailureFeeChanged(uint256 previousFee, uint256 fee);
     /// @notice The time after which pending requests may be cancelled changed.
     event RequestTimeoutChanged(uint32 previousTimeout, uint32 timeout);
     /// @notice An admin withdrew earned fees.
@@ -91,6 +93,8 @@ interface IImageRegistry {
     error LengthMismatch(uint256 imageIds, uint256 resultHashes);
     /// @notice The reason is not a FailureReason other than None.
     error InvalidFailureReason(uint8 reason);
+    /// @notice A failure may keep at most the whole request fee.
+    error FailureFeeAboveRequestFee(uint256 failureFee, uint256 requestFee);
     /// @notice An encryption key of zero is no key.
     error InvalidEncryptionKey();
     /// @notice Model id zero is reserved for "the default model".
@@ -147,10 +151,23 @@ interface IImageRegistry {
         external
         returns (uint256 posted);
 
-    /// @notice Report that a pending request cannot be classified (oracle role); the fee is refunded.
+    /// @notice Report that a pending request cannot be classified (oracle role); the fee is refunded
+    ///         minus the failure fee of its epoch.
     /// @param imageId The request.
     /// @param reason A `FailureReason` other than None.
     function reportFailure(bytes32 imageId, uint8 reason) external;
+
+    /// @notice Report several failures at once (oracle role); requests no longer pending are skipped.
+    /// @param imageIds The requests.
+    /// @param reasons Their `FailureReason`s, in the same order (none None).
+    /// @return reported How many failures were recorded.
+    function reportFailures(bytes32[] calldata imageIds, uint8[] calldata reasons)
+        external
+        returns (uint256 reported);
+
+    /// @notice What a failure keeps of the fee of a request registered now.
+    /// @return Wei.
+    function failureFee() external view returns (uint256);
 
     /// @notice Publish the caller's X25519 public key, to which patients encrypt their images (oracle role).
     /// @param key The raw 32-byte X25519 public key (an age `age1…` recipient, bech32-decoded).

@@ -42,6 +42,12 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
         uint32 feeEpoch;
     }
 
+    /// @dev One slot per fee epoch: what a request of that epoch paid, and what a failure keeps of it.
+    struct Fees {
+        uint96 request;
+        uint96 failure;
+    }
+
     /// @dev Exactly one slot, read once per registration.
     struct Config {
         uint96 requestFee;
@@ -62,7 +68,7 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
     mapping(bytes32 imageId => bytes32) private _resultHashes;
     mapping(bytes32 modelId => ModelState) private _models;
     mapping(uint16 index => bytes32 modelId) private _modelIds;
-    mapping(uint32 epoch => uint96 fee) private _feeAt;
+    mapping(uint32 epoch => Fees) private _feesAt;
     mapping(address owner => uint256 amount) private _refundsOwed;
     mapping(address oracle => bytes32 key) private _encryptionKeys;
     address[] private _keyHolders;
@@ -174,15 +180,36 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
         if (earned != 0) _earnedFees += earned;
     }
 
-    /// @notice Report that a pending request cannot be classified; the fee is refunded.
+    /// @notice Report that a pending request cannot be classified; the fee is refunded minus the
+    ///         failure fee of its epoch, which the oracles earn (garbage costs its sender).
     /// @param imageId The request.
     /// @param reason A `FailureReason` other than None.
     function reportFailure(bytes32 imageId, uint8 reason) external onlyRole(ORACLE_ROLE) nonReentrant {
-        if (reason == 0 || reason > uint8(type(FailureReason).max)) revert InvalidFailureReason(reason);
-        Record storage record = _pendingRecord(imageId);
-        record.status = Status.Failed;
-        emit ClassificationFailed(imageId, reason);
-        _refund(imageId, record.owner, _feePaid(record));
+        _checkReason(reason);
+        uint256 kept = _fail(imageId, _pendingRecord(imageId), reason);
+        if (kept != 0) _earnedFees += kept;
+    }
+
+    /// @notice Report several failures at once. Requests that are no longer pending are skipped.
+    /// @param imageIds The requests.
+    /// @param reasons Their `FailureReason`s, in the same order (none None).
+    /// @return reported How many failures were recorded.
+    function reportFailures(bytes32[] calldata imageIds, uint8[] calldata reasons)
+        external
+        onlyRole(ORACLE_ROLE)
+        nonReentrant
+        returns (uint256 reported)
+    {
+        if (imageIds.length != reasons.length) revert LengthMismatch(imageIds.length, reasons.length);
+        uint256 kept;
+        for (uint256 i; i < imageIds.length; ++i) {
+            _checkReason(reasons[i]);
+            Record storage record = _records[imageIds[i]];
+            if (record.status != Status.Pending) continue;
+            kept += _fail(imageIds[i], record, reasons[i]);
+            ++reported;
+        }
+        if (kept != 0) _earnedFees += kept;
     }
 
     /// @notice Publish the caller's X25519 public key, to which patients encrypt their images.
@@ -235,9 +262,19 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
     }
 
     /// @notice Set the fee for new registrations; pending requests keep the fee they paid.
-    /// @param fee The new fee in wei.
+    /// @param fee The new fee in wei, at least the failure fee.
     function setRequestFee(uint96 fee) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setRequestFee(fee);
+    }
+
+    /// @notice Set what a failed request keeps of its fee, for new registrations: at least what
+    ///         reporting a failure costs the oracle, so garbage costs its sender what it costs us.
+    /// @param fee Wei, at most the request fee.
+    function setFailureFee(uint96 fee) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        Config storage config = _config;
+        if (fee > config.requestFee) revert FailureFeeAboveRequestFee(fee, config.requestFee);
+        emit FailureFeeChanged(_currentFailureFee(), fee);
+        if (config.requestFee != 0) _newFeeEpoch(config, config.requestFee, fee);
     }
 
     /// @notice Set how long a request may stay pending before its owner may cancel it.
@@ -343,7 +380,13 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
         return _config.requestTimeout;
     }
 
-    /// @notice Fees earned by posted results and not yet withdrawn.
+    /// @notice What a failure keeps of the fee of a request registered now.
+    /// @return Wei.
+    function failureFee() external view returns (uint256) {
+        return _currentFailureFee();
+    }
+
+    /// @notice Fees earned by posted results and failure fees, not yet withdrawn.
     /// @return Wei.
     function earnedFees() external view returns (uint256) {
         return _earnedFees;
@@ -407,7 +450,27 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
     /// @dev Epoch zero means nothing was paid: no storage read for free requests.
     function _feePaid(Record storage record) private view returns (uint256) {
         uint32 epoch = record.feeEpoch;
-        return epoch == 0 ? 0 : _feeAt[epoch];
+        return epoch == 0 ? 0 : _feesAt[epoch].request;
+    }
+
+    /// @dev Marks the record failed and refunds its fee minus its epoch's failure fee, which it returns.
+    function _fail(bytes32 imageId, Record storage record, uint8 reason) private returns (uint256 kept) {
+        record.status = Status.Failed;
+        emit ClassificationFailed(imageId, reason);
+        uint32 epoch = record.feeEpoch;
+        if (epoch == 0) return 0;
+        Fees memory fees = _feesAt[epoch];
+        kept = fees.failure;
+        _refund(imageId, record.owner, fees.request - fees.failure);
+    }
+
+    function _checkReason(uint8 reason) private pure {
+        if (reason == 0 || reason > uint8(type(FailureReason).max)) revert InvalidFailureReason(reason);
+    }
+
+    function _currentFailureFee() private view returns (uint96) {
+        uint32 epoch = _config.feeEpoch;
+        return epoch == 0 ? 0 : _feesAt[epoch].failure;
     }
 
     function _setRequestTimeout(uint32 timeout) private {
@@ -418,13 +481,17 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
 
     function _setRequestFee(uint96 fee) private {
         Config storage config = _config;
+        uint96 failure = _currentFailureFee();
+        if (fee < failure) revert FailureFeeAboveRequestFee(failure, fee);
         emit RequestFeeChanged(config.requestFee, fee);
         config.requestFee = fee;
-        if (fee != 0) {
-            uint32 epoch = config.feeEpoch + 1;
-            config.feeEpoch = epoch;
-            _feeAt[epoch] = fee;
-        }
+        if (fee != 0) _newFeeEpoch(config, fee, failure);
+    }
+
+    function _newFeeEpoch(Config storage config, uint96 request, uint96 failure) private {
+        uint32 epoch = config.feeEpoch + 1;
+        config.feeEpoch = epoch;
+        _feesAt[epoch] = Fees({request: request, failure: failure});
     }
 
     /// @dev Pushes with bounded gas and copies no return data (no return-data bomb); an owner that

@@ -526,11 +526,9 @@ class Oracle:
         if results:
             pairs = [(j.image_id, j.result_hash or "") for j in results]
             await self._send(results, self.submitter.post_results(pairs, self._signing(results)))
-        for job in failures:
-            failure = self.submitter.report_failure(
-                job.image_id, job.failure_reason or 0, self._signing([job])
-            )
-            await self._send([job], failure)
+        if failures:
+            reasons = [(j.image_id, j.failure_reason or 0) for j in failures]
+            await self._send(failures, self.submitter.report_failures(reasons, self._signing(failures)))
 
     async def _registered(self, jobs: list[Job]) -> list[Job]:
         """Of the jobs sent before (a receipt lost, a transaction dropped: reorg territory), those

@@ -35,6 +35,14 @@ DEV_NETWORKS = {"local", "devnet", "devnet-fork"}
     help="Request fee in wei.",
 )
 @click.option(
+    "--failure-fee",
+    type=click.IntRange(min=0, max=2**96 - 1),
+    default=0,
+    show_default=True,
+    help="Wei a failed request keeps of its fee (at most --fee): set it at least to what reporting a "
+    "failure costs the oracle (README: the economics).",
+)
+@click.option(
     "--timeout",
     type=click.IntRange(min=1, max=2**32 - 1),
     default=3600,
@@ -55,7 +63,7 @@ DEV_NETWORKS = {"local", "devnet", "devnet-fork"}
     default=Path("data/deployment.json"),
     show_default=True,
 )
-def cli(network, alias, oracles, fee, timeout, card_paths, default_model, out):  # type: ignore[no-untyped-def]
+def cli(network, alias, oracles, fee, failure_fee, timeout, card_paths, default_model, out):  # type: ignore[no-untyped-def]
     dev = network.name in DEV_NETWORKS
     if alias:
         sender = accounts.load(alias)
@@ -74,6 +82,7 @@ def cli(network, alias, oracles, fee, timeout, card_paths, default_model, out): 
         sender,
         oracles=oracles,
         request_fee=fee,
+        failure_fee=failure_fee,
         request_timeout=timeout,
         cards=cards,
         default_model=default_model,

@@ -164,9 +164,16 @@ async function switchNetwork() {
 
 async function loadChainData() {
   try {
-    const [models, fee] = await Promise.all([state.registry.models(), state.registry.fee()]);
+    const [models, fee, kept] = await Promise.all([
+      state.registry.models(),
+      state.registry.fee(),
+      state.registry.failureFee(),
+    ]);
     state.fee = fee;
-    $("fee").textContent = fee === 0n ? "free on this chain" : `${formatEther(fee)} ETH`;
+    $("fee").textContent =
+      fee === 0n
+        ? "free on this chain"
+        : `${formatEther(fee)} ETH; if the oracle cannot read your image, ${formatEther(fee - kept)} ETH of it comes back`;
     const select = $("model");
     select.replaceChildren(...models.map((m) => new Option(m.isDefault ? `${m.name} (default)` : m.name, m.modelId)));
     select.disabled = models.length === 0;

@@ -51,6 +51,11 @@ export class Registry {
     return this.read("requestFee");
   }
 
+  /** What a failed request keeps of its fee (the rest comes back). */
+  failureFee() {
+    return this.read("failureFee");
+  }
+
   /** The X25519 keys the oracles published, as bytes32 hex: what an image is encrypted to. */
   async encryptionKeys() {
     const [, keys] = await this.read("encryptionKeys");

@@ -35,6 +35,7 @@ def deploy_registry(
     oracles: Sequence[str],
     request_fee: int,
     request_timeout: int,
+    failure_fee: int = 0,
     cards: Sequence[ModelCard],
     default_model: str | None,
 ) -> Deployment:
@@ -47,8 +48,12 @@ def deploy_registry(
     if default_model is not None and default_model not in names:
         raise DeployError(f"default model {default_model!r} is not among the cards {names}")
 
+    if failure_fee > request_fee:
+        raise DeployError(f"the failure fee ({failure_fee} wei) exceeds the request fee ({request_fee} wei)")
     registry = project.ImageRegistry.deploy(sender.address, request_fee, request_timeout, sender=sender)
     receipt = registry.creation_metadata.receipt
+    if failure_fee:
+        registry.setFailureFee(failure_fee, sender=sender)
     oracle_role = registry.ORACLE_ROLE()
     for oracle in oracles:
         registry.grantRole(oracle_role, oracle, sender=sender)
@@ -69,6 +74,7 @@ def deploy_registry(
         deployer=to_checksum_address(sender.address),
         oracles=tuple(to_checksum_address(o) for o in oracles),
         request_fee=request_fee,
+        failure_fee=failure_fee,
         request_timeout=request_timeout,
         models=tuple(models),
         default_model=default_id,

@@ -34,6 +34,7 @@ class Deployment(BaseModel):
     deployer: ChecksumAddress
     oracles: tuple[ChecksumAddress, ...]
     request_fee: int = Field(ge=0)
+    failure_fee: int = Field(0, ge=0)
     request_timeout: int = Field(gt=0)
     models: tuple[DeployedModel, ...]
     default_model: str | None

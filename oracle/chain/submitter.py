@@ -73,8 +73,18 @@ class Submitter:
         )
         return await self._send(call, on_signed)
 
-    async def report_failure(self, image_id: str, reason: int, on_signed: OnSigned | None = None) -> Sent:
-        call = self.registry.contract.functions.reportFailure(bytes.fromhex(image_id[2:]), reason)
+    async def report_failures(
+        self, items: Sequence[tuple[str, int]], on_signed: OnSigned | None = None
+    ) -> Sent:
+        """reportFailures for several, reportFailure for one: (imageId hex, FailureReason) pairs."""
+        ids = [bytes.fromhex(i[2:]) for i, _ in items]
+        reasons = [reason for _, reason in items]
+        functions = self.registry.contract.functions
+        call = (
+            functions.reportFailure(ids[0], reasons[0])
+            if len(items) == 1
+            else functions.reportFailures(ids, reasons)
+        )
         return await self._send(call, on_signed)
 
     async def _send(self, call: Any, on_signed: OnSigned | None) -> Sent:

@@ -1,6 +1,7 @@
-"""Random sequences of register / post / batch / fail / cancel / time travel / fee changes / withdraw
-against a model of what the registry must do. After every step: status only moved forward, every
-image was refunded at most once, and the contract's balance equals the fees it holds."""
+"""Random sequences of register / post / batch / fail / batch fail / cancel / time travel / fee and
+failure fee changes / withdraw against a model of what the registry must do. After every step:
+status only moved forward, every image was refunded at most once, and the contract's balance
+equals the fees it holds."""
 
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ TERMINAL = {Status.CLASSIFIED, Status.FAILED, Status.CANCELLED}
 class Image:
     owner: object
     fee: int
+    failure_fee: int
     registered_at: int
     status: int = Status.PENDING
     refunds: int = 0
@@ -45,6 +47,7 @@ def test_registry_state_machine(project, chain, accounts):
             self.registry.registerModel(MODEL_B, "b", "", sender=admin)
             self.registry.setDefaultModel(MODEL_A, sender=admin)
             self.fee = FEE
+            self.failure_fee = 0
             self.images: dict[bytes, Image] = {}
             self.seen: dict[bytes, int] = {}
             self.earned = 0
@@ -66,7 +69,10 @@ def test_registry_state_machine(project, chain, accounts):
             cid = f"bafkreitestimage{next(counter):043d}"
             tx = self.registry.registerImage(cid, model, sender=owners[owner], value=self.fee)
             self.images[image_id(owners[owner], cid)] = Image(
-                owners[owner], self.fee, chain.provider.get_block(tx.block_number).timestamp
+                owners[owner],
+                self.fee,
+                self.failure_fee if self.fee else 0,
+                chain.provider.get_block(tx.block_number).timestamp,
             )
 
         @precondition(lambda self: self.images)
@@ -97,7 +103,7 @@ def test_registry_state_machine(project, chain, accounts):
             assert len(tx.events) == expected
 
         @precondition(lambda self: self.images)
-        @rule(index=st.integers(min_value=0), reason=st.integers(min_value=1, max_value=7))
+        @rule(index=st.integers(min_value=0), reason=st.integers(min_value=1, max_value=10))
         def fail(self, index: int, reason: int) -> None:
             iid = self.pick(index)
             image = self.images[iid]
@@ -107,9 +113,27 @@ def test_registry_state_machine(project, chain, accounts):
                 return
             before = image.owner.balance
             self.registry.reportFailure(iid, reason, sender=oracle)
-            assert image.owner.balance == before + image.fee
+            self.failed(image, before)
+
+        def failed(self, image: Image, balance_before: int) -> None:
+            assert image.owner.balance == balance_before + image.fee - image.failure_fee
             image.status = Status.FAILED
+            self.earned += image.failure_fee
             self.record_refund(image)
+
+        @precondition(lambda self: self.images)
+        @rule(indices=st.lists(st.integers(min_value=0), max_size=6))
+        def fail_batch(self, indices: list[int]) -> None:
+            batch = list(dict.fromkeys(self.pick(i) for i in indices))
+            pending = [self.images[iid] for iid in batch if self.images[iid].status == Status.PENDING]
+            balances = {image.owner: image.owner.balance for image in pending}
+            self.registry.reportFailures(batch, [3] * len(batch), sender=oracle)
+            for image in pending:
+                balances[image.owner] += image.fee - image.failure_fee
+                image.status = Status.FAILED
+                self.earned += image.failure_fee
+                self.record_refund(image)
+            assert {owner: owner.balance for owner in balances} == balances
 
         @precondition(lambda self: self.images)
         @rule(index=st.integers(min_value=0))
@@ -137,8 +161,23 @@ def test_registry_state_machine(project, chain, accounts):
 
         @rule(fee=st.sampled_from([0, 1, FEE, 7 * FEE]))
         def set_fee(self, fee: int) -> None:
+            if fee < self.failure_fee:
+                with ape.reverts(self.registry.FailureFeeAboveRequestFee):
+                    self.registry.setRequestFee(fee, sender=admin)
+                return
             self.registry.setRequestFee(fee, sender=admin)
             self.fee = fee
+
+        @rule(share=st.sampled_from([0, 1, 2, 3]))
+        def set_failure_fee(self, share: int) -> None:
+            """None, a quarter or half of the request fee; or more than it, refused."""
+            fee = self.fee * share // 4 if share < 3 else self.fee + 1
+            if fee > self.fee:
+                with ape.reverts(self.registry.FailureFeeAboveRequestFee):
+                    self.registry.setFailureFee(fee, sender=admin)
+                return
+            self.registry.setFailureFee(fee, sender=admin)
+            self.failure_fee = fee
 
         @rule(fraction=st.sampled_from([0.0, 0.5, 1.0]))
         def withdraw(self, fraction: float) -> None:

@@ -41,6 +41,7 @@ def test_deployment_file_matches_the_chain(registry, deployment, project):
     assert registry.getModel(card.model_id) == (1, True)
     assert registry.defaultModel() == card.model_id
     assert registry.requestFee() == deployment.request_fee
+    assert registry.failureFee() == deployment.failure_fee
     assert registry.requestTimeout() == deployment.request_timeout
     assert registry.hasRole(registry.DEFAULT_ADMIN_ROLE(), deployment.deployer)
     for oracle in deployment.oracles:
@@ -63,7 +64,9 @@ def test_register_post_fail_cancel_on_the_fork(registry, deployment, accounts, c
 
     assert registry.postResults.call([posted, posted], [b"\x01" * 32] * 2, sender=oracle) == 1
     registry.postResults([posted], [b"\x01" * 32], sender=oracle)
-    registry.reportFailure(failed, 2, sender=oracle)
+    tx = registry.reportFailure(failed, 2, sender=oracle)
+    refund = deployment.request_fee - deployment.failure_fee
+    assert registry.Refunded(imageId=failed, owner=patient, amount=refund) in tx.events
     with ape.reverts(registry.AccessControlUnauthorizedAccount):
         registry.postResult(cancelled, b"\x01" * 32, sender=patient)
     chain.pending_timestamp += deployment.request_timeout
