@@ -12,6 +12,11 @@
 //   GET  /ipfs/{cid}              trustless gateway: ?format=raw (one block), ?format=car
 //                                 (the DAG as a CARv1), otherwise the file itself
 // It prints one line `ipfs node listening on URL` once it accepts connections.
+//
+// Every request is bounded: an upload is read up to --max-upload-bytes, a file is served only if
+// its declared size is within that bound (checked before a byte is read) and streamed with
+// backpressure, a CAR holds each block once. A malformed request gets a 4xx, never a crash.
+import { once } from "node:events";
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
@@ -62,6 +67,7 @@ class HttpError extends Error {
 }
 
 function cors(res) {
+  res.setHeader("X-Content-Type-Options", "nosniff");
   res.setHeader("Access-Control-Allow-Origin", args["cors-origin"]);
   res.setHeader("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept");
   res.setHeader("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
@@ -96,7 +102,14 @@ function readUpload(req) {
     let sawFile = false;
     let tooLarge = false;
     let options = {};
+    const fail = (err) => {
+      reject(err instanceof HttpError ? err : new HttpError(400, `malformed multipart body: ${err.message}`));
+      req.unpipe(parser);
+      req.resume();
+    };
+    req.on("error", fail);
     parser.on("file", (name, stream) => {
+      stream.on("error", fail); // a truncated body errors the file stream: it must not crash the node
       if (name !== "file") {
         stream.resume();
         return;
@@ -112,13 +125,20 @@ function readUpload(req) {
     });
     parser.on("field", (name, value) => {
       if (name !== "pinataOptions") return;
+      let parsed;
       try {
-        options = JSON.parse(value);
+        parsed = JSON.parse(value);
       } catch {
-        reject(new HttpError(400, "pinataOptions is not JSON"));
+        fail(new HttpError(400, "pinataOptions is not JSON"));
+        return;
       }
+      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+        fail(new HttpError(400, "pinataOptions must be a JSON object"));
+        return;
+      }
+      options = parsed;
     });
-    parser.on("error", (err) => reject(new HttpError(400, `malformed multipart body: ${err.message}`)));
+    parser.on("error", fail);
     parser.on("close", () => {
       if (tooLarge) reject(new HttpError(413, `file larger than ${maxUpload} bytes`));
       else if (!sawFile) reject(new HttpError(400, "no `file` part in the upload"));
@@ -212,7 +232,7 @@ async function gateway(req, res, url) {
       return;
     }
     const pump = (async () => {
-      for await (const chunk of out) res.write(chunk);
+      for await (const chunk of out) await send(res, chunk);
     })();
     for await (const block of dagBlocks(cid)) await writer.put(block);
     await writer.close();
@@ -227,11 +247,30 @@ async function gateway(req, res, url) {
     throw err;
   });
   if (entry.type !== "file" && entry.type !== "raw") throw new HttpError(400, `${cid} is a ${entry.type}, not a file`);
-  const chunks = [];
-  for await (const chunk of entry.content()) chunks.push(chunk);
-  const body = Buffer.concat(chunks);
-  res.writeHead(200, { ...headers, "Content-Type": contentType(body.subarray(0, 16)), "Content-Length": body.length });
-  res.end(req.method === "HEAD" ? undefined : body);
+  const size = Number(entry.size);
+  if (!Number.isSafeInteger(size) || size > maxUpload) {
+    throw new HttpError(413, `${cid} declares ${entry.size} bytes; this node serves files up to ${maxUpload}`);
+  }
+  const content = entry.content()[Symbol.asyncIterator]();
+  const first = await content.next();
+  const head = first.done ? new Uint8Array() : first.value;
+  res.writeHead(200, { ...headers, "Content-Type": contentType(head.subarray(0, 16)), "Content-Length": size });
+  if (req.method === "HEAD") {
+    res.end();
+    return;
+  }
+  let sent = 0;
+  for (let chunk = first; !chunk.done; chunk = await content.next()) {
+    sent += chunk.value.length;
+    if (sent > size) throw new Error(`${cid} holds more than the ${size} bytes it declares`);
+    await send(res, chunk.value);
+  }
+  res.end();
+}
+
+/** Writes with backpressure: a slow reader holds this request, not the node's memory. */
+async function send(res, chunk) {
+  if (!res.write(chunk)) await Promise.race([once(res, "drain"), once(res, "close")]);
 }
 
 const server = createServer(async (req, res) => {
