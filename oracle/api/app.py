@@ -26,7 +26,7 @@ from oracle.ipfs.errors import CidError
 from oracle.ml.card import ModelCard
 from oracle.ml.checkpoint import CARD_FILE
 from oracle.store.db import Database
-from oracle.store.models import Job, JobState
+from oracle.store.models import Job, JobState, Outcome
 
 OPENAPI = Path(__file__).with_name("openapi.json")
 IMAGE_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -86,6 +86,7 @@ def create_app(
         app[AUTH] = auth_config
         app.router.add_post("/v1/auth/nonce", sign_in_nonce)
         app.router.add_post("/v1/auth/verify", sign_in_verify)
+        app.router.add_post("/v1/auth/signout", sign_out)
         app.router.add_get("/v1/images/{ref}/document", document)
         app.router.add_post("/v1/grants", grants)
         app.router.add_post("/v1/grants/revoke", revoke)
@@ -280,11 +281,18 @@ async def document(request: web.Request) -> web.Response:
     job = await find_job(db, request.match_info["ref"], reader)
     if not await auth.may_read(db, reader, job):
         raise ApiError(403, "forbidden", f"{reader} may not read this image's result")
+    if job.outcome == Outcome.FAILURE:
+        reason = FailureReason(job.failure_reason).name.lower() if job.failure_reason else "unknown"
+        raise ApiError(404, "classification_failed", f"the oracle could not classify this image ({reason})")
     if job.state != JobState.CONFIRMED or job.document is None:
-        raise ApiError(404, "no_result", f"no confirmed result for this image (state: {job.state})")
+        raise ApiError(404, "no_result", f"no result for this image yet (state: {job.state})")
     return web.json_response(
         {"image_id": job.image_id, "result_hash": job.result_hash, "document": job.document}
     )
+
+
+async def sign_out(request: web.Request) -> web.Response:
+    return web.json_response({"address": await auth.sign_out(request, request.app[DB]), "signed_out": True})
 
 
 async def grants(request: web.Request) -> web.Response:

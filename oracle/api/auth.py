@@ -12,13 +12,14 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.address import is_address, to_checksum_address
 from siwe import SiweMessage, VerificationError, generate_nonce
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from oracle.api.errors import ApiError
 from oracle.store.db import Database
 from oracle.store.models import ApiSession, AuthNonce, Grant, Job, now
 
 ALL_IMAGES = "0x" + "00" * 32
+MAX_EXPIRY = 2**63 - 1  # the column's range; in seconds, 292 billion years
 GRANT_TYPES = {
     "Grant": [
         {"name": "owner", "type": "address"},
@@ -82,6 +83,9 @@ async def issue_nonce(db: Database, config: AuthConfig, address: str) -> dict[st
         expiration_time=(issued + config.nonce_ttl).isoformat(timespec="seconds").replace("+00:00", "Z"),
     )
     async with db.transaction() as session:
+        # Expired nonces go as new ones come: the table holds at most what the rate limit lets in
+        # during one nonce lifetime.
+        await session.execute(delete(AuthNonce).where(AuthNonce.expires_at < issued))
         session.add(AuthNonce(nonce=nonce, address=address, expires_at=issued + config.nonce_ttl))
     return {"message": message.prepare_message(), "nonce": nonce}
 
@@ -95,6 +99,8 @@ async def verify_sign_in(db: Database, config: AuthConfig, text: str, signature:
         raise ApiError(
             401, "wrong_chain", f"signed for chain {message.chain_id}, this API serves {config.chain_id}"
         )
+    if message.uri != config.uri:
+        raise ApiError(401, "wrong_uri", f"signed for {message.uri}, this API serves {config.uri}")
     try:
         message.verify(signature, domain=config.domain, timestamp=now())
     except (VerificationError, ValueError) as exc:
@@ -109,18 +115,32 @@ async def verify_sign_in(db: Database, config: AuthConfig, text: str, signature:
         if _utc(record.expires_at) < now():
             raise ApiError(401, "nonce_expired", "this nonce has expired; ask for a new one")
         record.used_at = now()
+        await session.execute(delete(ApiSession).where(ApiSession.expires_at < now()))
         token = secrets.token_urlsafe(32)
         expires = now() + config.session_ttl
         session.add(ApiSession(token_sha256=_hash(token), address=address, expires_at=expires))
     return {"token": token, "address": address, "expires_at": expires.isoformat()}
 
 
-async def authenticated(request: web.Request, db: Database) -> str:
+async def sign_out(request: web.Request, db: Database) -> str:
+    """Ends the session whose token the request carries; returns its address."""
+    address = await authenticated(request, db)
+    async with db.transaction() as session:
+        await session.execute(delete(ApiSession).where(ApiSession.token_sha256 == _hash(_token(request))))
+    return address
+
+
+def _token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    return header[7:] if header.startswith("Bearer ") else ""
+
+
+async def authenticated(request: web.Request, db: Database) -> str:
+    token = _token(request)
+    if not token:
         raise ApiError(401, "unauthorized", "sign in first: Authorization: Bearer <token>")
     async with db.transaction() as session:
-        record = await session.get(ApiSession, _hash(header[7:]))
+        record = await session.get(ApiSession, _hash(token))
     if record is None or _utc(record.expires_at) < now():
         raise ApiError(401, "session_expired", "unknown or expired token; sign in again")
     return record.address
@@ -187,8 +207,8 @@ async def add_grant(db: Database, config: AuthConfig, body: dict[str, Any]) -> d
     owner, viewer = checksum(grant.get("owner")), checksum(grant.get("viewer"))
     image_id, nonce = _bytes32(grant.get("imageId"), "imageId"), _bytes32(grant.get("nonce"), "nonce")
     expiry = grant.get("expiry")
-    if not isinstance(expiry, int) or isinstance(expiry, bool) or not 0 < expiry < 2**64:
-        raise ApiError(400, "invalid_grant", "expiry must be a unix time in seconds")
+    if not isinstance(expiry, int) or isinstance(expiry, bool) or not 0 < expiry <= MAX_EXPIRY:
+        raise ApiError(400, "invalid_grant", f"expiry must be a unix time in seconds, at most {MAX_EXPIRY}")
     if expiry <= now().timestamp():
         raise ApiError(400, "grant_expired", "the grant has already expired")
     message = {"owner": owner, "viewer": viewer, "imageId": image_id, "expiry": expiry, "nonce": nonce}

@@ -1,5 +1,6 @@
 """JSON errors with stable codes: every failure a client sees is `{"error": {"code", "message"}}`."""
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -7,6 +8,7 @@ from aiohttp import web
 from oracle.errors import HistochainError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger("histochain.api")
 
 
 class ApiError(HistochainError):
@@ -44,3 +46,6 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if "Allow" in exc.headers:  # a 405 must say which methods are allowed
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, "internal_error", "the API failed on this request; it is logged")

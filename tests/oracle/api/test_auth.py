@@ -8,18 +8,22 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from multiformats import CID
 from siwe import SiweMessage
+from sqlalchemy import func, select
 
 from oracle.api import auth
 from oracle.api.app import ApiConfig, create_app
+from oracle.api.errors import json_errors
 from oracle.chain.registry import image_id_for
 from oracle.document import verify
 from oracle.ipfs import cid as cids
 from oracle.store.db import Database
+from oracle.store.models import ApiSession, AuthNonce, Outcome, now
 from tests.oracle.api.client import get, post, sign_in, sign_text
 from tests.oracle.api.conftest import job, seed
 from tests.support import serve
@@ -173,6 +177,7 @@ async def siwe_for(api: str, account: LocalAccount, **changes: Any) -> tuple[str
         ({"domain": "evil.example"}, "invalid_signature"),
         ({"chain_id": 1}, "wrong_chain"),
         ({"nonce": "notissued123"}, "unknown_nonce"),
+        ({"uri": "https://evil.example/phish"}, "wrong_uri"),
     ],
 )
 async def test_sign_in_refuses_wrong_domain_chain_or_nonce(api: str, changes: dict[str, Any], code: str):
@@ -256,3 +261,86 @@ async def test_a_cid_finds_only_the_signed_in_owners_record_and_an_exact_form_wi
     assert (await get(f"{api}/v1/images/{v1}", owner))[1]["image_id"] == as_v1.image_id
     base36 = CID.decode(v1).encode("base36")  # a form nobody registered: found through its normal form
     assert (await get(f"{api}/v1/images/{base36}", owner))[1]["image_id"] == as_v1.image_id
+
+
+@pytest.mark.parametrize("expiry", [2**63, 2**64 - 1])
+async def test_a_grant_expiry_past_what_can_be_stored_is_a_json_400(
+    api: str, image: str, expiry: int
+) -> None:
+    """It was a 500 with no JSON: the number overflowed the database column."""
+    status, body = await post(api + "/v1/grants", signed_grant(OWNER_KEY, VIEWER_KEY.address, image, expiry))
+    assert (status, body["error"]["code"]) == (400, "invalid_grant")
+
+
+async def test_signing_out_ends_the_session(api: str, image: str) -> None:
+    token = await sign_in(api, OWNER_KEY)
+    assert (await get(f"{api}/v1/images/{image}/document", token))[0] == 200
+    status, body = await post(api + "/v1/auth/signout", {}, token)
+    assert (status, body) == (200, {"address": OWNER_KEY.address, "signed_out": True})
+    status, body = await get(f"{api}/v1/images/{image}/document", token)
+    assert (status, body["error"]["code"]) == (401, "session_expired")
+    assert (await post(api + "/v1/auth/signout", {}, token))[0] == 401
+
+
+async def test_expired_nonces_and_sessions_are_purged(database: Database) -> None:
+    """Rows do not pile up: an expired nonce goes when a new one is issued, an expired session
+    when a new one starts."""
+    config = auth.AuthConfig(
+        AUTH.domain, AUTH.uri, AUTH.chain_id, AUTH.registry, nonce_ttl=timedelta(0), session_ttl=timedelta(0)
+    )
+    runner, api = await serve(create_app(database, ApiConfig(rate_per_second=1000, rate_burst=1000), config))
+    try:
+        for _ in range(5):
+            assert (await post(api + "/v1/auth/nonce", {"address": OWNER_KEY.address}))[0] == 200
+        async with database.transaction() as session:
+            assert await session.scalar(select(func.count()).select_from(AuthNonce)) == 1
+            session.add(
+                ApiSession(token_sha256="ab" * 32, address=OWNER_KEY.address, expires_at=now() - timedelta(1))
+            )
+        live = timedelta(hours=1)
+        fresh = auth.AuthConfig(AUTH.domain, AUTH.uri, AUTH.chain_id, AUTH.registry, session_ttl=live)
+        await auth.verify_sign_in(database, fresh, *(await _signed_nonce(database, fresh)))
+        async with database.transaction() as session:
+            tokens = (await session.scalars(select(ApiSession.token_sha256))).all()
+        assert "ab" * 32 not in tokens
+        assert len(tokens) == 1
+    finally:
+        await runner.cleanup()
+
+
+async def _signed_nonce(database: Database, config: auth.AuthConfig) -> tuple[str, str]:
+    issued = await auth.issue_nonce(database, config, OWNER_KEY.address)
+    return issued["message"], sign_text(OWNER_KEY, issued["message"])
+
+
+async def test_a_failed_images_document_request_says_why(api: str, database: Database) -> None:
+    failed = job(30, owner=OWNER_KEY.address)
+    failed.outcome, failed.failure_reason, failed.document, failed.result_hash = (
+        Outcome.FAILURE,
+        10,
+        None,
+        None,
+    )
+    await seed(database, [failed])
+    token = await sign_in(api, OWNER_KEY)
+    status, body = await get(f"{api}/v1/images/{failed.image_id}/document", token)
+    assert status == 404
+    assert body["error"] == {
+        "code": "classification_failed",
+        "message": "the oracle could not classify this image (not_tissue)",
+    }
+
+
+async def test_an_unexpected_error_is_still_a_json_answer() -> None:
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("a bug")
+
+    app = web.Application(middlewares=[json_errors])
+    app.router.add_get("/broken", broken)
+    runner, url = await serve(app)
+    try:
+        status, body = await get(url + "/broken")
+    finally:
+        await runner.cleanup()
+    assert (status, body["error"]["code"]) == (500, "internal_error")
+    assert "a bug" not in body["error"]["message"]
