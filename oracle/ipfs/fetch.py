@@ -4,9 +4,11 @@ Raw CIDs come as one block (``?format=raw``), UnixFS files as a CAR (``?format=c
 nothing leaves this module unless it matches the CID. One `attempt` asks every gateway in turn
 within a deadline, each request with its own timeout and a byte cap while streaming. A gateway that
 answers 4xx/5xx, times out or sends bytes that are not the content (`WrongAnswer`) has failed, and
-the next one is asked; a verdict about the content itself (too large, or correctly hashed blocks
-that make no file) needs every gateway to give one. Whether and when to try again is the caller's
-business (the daemon spaces its retries over a grace period); `fetch` retries for simple callers.
+the next one is asked. Correctly hashed blocks that make no acceptable file are proof about the
+content itself (no gateway can answer otherwise for that CID), so that verdict stands at once;
+a body too large to read is only a gateway's claim, a verdict when every gateway makes it.
+Whether and when to try again is the caller's business (the daemon spaces its retries over a
+grace period); `fetch` retries for simple callers.
 """
 
 import asyncio
@@ -91,19 +93,26 @@ class GatewayFetcher:
                 continue
             try:
                 body = await self._download(gateway, cid, min(self.timeout, remaining))
-                return Attempt(data=await self.verify(str(cid), raw, body, self.max_bytes))
             except TimeoutError as exc:
                 slow = True
                 failures.append(f"{gateway}: timed out ({type(exc).__name__})")
-            except WrongAnswer as exc:
-                failures.append(f"{gateway}: answered wrongly: {exc}")
-            except (ContentTooLarge, ContentMismatch) as exc:
+                continue
+            except ContentTooLarge as exc:
                 verdicts.append(exc)
+                continue
             except ContentNotFound:
                 missing += 1
                 failures.append(f"{gateway}: not found")
+                continue
             except (TransientAnswer, IpfsError, aiohttp.ClientError) as exc:
                 failures.append(f"{gateway}: {type(exc).__name__}: {exc}")
+                continue
+            try:
+                return Attempt(data=await self.verify(str(cid), raw, body, self.max_bytes))
+            except WrongAnswer as exc:
+                failures.append(f"{gateway}: answered wrongly: {exc}")
+            except (ContentTooLarge, ContentMismatch) as exc:
+                return Attempt(verdict=exc)
         if len(verdicts) == len(self.gateways):
             return Attempt(verdict=verdicts[0])
         return Attempt(failures=failures, missing=missing, slow=slow)

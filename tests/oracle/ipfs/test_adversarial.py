@@ -16,6 +16,7 @@ from multiformats import varint
 from oracle.dev.ipfs import IpfsNode
 from oracle.ipfs import cid as cids
 from oracle.ipfs.errors import (
+    ContentMismatch,
     ContentNotFound,
     ContentTooLarge,
     GatewayUnavailable,
@@ -23,6 +24,7 @@ from oracle.ipfs.errors import (
 )
 from oracle.ipfs.fetch import Fetched, GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
+from tests.oracle.ipfs.dags import Dag
 from tests.support import serve_gateway
 
 Tamper = Callable[[str, bytes], bytes]
@@ -206,6 +208,25 @@ async def test_a_gateway_that_answers_wrongly_is_a_failed_gateway_not_a_verdict(
     fetched = await make_fetcher(url, ipfs_node.url, attempts=1).fetch(cid)
     assert fetched.data == data
     assert gateway.requests == 1
+
+
+async def test_hashed_blocks_that_make_no_file_are_a_verdict_from_one_gateway(make_fetcher, ipfs_node):
+    """Blocks that hash to the CID are the content itself; no other gateway could answer otherwise,
+    so the verdict stands although the second gateway has never heard of the CID."""
+    dag = Dag()
+    leaf = dag.raw(b"x" * 100)
+    dag.node([leaf], filesize=1 << 19, blocksizes=(1 << 19,))
+    car = dag.car()
+
+    async def serve_the_dag(request: web.Request) -> web.Response:
+        return web.Response(body=car)
+
+    runner, url = await serve_gateway(serve_the_dag)
+    try:
+        with pytest.raises(ContentMismatch, match="declares"):
+            await make_fetcher(url, ipfs_node.url, attempts=1).fetch(str(dag.root))
+    finally:
+        await runner.cleanup()
 
 
 async def test_gateway_that_never_answers_times_out(hostile, make_fetcher, pinata):
