@@ -21,39 +21,62 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dag_cbor
-from multiformats import CID, varint
+from multiformats import CID
 
 from oracle.ipfs.errors import ContentMismatch, ContentTooLarge, WrongAnswer
 
 UNIXFS_RAW, UNIXFS_FILE = 0, 2
+RAW, DAG_PB, SHA2_256 = 0x55, 0x70, 0x12
 MAX_DEPTH = 64
 BLOCKS_PER_KIB = 1  # the smallest chunks importers make are 1 KiB
 SPARE_BLOCKS = 64
-Key = tuple[str, bytes]
+Key = tuple[int, bytes]  # (codec, digest): one block, however its CID is spelled
 
 
-def verify_block(cid: CID, data: bytes) -> None:
-    if cid.hashfun.name != "sha2-256":
-        raise ContentMismatch(f"{cid}: unsupported hash {cid.hashfun.name}")
-    if hashlib.sha256(data).digest() != bytes(cid.raw_digest):
-        raise WrongAnswer(f"block does not hash to {cid}")
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A CID as read from untrusted bytes. Parsed here rather than by `multiformats`, whose
+    per-call type validation costs ~0.5 ms a CID: an attacker's CAR may hold 30k of them."""
+
+    codec: int
+    hash_code: int
+    digest: bytes
+    raw: bytes
+
+    @classmethod
+    def of(cls, cid: CID) -> "Link":
+        return cls(cid.codec.code, cid.hashfun.code, bytes(cid.raw_digest), bytes(cid))
+
+    @property
+    def key(self) -> Key:
+        return self.codec, self.digest
+
+    def __str__(self) -> str:
+        try:
+            cid = CID.decode(self.raw)
+            return str(cid if cid.version == 0 else cid.set(base="base32"))
+        except Exception:  # noqa: BLE001 - a codec multiformats does not know still names a block
+            return f"cid 0x{self.raw.hex()}"
+
+
+def verify_block(link: Link, data: bytes) -> None:
+    if link.hash_code != SHA2_256 or len(link.digest) != 32:
+        raise ContentMismatch(f"{link}: unsupported hash 0x{link.hash_code:x}")
+    if hashlib.sha256(data).digest() != link.digest:
+        raise WrongAnswer(f"block does not hash to {link}")
 
 
 def verify_raw(cid: CID, data: bytes) -> bytes:
-    verify_block(cid, data)
+    verify_block(Link.of(cid), data)
     return data
 
 
-def _key(cid: CID) -> Key:
-    return (cid.codec.name, bytes(cid.digest))
-
-
-def read_car(car: bytes) -> tuple[list[CID], dict[Key, tuple[CID, bytes]]]:
+def read_car(car: bytes) -> tuple[list[CID], dict[Key, tuple[Link, bytes]]]:
     """CARv1: a varint-prefixed DAG-CBOR header {version: 1, roots: [...]}, then varint-prefixed
     (CID bytes, block bytes) sections. Every block is hash-checked here, once. Any fault in the
     framing is the gateway's; too many blocks is the content's (an honest gateway sends them all)."""
     max_blocks = len(car) // 1024 * BLOCKS_PER_KIB + SPARE_BLOCKS
-    blocks: dict[Key, tuple[CID, bytes]] = {}
+    blocks: dict[Key, tuple[Link, bytes]] = {}
     sections = 0
     try:
         length, offset = _uvarint(car, 0)
@@ -71,10 +94,10 @@ def read_car(car: bytes) -> tuple[list[CID], dict[Key, tuple[CID, bytes]]]:
             if len(section) != length:
                 raise WrongAnswer("truncated CAR: a section ends early")
             offset += length
-            cid, cid_length = _read_cid(section)
+            link, cid_length = read_cid(section, 0)
             data = section[cid_length:]
-            verify_block(cid, data)
-            blocks[_key(cid)] = (cid, data)
+            verify_block(link, data)
+            blocks[link.key] = (link, data)
     except WrongAnswer:
         raise
     except MemoryError:
@@ -87,33 +110,40 @@ def read_car(car: bytes) -> tuple[list[CID], dict[Key, tuple[CID, bytes]]]:
 
 
 def _uvarint(data: bytes, offset: int) -> tuple[int, int]:
-    if offset >= len(data):
-        raise ContentMismatch("truncated varint")
-    try:
-        value, length, _ = varint.decode_raw(data[offset : offset + 10])
-    except ValueError:
-        raise ContentMismatch("malformed varint") from None
-    if offset + length > len(data):
-        raise ContentMismatch("truncated varint")
-    return value, offset + length
+    """An unsigned varint at `offset` and the offset past it: at most 9 bytes, minimally encoded
+    (the multiformats rule)."""
+    value = shift = 0
+    for at in range(offset, min(offset + 9, len(data))):
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if byte == 0 and at > offset:
+                raise ContentMismatch("malformed varint: not minimally encoded")
+            return value, at + 1
+        shift += 7
+    raise ContentMismatch("truncated varint" if len(data) < offset + 9 else "malformed varint: over 9 bytes")
 
 
-def _read_cid(section: bytes) -> tuple[CID, int]:
-    if section[:2] == b"\x12\x20":  # CIDv0: a bare sha2-256 multihash
-        return CID.decode(section[:34]), 34
-    version, offset = _uvarint(section, 0)
-    codec, offset = _uvarint(section, offset)
-    _, offset = _uvarint(section, offset)  # multihash code
-    digest_length, offset = _uvarint(section, offset)
-    end = offset + digest_length
-    if version != 1 or end > len(section):
-        raise ContentMismatch(f"malformed CID in CAR (version {version}, codec {codec})")
-    return CID.decode(section[:end]), end
+def read_cid(buf: bytes, offset: int) -> tuple[Link, int]:
+    """The CID at `offset` (v0: a bare sha2-256 multihash; v1) and the offset past it."""
+    if buf[offset : offset + 2] == b"\x12\x20":
+        end = offset + 34
+        if end > len(buf):
+            raise ContentMismatch("truncated CIDv0")
+        return Link(DAG_PB, SHA2_256, buf[offset + 2 : end], buf[offset:end]), end
+    version, at = _uvarint(buf, offset)
+    codec, at = _uvarint(buf, at)
+    hash_code, at = _uvarint(buf, at)
+    digest_length, at = _uvarint(buf, at)
+    end = at + digest_length
+    if version != 1 or end > len(buf):
+        raise ContentMismatch(f"malformed CID (version {version}, codec 0x{codec:x})")
+    return Link(codec, hash_code, buf[at:end], buf[offset:end]), end
 
 
 @dataclass
 class PBNode:
-    links: list[CID]
+    links: list[Link]
     data: bytes
 
 
@@ -151,7 +181,10 @@ def decode_pb(block: bytes) -> PBNode:
             link_hash = next((v for n, _, v in _fields(value) if n == 1 and isinstance(v, bytes)), None)
             if link_hash is None:
                 raise ContentMismatch("dag-pb link without a hash")
-            links.append(CID.decode(link_hash))
+            link, end = read_cid(link_hash, 0)
+            if end != len(link_hash):
+                raise ContentMismatch("dag-pb link hash is not one CID")
+            links.append(link)
         elif number == 1 and isinstance(value, bytes):
             data = value
     return PBNode(links, data)
@@ -185,16 +218,16 @@ class _Node:
     children: list[Key]
 
 
-def _check(root: CID, blocks: dict[Key, tuple[CID, bytes]], max_bytes: int) -> tuple[dict[Key, _Node], int]:
+def _check(root: Link, blocks: dict[Key, tuple[Link, bytes]], max_bytes: int) -> tuple[dict[Key, _Node], int]:
     """Every distinct node reachable from `root`, checked once, children first; returns them with
     the file's size. Depth-first with an explicit stack: no recursion for an attacker to exhaust."""
     nodes: dict[Key, _Node] = {}
     sizes: dict[Key, int] = {}
     declared: dict[Key, list[int]] = {}
-    stack: list[tuple[CID, int, bool]] = [(root, 0, False)]
+    stack: list[tuple[Link, int, bool]] = [(root, 0, False)]
     while stack:
         cid, depth, expanded = stack.pop()
-        key = _key(cid)
+        key = cid.key
         if key in sizes:
             continue
         if depth > MAX_DEPTH:
@@ -209,11 +242,11 @@ def _check(root: CID, blocks: dict[Key, tuple[CID, bytes]], max_bytes: int) -> t
         if entry is None:
             raise WrongAnswer(f"truncated CAR: block {cid} is missing")
         data = entry[1]
-        if cid.codec.name == "raw":
+        if cid.codec == RAW:
             nodes[key], sizes[key] = _Node(data, []), len(data)
             continue
-        if cid.codec.name != "dag-pb":
-            raise ContentMismatch(f"{cid}: unexpected codec {cid.codec.name} in a file DAG")
+        if cid.codec != DAG_PB:
+            raise ContentMismatch(f"{cid}: unexpected codec 0x{cid.codec:x} in a file DAG")
         node = decode_pb(data)
         unixfs = decode_unixfs(node.data)
         if unixfs.kind not in (UNIXFS_FILE, UNIXFS_RAW):
@@ -227,11 +260,11 @@ def _check(root: CID, blocks: dict[Key, tuple[CID, bytes]], max_bytes: int) -> t
             raise ContentMismatch(f"{cid}: filesize {unixfs.filesize}, its data and blocks {size} bytes")
         if size > max_bytes:
             raise ContentTooLarge(f"{root}: {cid} declares {size} bytes, more than {max_bytes}")
-        nodes[key] = _Node(unixfs.payload, [_key(link) for link in node.links])
+        nodes[key] = _Node(unixfs.payload, [link.key for link in node.links])
         declared[key] = unixfs.blocksizes
         stack.append((cid, depth, True))
         stack.extend((link, depth + 1, False) for link in reversed(node.links))
-    return nodes, sizes[_key(root)]
+    return nodes, sizes[root.key]
 
 
 def _assemble(root: Key, nodes: dict[Key, _Node], size: int, max_visits: int) -> bytes:
@@ -254,14 +287,15 @@ def _assemble(root: Key, nodes: dict[Key, _Node], size: int, max_visits: int) ->
 def verify_car(root: CID, car: bytes, max_bytes: int) -> bytes:
     """The file under `root`, reassembled from a CAR whose every block was verified."""
     roots, blocks = read_car(car)
-    if _key(root) not in {_key(r) for r in roots}:
+    top = Link.of(root)
+    if top.key not in {Link.of(r).key for r in roots}:
         raise WrongAnswer(f"the CAR's roots {[str(r) for r in roots]} do not include {root}")
     try:
-        nodes, size = _check(root, blocks, max_bytes)
+        nodes, size = _check(top, blocks, max_bytes)
         foreign = len(set(blocks) - set(nodes))
         if foreign:
             raise WrongAnswer(f"the CAR holds {foreign} block(s) that are not part of {root}")
-        return _assemble(_key(root), nodes, size, len(blocks) + max_bytes // 1024)
+        return _assemble(top.key, nodes, size, len(blocks) + max_bytes // 1024)
     except (ContentMismatch, ContentTooLarge):
         raise
     except MemoryError:

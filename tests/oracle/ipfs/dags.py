@@ -1,6 +1,7 @@
 """Building UnixFS DAGs and CARs byte by byte, honest or hostile, for the verifier's tests and the
 adversarial suite: dag-pb nodes with any links and declared sizes, raw leaves, CARv1 files."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dag_cbor
@@ -24,8 +25,8 @@ def unixfs(payload: bytes = b"", filesize: int | None = None, blocksizes: tuple[
     return out + b"".join(_field(4, size) for size in blocksizes)
 
 
-def pb_node(links: list[CID], data: bytes) -> bytes:
-    """dag-pb in canonical order: the links (Hash only), then Data."""
+def pb_node(links: Sequence[CID | bytes], data: bytes) -> bytes:
+    """dag-pb in canonical order: the links (Hash only, a CID or its bytes), then Data."""
     return b"".join(_field(2, _field(1, bytes(link))) for link in links) + _field(1, data)
 
 

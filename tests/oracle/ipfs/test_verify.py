@@ -148,6 +148,34 @@ def test_foreign_missing_and_unexpected_blocks_are_refused() -> None:
         verify_car(odd_root, odd.car(), MiB)
 
 
+def test_a_block_linked_by_its_v0_and_its_v1_cid_is_one_block() -> None:
+    dag = Dag()
+    leaf = dag.node([dag.raw(b"s" * 40)])
+    v0 = bytes(leaf.set(version=0, base="base58btc"))
+    block = pb_node([leaf, v0], unixfs(b"", 80, (40, 40)))
+    root = cid_of("dag-pb", block)
+    dag.blocks[root], dag.root = block, root
+    assert verify_car(root, dag.car(), MiB) == b"s" * 80
+
+
+@pytest.mark.parametrize(
+    ("link", "reason"),
+    [
+        (b"\x01\x55\x12\x20" + bytes(32) + b"\x00", "not one CID"),
+        (b"\x01\x80\x00\x55\x12\x20" + bytes(32), "not minimally encoded"),
+        (b"\x01\x55\x12\x20" + bytes(31), "malformed CID"),
+        (b"\x12\x20" + bytes(31), "truncated CIDv0"),
+        (b"\x01" + b"\xff" * 9, "over 9 bytes"),
+    ],
+)
+def test_a_malformed_link_is_a_verdict(link: bytes, reason: str) -> None:
+    block = pb_node([link], unixfs(b"", 1, (1,)))
+    root = cid_of("dag-pb", block)
+    dag = Dag(blocks={root: block}, root=root)
+    with pytest.raises(ContentMismatch, match=reason):
+        verify_car(root, dag.car(), MiB)
+
+
 @settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=4096))
 def test_any_bytes_as_a_car_end_in_a_typed_verdict(data: bytes) -> None:
