@@ -138,6 +138,9 @@ class DaemonProcess:
             "HISTOCHAIN_POLL_INTERVAL": "0.2",
             "HISTOCHAIN_SUBMIT_WAIT": "0.3",
             "HISTOCHAIN_UNREACHABLE_GRACE": str(settings.unreachable_grace),
+            "HISTOCHAIN_FETCH_TIMEOUT": str(settings.fetch_timeout),
+            "HISTOCHAIN_FETCH_DEADLINE": str(settings.fetch_deadline),
+            "HISTOCHAIN_METRICS_PORT": str(settings.metrics_port),
             "HISTOCHAIN_DEVICE": "cpu",
             "HISTOCHAIN_ORACLE_AGE_KEY": settings.oracle_age_key.get_secret_value()
             if settings.oracle_age_key
@@ -160,14 +163,19 @@ class DaemonProcess:
         self.process.wait()
         self.kills += 1
 
-    def stop(self) -> int:
-        """SIGTERM once this start has logged that it runs: a signal during the imports before
-        the handler is installed would kill the process the default way."""
+    def running(self) -> None:
+        """Returns once this start has logged that it runs."""
         assert self.process is not None
         deadline = time.monotonic() + 60
         while b'"msg": "oracle 0x' not in self.log.read_bytes()[self.since :]:
             assert self.process.poll() is None, "the daemon exited before it ran"
             assert time.monotonic() < deadline, "the daemon did not start within 60 s"
             time.sleep(0.05)
+
+    def stop(self) -> int:
+        """SIGTERM once this start has logged that it runs: a signal during the imports before
+        the handler is installed would kill the process the default way."""
+        assert self.process is not None
+        self.running()
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=60)
