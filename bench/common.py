@@ -1,8 +1,10 @@
 """What the benchmarks share: the machine they ran on, synthetic PNGs, random-weight checkpoints,
 peak memory and an adaptive timer. Figures from a shared CPU only compare within one run."""
 
+import asyncio
 import os
 import platform
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -18,6 +20,8 @@ from oracle.ml.card import ModelCard
 from oracle.ml.data.breakhis import LABELS
 from oracle.ml.data.synth import synth_png
 from oracle.ml.models import build, spec
+from oracle.pipeline import run_daemon
+from oracle.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 MIB = 1 << 20
@@ -91,6 +95,17 @@ def random_checkpoint(architecture: str, out: Path, seed: int = 0) -> ModelCard:
             "training": {"weights_init": f"random (torch seed {seed}), untrained: for timing only"},
         },
     )
+
+
+def daemon_main(settings: Settings) -> None:
+    """A child process's target: the oracle daemon until SIGTERM."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await run_daemon(settings, stop)
+
+    asyncio.run(main())
 
 
 def reset_peak_rss() -> None:

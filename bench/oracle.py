@@ -57,6 +57,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3, HTTPProvider, Web3
 
 from bench.common import (
     RESULTS,
+    daemon_main,
     describe,
     finish,
     machine,
@@ -77,7 +78,6 @@ from oracle.imaging import decode
 from oracle.ipfs.pinata import PinataClient
 from oracle.ml import checkpoint
 from oracle.ml.inference import Predictor
-from oracle.pipeline import run_daemon
 from oracle.settings import Settings
 
 ARCHITECTURE = "mobilenet_v3_small"
@@ -139,17 +139,6 @@ def cpu_seconds() -> dict[int, tuple[str, float]]:
         if me in (pid, ppid):
             found[pid] = (name, (int(rest[11]) + int(rest[12])) / tick)
     return found
-
-
-def _daemon(settings: Settings) -> None:
-    """The child process: the daemon until SIGTERM."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await run_daemon(settings, stop)
-
-    asyncio.run(main())
 
 
 @dataclass
@@ -337,7 +326,7 @@ class Bench:
             oracle_age_key=SecretStr(str(self.oracle_key)),
             **tuning,
         )
-        daemon = multiprocessing.get_context("spawn").Process(target=_daemon, args=(settings,), name=mode)
+        daemon = multiprocessing.get_context("spawn").Process(target=daemon_main, args=(settings,), name=mode)
         daemon.start()
         assert daemon.pid is not None
         try:

@@ -83,7 +83,12 @@ def deploy_registry(
 
 
 def deploy_on_devnet(
-    rpc_url: str, out: Path, cards: Sequence[ModelCard] = (), oracle_key: bytes | None = None
+    rpc_url: str,
+    out: Path,
+    cards: Sequence[ModelCard] = (),
+    oracle_key: bytes | None = None,
+    request_fee: int = 0,
+    failure_fee: int = 0,
 ) -> Deployment:
     """Deploy on the dev chain at `rpc_url` with anvil's well-known test accounts: 0 deploys and
     administers, 1 is the oracle and publishes `oracle_key` (its X25519 public key), if given.
@@ -105,10 +110,11 @@ def deploy_on_devnet(
             chain,
             deployer,
             oracles=[oracle.address],
-            request_fee=0,
+            request_fee=request_fee,
             request_timeout=DEV_REQUEST_TIMEOUT,
             cards=cards,
             default_model=None,
+            failure_fee=failure_fee,
         )
         if oracle_key is not None:
             project.ImageRegistry.at(deployment.address).setEncryptionKey(oracle_key, sender=oracle)
