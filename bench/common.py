@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from oracle.daemon.app import run_daemon
 from oracle.ml import checkpoint
 from oracle.ml.card import ModelCard
 from oracle.ml.data.breakhis import LABELS
 from oracle.ml.data.synth import synth_png
 from oracle.ml.models import build, spec
-from oracle.pipeline import run_daemon
 from oracle.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"

@@ -41,12 +41,13 @@ from pyrage import x25519
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from bench.common import RESULTS, daemon_main, describe, finish, machine, random_checkpoint, synthetic_pngs
+from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.deploy import deploy_on_devnet
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Registry, hex32
 from oracle.crypto.envelope import Binding, seal, seal_image
 from oracle.crypto.keys import public_key
-from oracle.dev.anvil import Anvil, dev_account, dev_patient_identity
+from oracle.dev.anvil import Anvil, dev_patient_identity
 from oracle.dev.ipfs import IpfsNode
 from oracle.dev.process import free_port
 from oracle.ipfs import cid as cids
@@ -299,14 +300,15 @@ async def measure(args: argparse.Namespace, work: Path, anvil: Anvil, ipfs: Ipfs
             deployment=work / "deployment.json",
             gateways=[network_url, ipfs.url],
             model_dir=models,
-            confirmations=0,
-            poll_interval=0.2,
             device="cpu",
             metrics_port=0,
+            oracle_age_key=SecretStr(str(oracle_key)),
+        ).tuned(
+            confirmations=0,
+            poll_interval=0.2,
             fetch_timeout=2.0,
             fetch_deadline=5.0,
             unreachable_grace=args.grace,
-            oracle_age_key=SecretStr(str(oracle_key)),
         )
         spawn = multiprocessing.get_context("spawn")
         daemon = spawn.Process(target=daemon_main, args=(settings,), name="oracle")

@@ -67,18 +67,19 @@ from bench.common import (
     timed,
 )
 from bench.inference import WARMUP_SECONDS, raw_forward
+from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.deploy import deploy_on_devnet
 from oracle.chain.registry import Registry, hex32, image_id_for
 from oracle.crypto.envelope import open_envelope, seal_image
 from oracle.crypto.keys import public_key
-from oracle.dev.anvil import Anvil, dev_account, dev_patient_identity
+from oracle.dev.anvil import Anvil, dev_patient_identity
 from oracle.dev.ipfs import IpfsNode
 from oracle.dev.process import free_port
 from oracle.imaging import decode
 from oracle.ipfs.pinata import PinataClient
 from oracle.ml import checkpoint
 from oracle.ml.inference import Predictor
-from oracle.settings import Settings
+from oracle.settings import Settings, Tuning
 
 ARCHITECTURE = "mobilenet_v3_small"
 PATIENTS = tuple(range(2, 10))  # anvil's test accounts: 0 deploys, 1 is the oracle
@@ -319,13 +320,10 @@ class Bench:
             deployment=self.work / "deployment.json",
             gateways=[self.ipfs.url],
             model_dir=self.models,
-            confirmations=0,
-            poll_interval=0.2,
             device="cpu",
             metrics_port=0,
             oracle_age_key=SecretStr(str(self.oracle_key)),
-            **tuning,
-        )
+        ).tuned(confirmations=0, poll_interval=0.2, **tuning)
         daemon = multiprocessing.get_context("spawn").Process(target=daemon_main, args=(settings,), name=mode)
         daemon.start()
         assert daemon.pid is not None
@@ -490,7 +488,7 @@ def main() -> int:
     sequential_images = args.sequential_images or min(args.images, 100)
 
     info = machine()
-    classify_batch = Settings.model_fields["classify_batch"].default
+    classify_batch = Tuning().classify_batch
     inference_threads = Settings.model_fields["inference_threads"].get_default(call_default_factory=True)
     total = WARMUP + args.images + WARMUP + sequential_images
     print(f"generating {total} synthetic PNGs", flush=True)

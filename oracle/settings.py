@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,10 +18,50 @@ from pydantic_settings import (
 DEV_IPFS_TOKEN = "histochain-local-dev-token"  # noqa: S105 - a dev default, like anvil's keys
 
 
+class Tuning(BaseModel):
+    """How the daemon paces its work; `[tuning]` in the TOML file, HISTOCHAIN_TUNING__<NAME> in the
+    environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accept_plaintext: bool = Field(
+        False,
+        description="Also classify unencrypted images (public research sets only: no owner binding).",
+    )
+    confirmations: int = Field(1, ge=0, description="Blocks a registration must be buried under first.")
+    log_chunk_blocks: int = Field(2000, ge=1, description="eth_getLogs range per request when catching up.")
+    poll_interval: float = Field(1.0, gt=0, description="Seconds between polls for new blocks.")
+    reorg_depth: int = Field(
+        64, ge=1, description="How far back to rescan when the checkpoint is reorged away."
+    )
+    fetch_concurrency: int = Field(8, ge=1)
+    classify_batch: int = Field(16, ge=1, description="Micro-batch: most images per forward pass.")
+    classify_wait: float = Field(0.05, ge=0, description="Micro-batch: seconds to wait for more images.")
+    submit_batch: int = Field(32, ge=1, description="Most results per postResults transaction.")
+    submit_wait: float = Field(0.5, ge=0, description="Seconds to wait for more ready results.")
+    max_image_pixels: int = Field(50_000_000, gt=0)
+    fetch_timeout: float = Field(30.0, gt=0, description="Seconds for one gateway to answer one request.")
+    fetch_deadline: float = Field(60.0, gt=0, description="Seconds for one attempt over every gateway.")
+    unreachable_grace: float = Field(
+        600.0, gt=0, description="Seconds an image may be missing from every gateway before it fails."
+    )
+    retry_cap: float = Field(120.0, gt=0, description="Longest wait between two tries of one job.")
+    max_attempts: int = Field(5, ge=1, description="Tries of a job our own faults may cost before it fails.")
+    slow_lane_workers: int = Field(
+        2, ge=1, description="Fetch workers for CIDs that were slow once, apart from the others."
+    )
+    owner_share: int = Field(2, ge=1, description="Most fetches one owner's images may hold at once.")
+    retry_delay: float = Field(2.0, gt=0, description="First wait before a job is tried again (doubles).")
+    max_strikes: int = Field(2, ge=1, description="Sandbox kills over one image before its verdict.")
+    decoded_budget: int = Field(
+        512 << 20, gt=0, description="Bytes of decoded images waiting for the classifier at once."
+    )
+
+
 class Settings(BaseSettings):
     """Embedded defaults run everything locally: anvil on loopback, files under ./data."""
 
-    model_config = SettingsConfigDict(env_prefix="HISTOCHAIN_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="HISTOCHAIN_", env_nested_delimiter="__", extra="forbid")
 
     data_dir: Path = Field(Path("data"), description="Where chain state, deployments and caches live.")
     chain_host: str = Field("127.0.0.1", description="Interface the dev chain listens on.")
@@ -68,34 +108,8 @@ class Settings(BaseSettings):
     oracle_age_key_file: Path | None = Field(
         None, description="File with the oracle's age identity (default: <data dir>/oracle-age.key)."
     )
-    accept_plaintext: bool = Field(
-        False,
-        description="Also classify unencrypted images (public research sets only: no owner binding).",
-    )
-    confirmations: int = Field(1, ge=0, description="Blocks a registration must be buried under first.")
-    log_chunk_blocks: int = Field(2000, ge=1, description="eth_getLogs range per request when catching up.")
-    poll_interval: float = Field(1.0, gt=0, description="Seconds between polls for new blocks.")
-    reorg_depth: int = Field(
-        64, ge=1, description="How far back to rescan when the checkpoint is reorged away."
-    )
-    fetch_concurrency: int = Field(8, ge=1)
-    classify_batch: int = Field(16, ge=1, description="Micro-batch: most images per forward pass.")
-    classify_wait: float = Field(0.05, ge=0, description="Micro-batch: seconds to wait for more images.")
-    submit_batch: int = Field(32, ge=1, description="Most results per postResults transaction.")
-    submit_wait: float = Field(0.5, ge=0, description="Seconds to wait for more ready results.")
     max_image_bytes: int = Field(32 << 20, gt=0)
-    max_image_pixels: int = Field(50_000_000, gt=0)
-    fetch_timeout: float = Field(30.0, gt=0, description="Seconds for one gateway to answer one request.")
-    fetch_deadline: float = Field(60.0, gt=0, description="Seconds for one attempt over every gateway.")
-    unreachable_grace: float = Field(
-        600.0, gt=0, description="Seconds an image may be missing from every gateway before it fails."
-    )
-    retry_cap: float = Field(120.0, gt=0, description="Longest wait between two tries of one job.")
-    max_attempts: int = Field(5, ge=1, description="Tries of a job our own faults may cost before it fails.")
-    slow_lane_workers: int = Field(
-        2, ge=1, description="Fetch workers for CIDs that were slow once, apart from the others."
-    )
-    owner_share: int = Field(2, ge=1, description="Most fetches one owner's images may hold at once.")
+    tuning: Tuning = Field(default_factory=Tuning, description="How the daemon paces its work.")
     sandbox_workers: int = Field(
         default_factory=lambda: len(os.sched_getaffinity(0)),
         ge=1,
@@ -103,10 +117,6 @@ class Settings(BaseSettings):
     )
     sandbox_time_limit: float = Field(30.0, gt=0, description="Seconds a sandboxed task may run.")
     sandbox_memory_limit: int = Field(2 << 30, gt=0, description="Bytes a sandbox worker may add.")
-    max_strikes: int = Field(2, ge=1, description="Sandbox kills over one image before its verdict.")
-    decoded_budget: int = Field(
-        512 << 20, gt=0, description="Bytes of decoded images waiting for the classifier at once."
-    )
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
     inference_threads: int = Field(
         default_factory=lambda: max(1, len(os.sched_getaffinity(0)) // 2),
@@ -142,6 +152,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         config = Path(os.environ.get("HISTOCHAIN_CONFIG", "histochain.toml"))
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config)
+
+    def tuned(self, **changes: object) -> "Settings":
+        """A copy with some of the daemon's tuning changed (validated like the rest)."""
+        return self.model_copy(update={"tuning": Tuning.model_validate(self.tuning.model_dump() | changes)})
 
     @property
     def deployment_path(self) -> Path:

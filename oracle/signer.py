@@ -6,11 +6,9 @@ import json
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from oracle.dev.anvil import dev_account
+from oracle.chain.anvil_accounts import DEV_ORACLE_ACCOUNT, dev_account
 from oracle.errors import ConfigError
 from oracle.settings import Settings
-
-DEV_ORACLE_ACCOUNT = 1
 
 
 def load_signer(settings: Settings, chain_id: int) -> LocalAccount:

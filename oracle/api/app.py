@@ -23,8 +23,7 @@ from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import image_id_for
 from oracle.ipfs import cid as cids
 from oracle.ipfs.errors import CidError
-from oracle.ml.card import ModelCard
-from oracle.ml.checkpoint import CARD_FILE
+from oracle.ml.card import CARD_FILE, ModelCard
 from oracle.store.db import Database
 from oracle.store.models import Job, JobState, Outcome
 

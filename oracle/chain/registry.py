@@ -166,6 +166,10 @@ class Registry:
 
         return [recipient_of_key(key) for key in (await self.encryption_keys()).values()]
 
+    async def head(self) -> int:
+        """The chain's latest block number."""
+        return int(await self.w3.eth.block_number)
+
     async def block_hash(self, number: int) -> str:
         block = await self.w3.eth.get_block(number)
         return hex32(block["hash"])

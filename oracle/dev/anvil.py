@@ -5,27 +5,16 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
 from pyrage import x25519
 from web3 import HTTPProvider, Web3
 
+from oracle.chain.anvil_accounts import ANVIL_TEST_MNEMONIC, dev_account
 from oracle.crypto.keys import key_message, patient_identity
 from oracle.dev.process import ManagedProcess, ProcessStartError
 from oracle.errors import ToolchainError
 
-# anvil's well-known test mnemonic: its accounts are public dev keys, never for real funds.
-ANVIL_TEST_MNEMONIC = "test test test test test test test test test test test junk"
-
 RPC_METHOD = re.compile(r"^\s*(eth|net|web3|anvil|evm|debug|trace|txpool|ots)_\w+\s*$")
-
-
-def dev_account(index: int) -> LocalAccount:
-    """Anvil's test account `index` (0 administers the dev deployment, 1 is its oracle)."""
-    Account.enable_unaudited_hdwallet_features()
-    account: LocalAccount = Account.from_mnemonic(ANVIL_TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
-    return account
 
 
 def dev_patient_identity(index: int, chain_id: int, registry: str) -> x25519.Identity:

@@ -19,11 +19,12 @@ import numpy as np
 from eth_account.messages import encode_defunct
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
+from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.deployment import Deployment
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Registry, Status, image_id_for
 from oracle.crypto.envelope import seal_image
-from oracle.dev.anvil import dev_account, dev_patient_identity
+from oracle.dev.anvil import dev_patient_identity
 from oracle.dev.stack import stack_settings
 from oracle.errors import HistochainError
 from oracle.ipfs.pinata import PinataClient

@@ -18,19 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oracle.chain.anvil_accounts import DEV_ORACLE_ACCOUNT, dev_account
 from oracle.chain.deploy import deploy_on_devnet, deployment_on_chain, publish_encryption_key, published_key
 from oracle.chain.deployment import Deployment
 from oracle.crypto.keys import oracle_identity, public_key, write_identity
-from oracle.dev.anvil import Anvil, dev_account
+from oracle.dev.anvil import Anvil
 from oracle.dev.ipfs import IpfsNode
 from oracle.dev.process import ManagedProcess, ensure_port_free
 from oracle.dev.services import ApiProcess, OracleProcess, PageServer
 from oracle.dev.site import build_site
 from oracle.errors import HistochainError
-from oracle.ml.card import ModelCard
-from oracle.ml.checkpoint import CARD_FILE
+from oracle.ml.card import CARD_FILE, ModelCard
 from oracle.settings import Settings
-from oracle.signer import DEV_ORACLE_ACCOUNT
 
 MAX_RESTARTS = 3
 RESTART_WINDOW = 60.0
@@ -50,8 +49,6 @@ def stack_settings(settings: Settings) -> Settings:
     single-node dev chain does not reorganise) instead of waiting for a block that may never come."""
     given = settings.model_fields_set
     update: dict[str, Any] = {}
-    if "confirmations" not in given:
-        update["confirmations"] = 0
     if "rpc_urls" not in given:
         update["rpc_urls"] = [settings.rpc_url]
     if "gateways" not in given:
@@ -60,6 +57,8 @@ def stack_settings(settings: Settings) -> Settings:
         update["api_domain"] = f"localhost:{settings.page_port}"
     if "api_uri" not in given:
         update["api_uri"] = f"http://localhost:{settings.page_port}"
+    if "confirmations" not in settings.tuning.model_fields_set:
+        update["tuning"] = settings.tuning.model_copy(update={"confirmations": 0})
     return settings.model_copy(update=update)
 
 
@@ -73,7 +72,7 @@ def child_environment(settings: Settings) -> dict[str, str]:
         "HISTOCHAIN_DEPLOYMENT": str(settings.deployment_path),
         "HISTOCHAIN_API_DOMAIN": settings.api_domain,
         "HISTOCHAIN_API_URI": settings.api_uri,
-        "HISTOCHAIN_CONFIRMATIONS": str(settings.confirmations),
+        "HISTOCHAIN_TUNING__CONFIRMATIONS": str(settings.tuning.confirmations),
     }
 
 

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from oracle.errors import HistochainError
 from oracle.jcs import commitment
 
+CARD_FILE = "model-card.json"  # next to model.safetensors in a checkpoint folder
+
 SHA256_HEX = r"^[0-9a-f]{64}$"
 
 

@@ -10,11 +10,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from oracle.ml.card import ModelCard, ModelCardError
+from oracle.ml.card import CARD_FILE, ModelCard, ModelCardError
 from oracle.ml.models import build
 from oracle.ml.names import ENSEMBLE
 
-CARD_FILE = "model-card.json"
 WEIGHTS_FILE = "model.safetensors"
 
 

@@ -16,10 +16,11 @@ from unittest import mock
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.deploy import deploy_on_devnet
 from oracle.chain.deployment import Deployment
 from oracle.crypto.keys import public_key, write_identity
-from oracle.dev.anvil import Anvil, dev_account
+from oracle.dev.anvil import Anvil
 from oracle.dev.ipfs import IpfsNode
 from oracle.dev.services import ApiProcess, OracleProcess, PageServer
 from oracle.dev.site import build_site
@@ -81,11 +82,11 @@ def page_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageStack]:
             "HISTOCHAIN_IPFS_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
             "HISTOCHAIN_GATEWAYS": json.dumps([node.url]),
             "HISTOCHAIN_MODEL_DIR": str(models),
-            "HISTOCHAIN_CONFIRMATIONS": "0",
-            "HISTOCHAIN_POLL_INTERVAL": "0.2",
-            "HISTOCHAIN_SUBMIT_WAIT": "0.2",
-            "HISTOCHAIN_UNREACHABLE_GRACE": "3",
-            "HISTOCHAIN_FETCH_TIMEOUT": "5",
+            "HISTOCHAIN_TUNING__CONFIRMATIONS": "0",
+            "HISTOCHAIN_TUNING__POLL_INTERVAL": "0.2",
+            "HISTOCHAIN_TUNING__SUBMIT_WAIT": "0.2",
+            "HISTOCHAIN_TUNING__UNREACHABLE_GRACE": "3",
+            "HISTOCHAIN_TUNING__FETCH_TIMEOUT": "5",
             "HISTOCHAIN_DEVICE": "cpu",
             "HISTOCHAIN_API_PORT": str(api_port),
             "HISTOCHAIN_API_DOMAIN": f"{host}:{page_port}",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from oracle.dev.anvil import dev_account
+from oracle.chain.anvil_accounts import dev_account
 from oracle.dev.process import ensure_port_free
 from tests.e2e.conftest import wallet_page
 from tests.support import free_port

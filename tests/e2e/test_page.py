@@ -14,9 +14,10 @@ import numpy as np
 from PIL import Image
 from playwright.sync_api import Browser, expect
 
+from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import image_id_for
-from oracle.dev.anvil import dev_account, dev_patient_identity
+from oracle.dev.anvil import dev_patient_identity
 from oracle.dev.site import page_config
 from oracle.jcs import commitment
 from oracle.settings import Settings

@@ -18,7 +18,7 @@ from oracle.dev.anvil import Anvil
 from oracle.dev.ipfs import IpfsNode
 from oracle.ipfs.pinata import PinataClient
 from oracle.ml.card import ModelCard
-from oracle.settings import Settings
+from oracle.settings import Settings, Tuning
 from tests.oracle.daemon_support import Chain, Stack
 from tests.support import free_port, tiny_checkpoint
 
@@ -51,11 +51,9 @@ async def stack(
         deployment=tmp_path / "deployment.json",
         gateways=[ipfs_node.url],
         model_dir=checkpoint[0],
-        confirmations=0,
-        poll_interval=0.2,
-        unreachable_grace=3.0,
-        fetch_timeout=5,
-        submit_wait=0.3,
+        tuning=Tuning(
+            confirmations=0, poll_interval=0.2, unreachable_grace=3.0, fetch_timeout=5, submit_wait=0.3
+        ),
         device="cpu",
         metrics_port=0,
         oracle_age_key=SecretStr(str(chain.oracle_key)),

@@ -19,10 +19,11 @@ from pyrage import x25519
 from web3 import AsyncWeb3
 from web3.logs import DISCARD
 
+from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.deployment import Deployment
 from oracle.chain.registry import Registry, Status, hex32
 from oracle.crypto.envelope import Binding, MediaType, seal, seal_image
-from oracle.dev.anvil import dev_account, dev_patient_identity
+from oracle.dev.anvil import dev_patient_identity
 from oracle.ipfs.pinata import PinataClient
 from oracle.ml.card import ModelCard
 from oracle.settings import Settings
@@ -134,12 +135,12 @@ class DaemonProcess:
             "HISTOCHAIN_DEPLOYMENT": str(settings.deployment_path),
             "HISTOCHAIN_GATEWAYS": json.dumps(settings.gateways),
             "HISTOCHAIN_MODEL_DIR": str(settings.models_path),
-            "HISTOCHAIN_CONFIRMATIONS": "0",
-            "HISTOCHAIN_POLL_INTERVAL": "0.2",
-            "HISTOCHAIN_SUBMIT_WAIT": "0.3",
-            "HISTOCHAIN_UNREACHABLE_GRACE": str(settings.unreachable_grace),
-            "HISTOCHAIN_FETCH_TIMEOUT": str(settings.fetch_timeout),
-            "HISTOCHAIN_FETCH_DEADLINE": str(settings.fetch_deadline),
+            "HISTOCHAIN_TUNING__CONFIRMATIONS": "0",
+            "HISTOCHAIN_TUNING__POLL_INTERVAL": "0.2",
+            "HISTOCHAIN_TUNING__SUBMIT_WAIT": "0.3",
+            "HISTOCHAIN_TUNING__UNREACHABLE_GRACE": str(settings.tuning.unreachable_grace),
+            "HISTOCHAIN_TUNING__FETCH_TIMEOUT": str(settings.tuning.fetch_timeout),
+            "HISTOCHAIN_TUNING__FETCH_DEADLINE": str(settings.tuning.fetch_deadline),
             "HISTOCHAIN_METRICS_PORT": str(settings.metrics_port),
             "HISTOCHAIN_DEVICE": "cpu",
             "HISTOCHAIN_ORACLE_AGE_KEY": settings.oracle_age_key.get_secret_value()

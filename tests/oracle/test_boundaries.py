@@ -97,19 +97,21 @@ def test_salt_changes_the_hash_and_any_edit_is_detected():
 
 def test_settings_read_a_toml_file_and_the_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     config = tmp_path / "histochain.toml"
-    config.write_text('confirmations = 3\ngateways = ["http://a:1", "http://b:2"]\nsubmit_batch = 8\n')
+    config.write_text(
+        'gateways = ["http://a:1", "http://b:2"]\n[tuning]\nconfirmations = 3\nsubmit_batch = 8\n'
+    )
     monkeypatch.setenv("HISTOCHAIN_CONFIG", str(config))
-    monkeypatch.setenv("HISTOCHAIN_SUBMIT_BATCH", "4")
+    monkeypatch.setenv("HISTOCHAIN_TUNING__SUBMIT_BATCH", "4")
     settings = Settings()
-    assert settings.confirmations == 3
+    assert settings.tuning.confirmations == 3
     assert settings.gateways == ["http://a:1", "http://b:2"]
-    assert settings.submit_batch == 4
+    assert settings.tuning.submit_batch == 4
     assert settings.database == f"sqlite+aiosqlite:///{settings.data_dir / 'oracle.db'}"
 
 
 def test_bad_settings_fail_at_the_boundary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     config = tmp_path / "histochain.toml"
-    config.write_text("confirmations = -1\nsurprise = true\n")
+    config.write_text("surprise = true\n[tuning]\nconfirmations = -1\n")
     monkeypatch.setenv("HISTOCHAIN_CONFIG", str(config))
     with pytest.raises(ValueError, match="confirmations") as info:
         Settings()

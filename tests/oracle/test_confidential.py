@@ -22,15 +22,16 @@ from pyrage import x25519
 
 from oracle.api.app import ApiConfig, create_app
 from oracle.api.auth import AuthConfig
+from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Status, hex32
 from oracle.crypto.envelope import Binding, open_envelope, seal, seal_image
-from oracle.dev.anvil import dev_account, dev_patient_identity
+from oracle.daemon.app import run_daemon
+from oracle.dev.anvil import dev_patient_identity
 from oracle.dev.ipfs import IpfsNode
 from oracle.document import verify
 from oracle.errors import ConfigError
 from oracle.ipfs.cid import normalise
-from oracle.pipeline import run_daemon
 from oracle.store.db import Database
 from tests.oracle.api.client import get, sign_in
 from tests.oracle.daemon_support import (
@@ -222,7 +223,7 @@ async def test_envelopes_the_oracle_cannot_accept_end_in_their_reasons_and_it_st
 async def test_plaintext_is_refused_unless_a_deployment_accepts_public_images(stack: Stack) -> None:
     rng = np.random.default_rng(59)
     image = png(rng, malignant=False)
-    settings = stack.settings.model_copy(update={"accept_plaintext": True})
+    settings = stack.settings.tuned(accept_plaintext=True)
     stop = asyncio.Event()
     daemon = asyncio.create_task(run_daemon(settings, stop))
     try:

@@ -21,16 +21,16 @@ from PIL import Image
 from pydantic import SecretStr
 from pyrage import x25519
 
+from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.deploy import publish_encryption_key
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import ChainError, Registry, Status, hex32
 from oracle.crypto.keys import public_key
-from oracle.dev.anvil import dev_account
+from oracle.daemon.app import run_daemon
 from oracle.dev.ipfs import IpfsNode
 from oracle.document import verify
 from oracle.ipfs import cid as cids
 from oracle.ipfs.cid import raw_cid
-from oracle.pipeline import run_daemon
 from tests.oracle.daemon_support import (
     PATIENT_ACCOUNTS,
     DaemonProcess,
@@ -345,11 +345,10 @@ async def test_faults_end_in_the_right_outcome_and_the_daemon_stays_up(stack: St
     runner, gateway_url = await serve_gateway(gateway.handle)
     rpc = FlakyRpc(int(stack.settings.rpc_urls[0].rsplit(":", 1)[1]))
     rpc_port = await rpc.start()
-    settings = stack.settings.model_copy(
+    settings = stack.settings.tuned(fetch_timeout=1.0).model_copy(
         update={
             "gateways": [gateway_url],
             "rpc_urls": [f"http://127.0.0.1:{rpc_port}"],
-            "fetch_timeout": 1.0,
             "max_image_bytes": 4 << 20,
         }
     )
@@ -400,7 +399,7 @@ async def test_faults_end_in_the_right_outcome_and_the_daemon_stays_up(stack: St
 
 async def test_with_confirmations_a_reorganised_registration_is_never_classified(stack: Stack):
     rng = np.random.default_rng(13)
-    settings = stack.settings.model_copy(update={"confirmations": 3})
+    settings = stack.settings.tuned(confirmations=3)
     stop = asyncio.Event()
     daemon = asyncio.create_task(run_daemon(settings, stop))
     try:
@@ -408,7 +407,7 @@ async def test_with_confirmations_a_reorganised_registration_is_never_classified
         doomed = await register(stack, png(rng, malignant=True), 2)
         assert await rpc(stack, "evm_revert", snapshot)
         replacement = await register(stack, png(rng, malignant=False), 3)
-        for _ in range(settings.confirmations):
+        for _ in range(settings.tuning.confirmations):
             await rpc(stack, "evm_mine")
         await until_settled(stack, [replacement])
         await until_jobs_settled([settings.data_dir / "oracle.db"], [replacement])

@@ -17,9 +17,9 @@ from eth_account.signers.local import LocalAccount
 
 from oracle.chain.registry import ChainError, Registry, Status, hex32
 from oracle.chain.submitter import Submitter
-from oracle.daemon.queues import DelayedQueue
+from oracle.daemon.app import Oracle, assemble
+from oracle.daemon.ports import WorkQueue
 from oracle.document import verify
-from oracle.pipeline import Oracle, assemble
 from tests.oracle.daemon_support import Stack, envelope, register, rpc, send_registration, upload
 from tests.support import png
 
@@ -42,12 +42,14 @@ class HeldReceipt(Submitter):
 
 
 def hold_first_receipt(oracle: Oracle) -> HeldReceipt:
-    held = HeldReceipt(oracle.registry, oracle.submitter.account)
-    oracle.submitter = held
+    sender = oracle.submit.sender
+    assert isinstance(sender, Submitter)
+    held = HeldReceipt(sender.registry, sender.account)
+    oracle.submit.sender = held
     return held
 
 
-async def drain(queue: "asyncio.Queue[Any] | DelayedQueue[Any]") -> list[Any]:
+async def drain(queue: "asyncio.Queue[Any] | WorkQueue[Any]") -> list[Any]:
     """Everything waiting in `queue`; in these step-by-step runs nothing is put off till later."""
     return [await queue.get() for _ in range(queue.qsize())]
 
@@ -55,13 +57,13 @@ async def drain(queue: "asyncio.Queue[Any] | DelayedQueue[Any]") -> list[Any]:
 async def ready(oracle: Oracle) -> None:
     """One turn of the listener, then the fetch workers, then the classifier: what the daemon
     does for new registrations, without its concurrency."""
-    await oracle.poll_once()
-    for image_id in await drain(oracle.fetch_q):
-        await oracle.fetch(image_id)
-    batch = await drain(oracle.classify_q)
+    await oracle.listener.poll_once()
+    for image_id in await drain(oracle.lanes.fetch):
+        await oracle.fetch.fetch(image_id)
+    batch = await drain(oracle.lanes.classify)
     if batch:
-        await oracle.classify_batch(batch)
-        await oracle.budget.release(sum(decoded.nbytes for decoded in batch))
+        await oracle.classify.classify_batch(batch)
+        await oracle.lanes.budget.release(sum(decoded.nbytes for decoded in batch))
 
 
 async def reorganise(stack: Stack, snapshot: str) -> None:
@@ -114,7 +116,7 @@ async def test_a_receipt_lost_to_a_reorg_never_confirms_the_next_attempts_docume
         cid = await upload(stack, await envelope(stack, image, 2))
         first = await send_registration(stack, cid, 2)
         await ready(oracle)
-        sending = asyncio.create_task(oracle.submit(await drain(oracle.submit_q)))
+        sending = asyncio.create_task(oracle.submit.submit(await drain(oracle.lanes.submit)))
         await held.waiting.wait()
         assert held.tx_hash is not None
         await stack.w3.eth.wait_for_transaction_receipt(held.tx_hash)  # type: ignore[arg-type]
@@ -125,7 +127,7 @@ async def test_a_receipt_lost_to_a_reorg_never_confirms_the_next_attempts_docume
         assert job(stack, again)["state"] == "classified"
         held.release.set()
         (first_submission,) = await asyncio.gather(sending, return_exceptions=True)
-        await oracle.submit(await drain(oracle.submit_q))
+        await oracle.submit.submit(await drain(oracle.lanes.submit))
 
         document = await settled_once(stack, again)
         assert document["registration_block"] == job(stack, again)["block_number"]
@@ -151,7 +153,7 @@ async def test_a_submission_that_outlives_a_reorg_leaves_its_document_in_charge(
         first = await send_registration(stack, cid, 3)
         await ready(oracle)
         first_document = job(stack, first)["document"]
-        sending = asyncio.create_task(oracle.submit(await drain(oracle.submit_q)))
+        sending = asyncio.create_task(oracle.submit.submit(await drain(oracle.lanes.submit)))
         await held.waiting.wait()
         assert held.tx_hash is not None
         raw = await rpc(stack, "eth_getRawTransactionByHash", held.tx_hash)
@@ -172,7 +174,7 @@ async def test_a_submission_that_outlives_a_reorg_leaves_its_document_in_charge(
             await old_submission_lands()
         held.release.set()
         await sending
-        await oracle.submit(await drain(oracle.submit_q))
+        await oracle.submit.submit(await drain(oracle.lanes.submit))
 
         assert await settled_once(stack, again) == first_document
         assert invariant_violations(oracle) == 0
@@ -186,16 +188,16 @@ async def test_a_result_whose_transaction_a_reorg_erased_is_sent_again_unchanged
         image_id = await register(stack, image, 4)
         await ready(oracle)
         snapshot = await rpc(stack, "evm_snapshot")
-        await oracle.submit(await drain(oracle.submit_q))
-        await oracle.poll_once()  # the listener sees the head the result was mined in
+        await oracle.submit.submit(await drain(oracle.lanes.submit))
+        await oracle.listener.poll_once()  # the listener sees the head the result was mined in
         posted = job(stack, image_id)
         assert posted["state"] == "confirmed"
         assert await rpc(stack, "evm_revert", snapshot)
 
-        await oracle.poll_once()
+        await oracle.listener.poll_once()
         assert job(stack, image_id)["state"] == "submitted"
         assert await stack.registry.status(image_id) == Status.PENDING
-        await oracle.submit(await drain(oracle.submit_q))
+        await oracle.submit.submit(await drain(oracle.lanes.submit))
 
         assert await settled_once(stack, image_id) == posted["document"]
         assert invariant_violations(oracle) == 0
@@ -214,7 +216,7 @@ async def test_the_daemon_counts_and_logs_a_confirmed_document_that_does_not_has
         with sqlite3.connect(stack.settings.data_dir / "oracle.db") as db:
             altered = {**stored, "label": "malignant" if stored["label"] == "benign" else "benign"}
             db.execute("UPDATE jobs SET document = ? WHERE image_id = ?", (json.dumps(altered), image_id))
-        await oracle.submit(await drain(oracle.submit_q))
+        await oracle.submit.submit(await drain(oracle.lanes.submit))
 
         assert job(stack, image_id)["state"] == "confirmed"
         assert invariant_violations(oracle) == 1

@@ -19,9 +19,9 @@ from PIL import Image
 from pyrage import x25519
 
 from oracle import REPO_ROOT
+from oracle.chain.anvil_accounts import dev_account
 from oracle.crypto.envelope import Binding, seal
 from oracle.crypto.keys import key_message, patient_identity, public_key
-from oracle.dev.anvil import dev_account
 
 OUT = Path(__file__).with_name("envelope.json")
 HARNESS = Path(__file__).with_name("envelope.mjs")

@@ -159,14 +159,8 @@ async def test_honest_patients_are_served_while_attackers_pay_for_their_attacks(
     stack: Stack, network: tuple[Network, str]
 ) -> None:
     net, net_url = network
-    settings = stack.settings.model_copy(
-        update={
-            "gateways": [net_url, *stack.settings.gateways],
-            "fetch_timeout": 1.5,
-            "fetch_deadline": 4.0,
-            "unreachable_grace": 45.0,
-        }
-    )
+    settings = stack.settings.tuned(fetch_timeout=1.5, fetch_deadline=4.0, unreachable_grace=45.0)
+    settings = settings.model_copy(update={"gateways": [net_url, *stack.settings.gateways]})
     log = settings.data_dir / "oracle.log"
     rng = np.random.default_rng(15)
     patients = await honest(stack, rng, 2 * HONEST + 14)

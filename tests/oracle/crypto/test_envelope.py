@@ -14,6 +14,7 @@ from eth_account.messages import encode_defunct
 from PIL import Image
 from pyrage import x25519
 
+from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Status, image_id_for
 from oracle.crypto.envelope import (
@@ -34,7 +35,6 @@ from oracle.crypto.keys import (
     recipient_of_key,
     write_identity,
 )
-from oracle.dev.anvil import dev_account
 from oracle.errors import ConfigError
 from tests.vectors.make_envelope import node, small_png
 

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 from pyrage import x25519
 
+from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.reasons import FailureReason
 from oracle.crypto.envelope import EnvelopeError, WrongBinding, seal_image
 from oracle.daemon.sandbox import Sandbox, Strike
-from oracle.dev.anvil import dev_account
 from oracle.imaging import ImageRejected, ImageTooLarge
 from oracle.ipfs.cid import raw_cid
 from oracle.ipfs.errors import ContentMismatch, WrongAnswer
@@ -100,4 +100,4 @@ async def test_a_cancelled_task_does_not_keep_its_worker_busy(sandbox: Sandbox, 
 
 
 async def test_workers_load_nothing_of_the_daemon(sandbox: Sandbox) -> None:
-    assert await sandbox.run(sandboxed.loaded, "torch", "torchvision", "web3", "oracle.pipeline") == []
+    assert await sandbox.run(sandboxed.loaded, "torch", "torchvision", "web3", "oracle.daemon.app") == []

@@ -7,7 +7,8 @@ import pytest
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
-from oracle.dev.anvil import ANVIL_TEST_MNEMONIC, Anvil
+from oracle.chain.anvil_accounts import ANVIL_TEST_MNEMONIC
+from oracle.dev.anvil import Anvil
 from oracle.dev.process import PortInUseError
 from tests.support import free_port
 

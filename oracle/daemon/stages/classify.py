@@ -1,0 +1,105 @@
+"""Classify: micro-batches of decoded images, one forward pass per model, each result written as
+a salted document into a job that still waits for exactly that image (compare-and-set)."""
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from oracle.chain.reasons import FailureReason
+from oracle.daemon.core import Core, gather_batch
+from oracle.daemon.jobs import Classified
+from oracle.daemon.stages.fetch import Decoded
+from oracle.document import ResultDocument, new_salt
+from oracle.errors import HistochainError
+from oracle.ml.catalog import ModelCatalog
+from oracle.store.models import Job, JobState
+
+
+class ClassifyStage:
+    def __init__(self, core: Core, catalog: ModelCatalog, oracle_address: str) -> None:
+        self.core, self.catalog, self.oracle_address = core, catalog, oracle_address
+        # Inference gets a thread of its own: in the shared pool it would queue behind decoding.
+        self.inference = ThreadPoolExecutor(1, thread_name_prefix="classify")
+
+    async def loop(self, stop: asyncio.Event) -> None:
+        queue, tuning = self.core.lanes.classify, self.core.tuning
+        while not stop.is_set():
+            first = await queue.get()
+            batch = await gather_batch(queue, first, tuning.classify_batch, tuning.classify_wait)
+            try:
+                await self.classify_batch(batch)
+            finally:
+                await self.core.lanes.budget.release(sum(decoded.nbytes for decoded in batch))
+
+    async def classify_batch(self, batch: list[Decoded]) -> None:
+        """One forward pass per model over the images whose jobs still wait for exactly them."""
+        core = self.core
+        jobs = {
+            job.image_id: job for job in await core.jobs.load([d.image_id for d in batch], [JobState.QUEUED])
+        }
+        by_model: dict[str, list[tuple[Job, Decoded]]] = {}
+        for decoded in batch:
+            job = jobs.get(decoded.image_id)
+            if job is not None and job.block_hash == decoded.block_hash:
+                del jobs[decoded.image_id]  # a duplicate later in the batch is dropped
+                by_model.setdefault(job.model_id, []).append((job, decoded))
+        attempts = core.tuning.max_attempts
+        for model_id, items in by_model.items():
+            try:
+                await self._classify(model_id, items)
+            except Exception as exc:  # noqa: BLE001 - re-fetch and retry, up to max_attempts
+                again = []
+                for job, _ in items:
+                    if core.tries["classify", job.image_id] + 1 < attempts:
+                        again.append(job.image_id)
+                        continue
+                    error = f"classified in vain {attempts} times: {type(exc).__name__}: {exc}"
+                    await core.fail(job, FailureReason.MODEL_ERROR, error)
+                await core.later(core.lanes.fetch, again, "classify", exc)
+
+    async def _classify(self, model_id: str, items: list[tuple[Job, Decoded]]) -> None:
+        core = self.core
+        try:
+            loop = asyncio.get_running_loop()
+            predictor = await loop.run_in_executor(self.inference, self.catalog.predictor, model_id)
+            probs = await loop.run_in_executor(self.inference, predictor.predict, [d.image for _, d in items])
+        except (HistochainError, RuntimeError) as exc:
+            for job, _ in items:
+                await core.fail(job, FailureReason.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
+            return
+        card, deployment = predictor.card, core.chain.deployment
+        classified = []
+        for (job, decoded), p in zip(items, probs, strict=True):
+            positive = float(p)
+            label = card.labels[1] if positive >= card.threshold else card.labels[0]
+            document = ResultDocument(
+                image_id=job.image_id,
+                cid=job.cid,
+                content_sha256=decoded.content_sha256,
+                model_id=model_id,
+                model_name=card.name,
+                label=label,
+                probabilities={card.labels[0]: 1 - positive, card.labels[1]: positive},
+                threshold=card.threshold,
+                oracle=self.oracle_address,
+                chain_id=deployment.chain_id,
+                registry=deployment.address,
+                registration_block=job.block_number,
+                salt=new_salt(),
+            )
+            classified.append(
+                Classified(
+                    image_id=job.image_id,
+                    block_hash=decoded.block_hash,
+                    content_sha256=decoded.content_sha256,
+                    document=document.canonical_dict(),
+                    result_hash="0x" + document.result_hash.hex(),
+                )
+            )
+        written = await core.jobs.classified(classified)
+        core.metrics.stale_writes.labels("classified").inc(len(classified) - len(written))
+        for image_id in written:
+            core.forget(image_id)
+            core.lanes.submit.put(image_id)
+
+    def close(self) -> None:
+        self.inference.shutdown(cancel_futures=True)

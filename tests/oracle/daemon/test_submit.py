@@ -1,0 +1,115 @@
+"""The submit stage's batching and its handling of a reverted or failed send, on a fake chain and
+sender and a real SQLite job store; and the micro-batch gatherer both batching stages use."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from oracle.chain.reasons import FailureReason
+from oracle.chain.registry import Status
+from oracle.daemon.core import Core, Lanes, gather_batch
+from oracle.daemon.jobs import Classified, JobRepository
+from oracle.daemon.queues import DelayedQueue
+from oracle.daemon.stages.submit import SubmitStage
+from oracle.document import verify
+from oracle.jcs import commitment
+from oracle.metrics import Metrics
+from oracle.settings import Tuning
+from oracle.store.db import Database
+from oracle.store.models import JobState
+from tests.oracle.daemon.fakes import FakeChain, FakeSender
+
+IDS = ["0x" + f"{i:064x}" for i in range(1, 6)]
+
+
+@dataclass
+class Harness:
+    chain: FakeChain
+    sender: FakeSender
+    jobs: JobRepository
+    core: Core
+    stage: SubmitStage
+
+    def violations(self) -> float | None:
+        return self.core.metrics.registry.get_sample_value("histochain_invariant_violations_total")
+
+
+@pytest.fixture
+async def h(tmp_path: Path) -> AsyncIterator[Harness]:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'oracle.db'}")
+    await db.start()
+    chain = FakeChain()
+    jobs = JobRepository(db, "image-registered", chain.deployment.block)
+    block = chain.mine(*IDS)
+    await jobs.record(block.registrations, block.number, block.hash)
+    tuning = Tuning(retry_delay=0.01, submit_wait=0.05)
+    core = Core(jobs, chain, tuning, Metrics({}), Lanes(tuning.decoded_budget))
+    sender = FakeSender(chain)
+    yield Harness(chain, sender, jobs, core, SubmitStage(core, sender))
+    await db.close()
+
+
+async def ready(h: Harness) -> None:
+    """IDS[0..2] classified, IDS[3..4] failed: what the fetch and classify stages leave."""
+    block_hash = h.chain.blocks[-1].hash
+    documents = {i: {"image_id": i, "salt": str(n)} for n, i in enumerate(IDS[:3])}
+    await h.jobs.classified(
+        [Classified(i, block_hash, "00" * 32, d, "0x" + commitment(d).hex()) for i, d in documents.items()]
+    )
+    for image_id in IDS[3:]:
+        job = await h.jobs.get(image_id)
+        assert job is not None
+        await h.jobs.failed(job, int(FailureReason.NOT_DECRYPTABLE), "not for this oracle")
+
+
+async def test_one_batch_is_one_transaction_of_results_and_one_of_failures(h: Harness) -> None:
+    await ready(h)
+    await h.stage.submit(IDS)
+    assert h.sender.sent == [("postResults", IDS[:3]), ("reportFailures", IDS[3:])]
+    assert {(await h.jobs.get(i)).state for i in IDS} == {JobState.CONFIRMED}  # type: ignore[union-attr]
+    for image_id in IDS[:3]:
+        job = await h.jobs.get(image_id)
+        assert job is not None
+        assert job.document is not None
+        assert verify(job.document, bytes.fromhex(h.chain.records[image_id].result_hash[2:]))
+    assert h.chain.records[IDS[4]].status == Status.FAILED
+    assert h.violations() == 0
+
+
+async def test_a_reverted_transaction_confirms_nothing_and_its_jobs_come_back_later(h: Harness) -> None:
+    await ready(h)
+    h.sender.revert = True
+    await h.stage.submit(IDS[:3])
+    assert {(await h.jobs.get(i)).state for i in IDS[:3]} == {JobState.SUBMITTED}  # type: ignore[union-attr]
+    again = [await h.core.lanes.submit.get() for _ in range(3)]
+    assert sorted(again) == IDS[:3]
+    assert h.core.tries["submit", IDS[0]] == 1
+    await h.stage.submit(again)
+    assert {(await h.jobs.get(i)).state for i in IDS[:3]} == {JobState.CONFIRMED}  # type: ignore[union-attr]
+
+
+async def test_an_unexpected_error_in_a_send_requeues_the_whole_batch(h: Harness) -> None:
+    await ready(h)
+    h.sender.explode = RuntimeError("the RPC node went away")
+    for image_id in IDS[:3]:
+        h.core.lanes.submit.put(image_id)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(h.stage.loop(stop))
+    assert await h.sender.calls.get() == ("postResults", IDS[:3])  # raised
+    assert await h.sender.calls.get() == ("postResults", IDS[:3])  # the retry, mined
+    stop.set()
+    loop.cancel()
+    assert h.sender.sent == [("postResults", IDS[:3])]
+    assert h.core.metrics.registry.get_sample_value("histochain_retries_total", {"stage": "submit"}) == 3
+
+
+async def test_a_batch_takes_what_arrives_within_the_wait_and_no_more_than_its_size() -> None:
+    queue: DelayedQueue[int] = DelayedQueue()
+    for item in range(1, 6):
+        queue.put(item)
+    queue.put(99, delay=60)  # due long after the wait
+    assert await gather_batch(queue, 0, size=4, wait=0.05) == [0, 1, 2, 3]
+    assert await gather_batch(queue, 0, size=10, wait=0.05) == [0, 4, 5]
