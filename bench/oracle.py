@@ -4,7 +4,7 @@
 
 Real anvil, the local IPFS node, the ImageRegistry deployed as the tests deploy it, a
 MobileNetV3-small checkpoint with random weights (the real checkpoint format: throughput does not
-depend on the weights, and nothing is downloaded) and the real daemon (`oracle.pipeline.run_daemon`
+depend on the weights, and nothing is downloaded) and the real daemon (`oracle.daemon.app.run_daemon`
 with the tests' settings, in a process of its own so that its CPU time and peak RSS are its own).
 
 anvil automines: every transaction is mined in its own block the moment it arrives, so block
