@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Protocol
 
 from oracle.daemon.ports import Chain, Jobs
@@ -23,7 +23,7 @@ Enqueue = Callable[[Sequence[str]], None]
 class HeadSource(Protocol):
     """Yields a label each time the listener should look at the chain again."""
 
-    def wakeups(self, stop: asyncio.Event) -> AsyncIterator[str]: ...
+    def wakeups(self, stop: asyncio.Event) -> AsyncGenerator[str, None]: ...
 
 
 class Polling:
@@ -32,7 +32,7 @@ class Polling:
     def __init__(self, interval: float, duration: float | None = None) -> None:
         self.interval, self.duration = interval, duration
 
-    async def wakeups(self, stop: asyncio.Event) -> AsyncIterator[str]:
+    async def wakeups(self, stop: asyncio.Event) -> AsyncGenerator[str, None]:
         end = time.monotonic() + (self.duration if self.duration is not None else float("inf"))
         while not stop.is_set() and time.monotonic() < end:
             yield "poll"
@@ -46,7 +46,7 @@ class WebSocketHeads:
     def __init__(self, url: str, idle: float) -> None:
         self.url, self.idle = url, idle
 
-    async def wakeups(self, stop: asyncio.Event) -> AsyncIterator[str]:
+    async def wakeups(self, stop: asyncio.Event) -> AsyncGenerator[str, None]:
         from web3 import AsyncWeb3, WebSocketProvider
 
         async with AsyncWeb3(WebSocketProvider(self.url)) as w3:
@@ -88,9 +88,11 @@ class Listener:
             await self.follow(Polling(self.tuning.poll_interval, WS_RETRY if self.ws_url else None), stop)
 
     async def follow(self, source: HeadSource, stop: asyncio.Event) -> None:
-        async for wakeup in source.wakeups(stop):
-            self.metrics.wakeups.labels(wakeup).inc()
-            await self.poll_once()
+        # aclosing: a cancelled listener must close the source (and its socket) on the way out.
+        async with contextlib.aclosing(source.wakeups(stop)) as wakeups:
+            async for wakeup in wakeups:
+                self.metrics.wakeups.labels(wakeup).inc()
+                await self.poll_once()
 
     async def poll_once(self) -> None:
         """Turns the logs of every block up to the safe head into jobs, chunk by chunk."""
