@@ -6,8 +6,9 @@ import os
 import platform
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ import numpy as np
 import torch
 
 from oracle.daemon.app import run_daemon
+from oracle.dev.anvil import Anvil
+from oracle.dev.ipfs import IpfsNode
+from oracle.dev.process import free_port
 from oracle.ml import checkpoint
 from oracle.ml.card import ModelCard
 from oracle.ml.data.breakhis import LABELS
@@ -95,6 +99,19 @@ def random_checkpoint(architecture: str, out: Path, seed: int = 0) -> ModelCard:
             "training": {"weights_init": f"random (torch seed {seed}), untrained: for timing only"},
         },
     )
+
+
+@contextmanager
+def chain_and_node(work: Path) -> Iterator[tuple[Anvil, IpfsNode]]:
+    """A fresh anvil (the dev chain id) and local IPFS node on free ports, state and logs under `work`."""
+    chain_id = Settings.model_fields["chain_id"].default
+    with (
+        Anvil("127.0.0.1", free_port(), chain_id, work / "chain" / "state.json", work / "anvil.log") as anvil,
+        IpfsNode(
+            "127.0.0.1", free_port(), work / "ipfs", os.urandom(16).hex(), work / "ipfs.log", 8 << 20
+        ) as ipfs,
+    ):
+        yield anvil, ipfs
 
 
 def daemon_main(settings: Settings) -> None:

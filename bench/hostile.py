@@ -40,7 +40,16 @@ from pydantic import SecretStr
 from pyrage import x25519
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from bench.common import RESULTS, daemon_main, describe, finish, machine, random_checkpoint, synthetic_pngs
+from bench.common import (
+    RESULTS,
+    chain_and_node,
+    daemon_main,
+    describe,
+    finish,
+    machine,
+    random_checkpoint,
+    synthetic_pngs,
+)
 from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.deploy import deploy_on_devnet
 from oracle.chain.reasons import FailureReason
@@ -49,7 +58,6 @@ from oracle.crypto.envelope import Binding, seal, seal_image
 from oracle.crypto.keys import public_key
 from oracle.dev.anvil import Anvil, dev_patient_identity
 from oracle.dev.ipfs import IpfsNode
-from oracle.dev.process import free_port
 from oracle.ipfs import cid as cids
 from oracle.ipfs.pinata import PinataClient
 from oracle.settings import Settings
@@ -363,15 +371,7 @@ def main() -> int:
     info = machine()
     with tempfile.TemporaryDirectory(prefix="bench-hostile-") as tmp:
         work = Path(tmp)
-        chain_id = Settings.model_fields["chain_id"].default
-        with (
-            Anvil(
-                "127.0.0.1", free_port(), chain_id, work / "chain" / "state.json", work / "anvil.log"
-            ) as anvil,
-            IpfsNode(
-                "127.0.0.1", free_port(), work / "ipfs", os.urandom(16).hex(), work / "ipfs.log", 8 << 20
-            ) as ipfs,
-        ):
+        with chain_and_node(work) as (anvil, ipfs):
             rows = asyncio.run(measure(args, work, anvil, ipfs))
     info = finish(info)
     hostile = [r for r in rows if r.outcome != CLASSIFIED]

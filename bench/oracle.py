@@ -57,6 +57,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3, HTTPProvider, Web3
 
 from bench.common import (
     RESULTS,
+    chain_and_node,
     daemon_main,
     describe,
     finish,
@@ -72,9 +73,7 @@ from oracle.chain.deploy import deploy_on_devnet
 from oracle.chain.registry import Registry, hex32, image_id_for
 from oracle.crypto.envelope import open_envelope, seal_image
 from oracle.crypto.keys import public_key
-from oracle.dev.anvil import Anvil, dev_patient_identity
-from oracle.dev.ipfs import IpfsNode
-from oracle.dev.process import free_port
+from oracle.dev.anvil import dev_patient_identity
 from oracle.imaging import decode
 from oracle.ipfs.pinata import PinataClient
 from oracle.ml import checkpoint
@@ -497,15 +496,7 @@ def main() -> int:
         work = Path(tmp)
         models = work / "models"
         card = random_checkpoint(ARCHITECTURE, models / ARCHITECTURE)
-        chain_id = Settings.model_fields["chain_id"].default
-        with (
-            Anvil(
-                "127.0.0.1", free_port(), chain_id, work / "chain" / "state.json", work / "anvil.log"
-            ) as anvil,
-            IpfsNode(
-                "127.0.0.1", free_port(), work / "ipfs", os.urandom(16).hex(), work / "ipfs.log", 8 << 20
-            ) as ipfs,
-        ):
+        with chain_and_node(work) as (anvil, ipfs):
 
             def run(mode: str, images: list[bytes], tuning: dict[str, Any], one_at_a_time: bool) -> Run:
                 oracle_key = x25519.Identity.generate()
