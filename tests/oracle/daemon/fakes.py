@@ -4,6 +4,7 @@ sender that settles what it is given in a new block, or reverts, or raises, as t
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
@@ -42,7 +43,7 @@ class FakeChain:
         self.blocks = [self._new(0)]
         self.records: dict[str, ImageRecord] = {}
         self.log_reads: list[tuple[int, int]] = []
-        self.on_read_logs: list[object] = []  # callbacks run once, mid-read (a reorg while reading)
+        self.on_read_logs: list[Callable[[], None]] = []  # run once, mid-read: a reorg while reading
 
     def _new(self, number: int) -> Block:
         return Block(number, "0x" + f"{next(self._hashes):064x}")
@@ -84,7 +85,7 @@ class FakeChain:
         self.log_reads.append((from_block, to_block))
         found = [r for b in self.blocks[from_block : to_block + 1] for r in b.registrations]
         while self.on_read_logs:
-            self.on_read_logs.pop()()  # type: ignore[operator]
+            self.on_read_logs.pop()()
         return found
 
     async def status(self, image_id: str) -> Status:
