@@ -2,6 +2,7 @@
 sender and a real SQLite job store; and the micro-batch gatherer both batching stages use."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,9 @@ async def test_an_unexpected_error_in_a_send_requeues_the_whole_batch(h: Harness
     assert await h.sender.calls.get() == ("postResults", IDS[:3])  # the retry, mined
     stop.set()
     loop.cancel()
+    # Awaited here, while the store is open: a send cut off mid-write must roll back before it closes.
+    with contextlib.suppress(asyncio.CancelledError):
+        await loop
     assert h.sender.sent == [("postResults", IDS[:3])]
     assert h.core.metrics.registry.get_sample_value("histochain_retries_total", {"stage": "submit"}) == 3
 
