@@ -114,13 +114,13 @@ def chain_and_node(work: Path) -> Iterator[tuple[Anvil, IpfsNode]]:
         yield anvil, ipfs
 
 
-def daemon_main(settings: Settings) -> None:
-    """A child process's target: the oracle daemon until SIGTERM."""
+def daemon_main(settings: Settings, role: str = "all") -> None:
+    """A child process's target: the oracle daemon in `role` until SIGTERM."""
 
     async def main() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await run_daemon(settings, stop)
+        await run_daemon(settings, stop, role)
 
     asyncio.run(main())
 

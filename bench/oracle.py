@@ -37,7 +37,6 @@ import json
 import multiprocessing
 import os
 import signal
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -53,6 +52,8 @@ import numpy as np
 import torch
 from pydantic import SecretStr
 from pyrage import x25519
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from web3 import AsyncHTTPProvider, AsyncWeb3, HTTPProvider, Web3
 
 from bench.common import (
@@ -175,9 +176,22 @@ class Bench:
     """One mode on one fresh deployment: upload, daemon up and warm, burst, wait, account."""
 
     def __init__(
-        self, rpc: str, ipfs: Any, models: Path, work: Path, deployment: Any, oracle_key: x25519.Identity
+        self,
+        rpc: str,
+        ipfs: Any,
+        models: Path,
+        work: Path,
+        deployment: Any,
+        oracle_key: x25519.Identity,
+        stores: dict[str, str] | None = None,
+        workers: int = 0,
     ) -> None:
+        """`stores` (database_url, redis_url) and `workers` > 0: the distributed mode, one
+        coordinator and `workers` worker processes; else one process in the embedded mode."""
         self.rpc, self.ipfs, self.models, self.work = rpc, ipfs, models, work
+        self.stores = stores or {}
+        self.roles = {"daemon": "all"} if workers == 0 else {"coordinator": "coordinator"}
+        self.roles |= {f"worker-{i + 1}": "worker" for i in range(workers)}
         self.w3: Any = AsyncWeb3(AsyncHTTPProvider(rpc))
         self.registry = Registry(self.w3, deployment)
         self.oracle = deployment.oracles[0]
@@ -269,15 +283,20 @@ class Bench:
         logs = await self.registry.contract.events.ClassificationFailed.get_logs(from_block=from_block)
         return len(logs)
 
-    async def jobs_confirmed(self, database: Path, wanted: set[str], timeout: float) -> set[str]:
+    async def jobs_confirmed(self, database: str, wanted: set[str], timeout: float) -> set[str]:
         """The daemon's own record: the wanted images whose job is confirmed, once all are or at timeout."""
+        engine = create_async_engine(database)
         deadline = time.monotonic() + timeout
-        while True:
-            with sqlite3.connect(database) as db:
-                confirmed = {i for (i,) in db.execute("SELECT image_id FROM jobs WHERE state = 'confirmed'")}
-            if wanted <= confirmed or time.monotonic() > deadline:
-                return confirmed & wanted
-            await asyncio.sleep(OUTCOME_POLL)
+        query = text("SELECT image_id FROM jobs WHERE state = 'confirmed'")
+        try:
+            while True:
+                async with engine.connect() as connection:
+                    confirmed = set((await connection.scalars(query)).all())
+                if wanted <= confirmed or time.monotonic() > deadline:
+                    return confirmed & wanted
+                await asyncio.sleep(OUTCOME_POLL)
+        finally:
+            await engine.dispose()
 
     async def oracle_transactions(self, first: int, last: int) -> tuple[int, int, Counter[str]]:
         """The oracle's transactions in blocks first..last: count, gas, and how often each imageId
@@ -322,10 +341,15 @@ class Bench:
             device="cpu",
             metrics_port=0,
             oracle_age_key=SecretStr(str(self.oracle_key)),
+            **self.stores,
         ).tuned(confirmations=0, poll_interval=0.2, **tuning)
-        daemon = multiprocessing.get_context("spawn").Process(target=daemon_main, args=(settings,), name=mode)
-        daemon.start()
-        assert daemon.pid is not None
+        spawn = multiprocessing.get_context("spawn")
+        daemons = {
+            name: spawn.Process(target=daemon_main, args=(settings, role), name=name)
+            for name, role in self.roles.items()
+        }
+        for daemon in daemons.values():
+            daemon.start()
         try:
             start = await self.w3.eth.block_number + 1
             await self.send(await self.signed(warm))
@@ -348,16 +372,19 @@ class Bench:
                 await self.send(raw)
                 found = await self.outcomes(ids, first, timeout)
             cpu_after = cpu_seconds()
-            confirmed = await self.jobs_confirmed(self.work / "oracle.db", ids, 30)
+            confirmed = await self.jobs_confirmed(settings.database, ids, 30)
             clock.halt.set()
             clock.join()
-            peak = peak_rss_mib(daemon.pid)
+            peak = {name: peak_rss_mib(d.pid) for name, d in daemons.items() if d.pid is not None}
         finally:
-            if daemon.pid is not None and daemon.is_alive():
-                os.kill(daemon.pid, signal.SIGTERM)
-            daemon.join(60)
-        if daemon.exitcode != 0:
-            raise RuntimeError(f"{mode}: the daemon exited with code {daemon.exitcode}")
+            for daemon in daemons.values():
+                if daemon.pid is not None and daemon.is_alive():
+                    os.kill(daemon.pid, signal.SIGTERM)
+            for daemon in daemons.values():
+                daemon.join(60)
+        exits = {name: d.exitcode for name, d in daemons.items() if d.exitcode != 0}
+        if exits:
+            raise RuntimeError(f"{mode}: daemons exited with codes {exits}")
 
         registered = {
             hex32(log["args"]["imageId"]): int(log["blockNumber"])
@@ -372,7 +399,7 @@ class Bench:
         end = max(seen[b] for b in settled.values())
         lost = (ids - settled.keys()) | (ids - confirmed)
         duplicated = {i for i in ids if len(found.get(i, ())) > 1 or sent[i] > 1}
-        labels = {daemon.pid: "daemon", os.getpid(): "bench"}
+        labels: dict[int | None, str] = {d.pid: name for name, d in daemons.items()} | {os.getpid(): "bench"}
         labels |= {pid: PROCESSES[name] for pid, (name, _) in cpu_after.items() if name in PROCESSES}
         cpu = {
             labels[pid]: (seconds - cpu_before.get(pid, (name, 0.0))[1]) / len(ids)
@@ -389,7 +416,7 @@ class Bench:
             latency_block_s=sorted(stamps[b] - stamps[registered[i]] for i, b in settled.items()),
             oracle_transactions=transactions,
             oracle_gas=gas,
-            daemon_peak_rss_mib=round(peak),
+            daemon_peak_rss_mib=round(max(peak.values())),
             cpu_s_per_image={k: round(v, 4) for k, v in sorted(cpu.items())},
             failed=await self.failures(first),
             lost=len(lost),

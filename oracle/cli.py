@@ -87,7 +87,16 @@ def oracle() -> None:
 
 
 @oracle.command("run")
-def oracle_run() -> None:
+@click.option(
+    "--role",
+    type=click.Choice(["all", "coordinator", "worker"]),
+    default="all",
+    show_default=True,
+    help="all: every stage in this process. coordinator: listen, dispatch, send (one active per "
+    "oracle key, others stand by). worker: fetch, verify, open, classify (any number). "
+    "coordinator and worker need database_url (PostgreSQL) and redis_url.",
+)
+def oracle_run(role: str) -> None:
     """Listen for registrations, classify verified images, commit results; Ctrl-C stops cleanly."""
     import asyncio
 
@@ -102,7 +111,7 @@ def oracle_run() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_daemon(settings, stop)
+        await run_daemon(settings, stop, role)
 
     asyncio.run(main_loop())
 

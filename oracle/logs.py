@@ -21,8 +21,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-# Libraries whose info lines narrate their own plumbing (web3's subscription queue bookkeeping).
-CHATTY = ("web3.providers", "web3.manager", "web3._utils")
+# Libraries whose info lines narrate their own plumbing (web3's subscription queue bookkeeping,
+# a line per TaskIQ message).
+CHATTY = ("web3.providers", "web3.manager", "web3._utils", "taskiq")
 
 
 def configure(level: int = logging.INFO) -> None:

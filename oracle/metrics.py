@@ -65,6 +65,27 @@ class Metrics:
         self.gas = Counter(
             "histochain_gas_used", "Gas used by the oracle's transactions.", registry=self.registry
         )
+        self.dispatched = Counter(
+            "histochain_dispatched",
+            "Distributed: imageIds a coordinator sent to the work stream.",
+            registry=self.registry,
+        )
+        self.redispatched = Counter(
+            "histochain_redispatched",
+            "Distributed: queued jobs sent again because their lease ran out (a worker died holding them).",
+            registry=self.registry,
+        )
+        self.received = Counter(
+            "histochain_received",
+            "Distributed: imageIds a worker took from the work stream.",
+            registry=self.registry,
+        )
+        self.active = False  # a standby coordinator is not, until it holds the lock
+        Gauge(
+            "histochain_active",
+            "1 while this process does its role's work; 0 for a standby coordinator waiting for the lock.",
+            registry=self.registry,
+        ).set_function(lambda: float(self.active))
         depth = Gauge(
             "histochain_queue_depth", "Jobs waiting, by stage queue.", ["queue"], registry=self.registry
         )
@@ -75,7 +96,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def metrics_app(metrics: Metrics) -> web.Application:
+def metrics_app(metrics: Metrics, role: str = "all") -> web.Application:
     async def serve(_: web.Request) -> web.Response:
         response = web.Response(body=metrics.render())
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
@@ -83,7 +104,7 @@ def metrics_app(metrics: Metrics) -> web.Application:
         return response
 
     async def health(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response({"status": "ok", "role": role, "active": metrics.active})
 
     app = web.Application()
     app.router.add_get("/metrics", serve)

@@ -56,6 +56,26 @@ class Tuning(BaseModel):
     decoded_budget: int = Field(
         512 << 20, gt=0, description="Bytes of decoded images waiting for the classifier at once."
     )
+    dispatch_batch: int = Field(
+        16, ge=1, description="Distributed: most imageIds per work message a coordinator sends."
+    )
+    dispatch_lease: float = Field(
+        300.0,
+        gt=0,
+        description="Distributed: seconds a dispatched job may stay queued before it is dispatched again.",
+    )
+    redelivery_idle: float = Field(
+        180.0,
+        gt=0,
+        description="Distributed: seconds a work message may go unacked before another worker takes it.",
+    )
+    ready_poll: float = Field(
+        0.2, gt=0, description="Distributed: seconds between a coordinator's looks for results to send."
+    )
+    worker_messages: int = Field(2, ge=1, description="Distributed: work messages one worker holds at once.")
+    stream_maxlen: int = Field(
+        100_000, ge=1_000, description="Distributed: work messages the stream keeps (older ones are trimmed)."
+    )
 
 
 class Settings(BaseSettings):
@@ -124,7 +144,17 @@ class Settings(BaseSettings):
         description="torch threads for CPU inference (default: half the cores, the rest fetch and decode).",
     )
     model_dir: Path | None = Field(None, description="Checkpoints (default: <data dir>/models).")
-    database_url: str | None = Field(None, description="Default: SQLite file <data dir>/oracle.db.")
+    database_url: str | None = Field(
+        None,
+        description="Default: SQLite file <data dir>/oracle.db; postgresql+asyncpg://… when distributed.",
+    )
+    redis_url: str | None = Field(
+        None, description="Distributed mode: Redis holding the work stream (redis://host:port/db)."
+    )
+    oracle_address: str | None = Field(
+        None,
+        description="The oracle's address, for workers that hold no signing key (default: the signer's).",
+    )
     api_host: str = Field("127.0.0.1", description="Interface of the query API.")
     api_port: int = Field(8788, ge=1, le=65535, description="Port of the query API.")
     api_domain: str = Field("localhost:8000", description="SIWE domain: the host the page is served from.")

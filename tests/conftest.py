@@ -4,14 +4,22 @@ tests/fork runs only through its driver (python -m tests.fork.run), which starts
 deploys with scripts/deploy.py and names the deployment file in HISTOCHAIN_FORK_DEPLOYMENT.
 """
 
+import itertools
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
+import asyncpg
 import pytest
+import redis.asyncio as aioredis
 
+from oracle.dev.datastores import Postgres, RedisServer
 from oracle.dev.ipfs import IpfsNode
-from tests.support import make_node
+from tests.stores import Stores
+from tests.support import free_port, make_node
 
 collect_ignore_glob = [] if os.environ.get("HISTOCHAIN_FORK_DEPLOYMENT") else ["fork/*"]
 
@@ -25,3 +33,46 @@ def node_token() -> str:
 def ipfs_node(tmp_path_factory: pytest.TempPathFactory, node_token: str) -> Iterator[IpfsNode]:
     with make_node(tmp_path_factory.mktemp("ipfs"), node_token) as node:
         yield node
+
+
+# The distributed mode's stores, real: one PostgreSQL cluster and one redis-server per session
+# (Debian's packages, in temp folders on free ports), started only for the tests that ask; a fresh
+# database and an empty Redis per test.
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    # The server runs as the `postgres` user when the tests run as root: its folder must not
+    # sit under pytest's root-only temp folder.
+    folder = Path(tempfile.mkdtemp(prefix="histochain-pg-"))
+    folder.chmod(0o755)
+    server = Postgres(folder / "cluster", free_port(), tmp_path_factory.mktemp("logs") / "postgres.log")
+    try:
+        with server:
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    folder = tmp_path_factory.mktemp("redis")
+    with RedisServer(folder, free_port(), folder / "redis.log") as server:
+        yield server
+
+
+@pytest.fixture
+async def stores(postgres: Postgres, redis_server: RedisServer) -> Stores:
+    name = f"test_{next(_databases)}"
+    admin = await asyncpg.connect(
+        host=postgres.host, port=postgres.port, user="postgres", database="postgres"
+    )
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.flushall()
+    await client.aclose()
+    return Stores(postgres.url.rsplit("/", 1)[0] + f"/{name}", redis_server.url)

@@ -13,6 +13,7 @@ reorg returned to the mempool may still land, and the document it commits to mus
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, select, update
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from oracle.chain.registry import Registration
 from oracle.store.db import Database
-from oracle.store.models import Checkpoint, Job, JobState, Outcome, SignedDocument, Strike
+from oracle.store.models import Checkpoint, Job, JobState, Outcome, SignedDocument, Strike, now
 
 READY_STATES = (JobState.CLASSIFIED, JobState.FAILED)
 SENDABLE_STATES = (*READY_STATES, JobState.SUBMITTED)
@@ -111,6 +112,24 @@ class JobRepository:
     async def _where(self, condition: ColumnElement[bool]) -> list[Job]:
         async with self.db.transaction() as session:
             return list((await session.scalars(select(Job).where(condition))).all())
+
+    async def ready(self, limit: int) -> list[str]:
+        """Distributed: outcomes workers wrote that wait to be sent, oldest first."""
+        query = select(Job.image_id).where(Job.state.in_(READY_STATES)).order_by(Job.updated_at).limit(limit)
+        async with self.db.transaction() as session:
+            return list((await session.scalars(query)).all())
+
+    async def overdue(self, lease: float, limit: int) -> list[str]:
+        """Distributed: queued jobs no worker has touched for `lease` seconds (a worker died after
+        taking them); they are marked as dispatched again now, and returned to be."""
+        async with self.db.transaction() as session:
+            stale = and_(Job.state == JobState.QUEUED, Job.updated_at < now() - timedelta(seconds=lease))
+            ids = list((await session.scalars(select(Job.image_id).where(stale).limit(limit))).all())
+            if ids:
+                await session.execute(
+                    update(Job).where(stale, Job.image_id.in_(ids)).values(updated_at=now())
+                )
+            return ids
 
     async def signed_document(self, image_id: str, result_hash: str) -> dict[str, Any] | None:
         async with self.db.transaction() as session:

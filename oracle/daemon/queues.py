@@ -54,3 +54,16 @@ class ByteBudget:
         async with self._freed:
             self.used -= size
             self._freed.notify_all()
+
+
+class Discard(Generic[T]):
+    """A worker's submit lane: outcomes are in the shared store, where the coordinator finds them."""
+
+    def put(self, item: T, delay: float = 0.0) -> None:
+        pass
+
+    async def get(self) -> T:
+        raise RuntimeError("nothing is ever taken from a discarding queue")
+
+    def qsize(self) -> int:
+        return 0

@@ -19,7 +19,7 @@ from oracle.dev.ipfs import IpfsNode
 from oracle.ipfs.pinata import PinataClient
 from oracle.ml.card import ModelCard
 from oracle.settings import Settings, Tuning
-from tests.oracle.daemon_support import Chain, Stack
+from tests.oracle.daemon_support import Chain, Mode, Stack
 from tests.support import free_port, tiny_checkpoint
 
 
@@ -74,3 +74,11 @@ async def stack(
     reverted = await w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])
     await w3.provider.disconnect()
     assert reverted["result"] is True, reverted
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+def mode(request: pytest.FixtureRequest) -> Mode:
+    """Tests that take it run on both: the distributed mode's stores start only for its half."""
+    if request.param == "embedded":
+        return Mode("embedded")
+    return Mode("distributed", request.getfixturevalue("stores"))

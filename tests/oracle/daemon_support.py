@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,10 +22,12 @@ from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.deployment import Deployment
 from oracle.chain.registry import Registry, Status, hex32
 from oracle.crypto.envelope import Binding, MediaType, seal, seal_image
+from oracle.daemon.app import run_daemon
 from oracle.dev.anvil import dev_patient_identity
 from oracle.ipfs.pinata import PinataClient
 from oracle.ml.card import ModelCard
 from oracle.settings import Settings
+from tests.stores import Stores, job_rows
 
 PATIENT_ACCOUNTS = (2, 3, 4, 5)
 
@@ -99,19 +100,17 @@ async def until_settled(stack: Stack, image_ids: list[str], timeout: float = 180
         await asyncio.sleep(0.2)
 
 
-async def until_jobs_settled(databases: list[Path], image_ids: list[str], timeout: float = 60) -> None:
+async def until_jobs_settled(oracles: list[Settings], image_ids: list[str], timeout: float = 60) -> None:
     """Polls the oracles' own records until each has finished every job (confirmed or superseded)."""
     deadline = asyncio.get_running_loop().time() + timeout
-    marks = ",".join("?" * len(image_ids))
     while True:
         open_jobs = 0
-        for path in databases:
-            with sqlite3.connect(path) as db:
-                query = (
-                    f"SELECT count(*) FROM jobs WHERE image_id IN ({marks})"
-                    " AND state NOT IN ('confirmed', 'superseded')"
-                )
-                open_jobs += db.execute(query, image_ids).fetchone()[0]
+        for settings in oracles:
+            jobs = await job_rows(settings.database)
+            open_jobs += sum(
+                jobs[i]["state"] not in ("confirmed", "superseded") for i in image_ids if i in jobs
+            )
+            open_jobs += sum(i not in jobs for i in image_ids)
         if open_jobs == 0:
             return
         if asyncio.get_running_loop().time() > deadline:
@@ -124,9 +123,13 @@ async def rpc(stack: Stack, method: str, *params: Any) -> Any:
 
 
 class DaemonProcess:
-    """`histochain oracle run` as a user runs it, configured through the environment."""
+    """`histochain oracle run --role <role>` as a user runs it, configured through the environment
+    (`env` adds to what `settings` says)."""
 
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(
+        self, settings: Settings, log: Path, role: str = "all", env: dict[str, str] | None = None
+    ) -> None:
+        self.role = role
         self.env = {
             **os.environ,
             "HISTOCHAIN_CONFIG": str(log.parent / "no-config.toml"),
@@ -146,6 +149,7 @@ class DaemonProcess:
             "HISTOCHAIN_ORACLE_AGE_KEY": settings.oracle_age_key.get_secret_value()
             if settings.oracle_age_key
             else "",
+            **(env or {}),
         }
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -156,7 +160,9 @@ class DaemonProcess:
         cli = Path(sys.executable).with_name("histochain")
         self.since = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen([cli, "oracle", "run"], env=self.env, stdout=out, stderr=out)
+            self.process = subprocess.Popen(
+                [cli, "oracle", "run", "--role", self.role], env=self.env, stdout=out, stderr=out
+            )
 
     def kill(self) -> None:
         assert self.process is not None
@@ -164,13 +170,13 @@ class DaemonProcess:
         self.process.wait()
         self.kills += 1
 
-    def running(self) -> None:
-        """Returns once this start has logged that it runs."""
+    def running(self, says: bytes = b'"msg": "oracle 0x') -> None:
+        """Returns once this start has logged that it runs (or what `says` says)."""
         assert self.process is not None
         deadline = time.monotonic() + 60
-        while b'"msg": "oracle 0x' not in self.log.read_bytes()[self.since :]:
+        while says not in self.log.read_bytes()[self.since :]:
             assert self.process.poll() is None, "the daemon exited before it ran"
-            assert time.monotonic() < deadline, "the daemon did not start within 60 s"
+            assert time.monotonic() < deadline, f"the daemon did not log {says!r} within 60 s"
             time.sleep(0.05)
 
     def stop(self) -> int:
@@ -180,3 +186,30 @@ class DaemonProcess:
         self.running()
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=60)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How the oracle runs in a test: `embedded` (one process, SQLite) or `distributed` (a
+    coordinator and a worker on PostgreSQL and Redis)."""
+
+    name: str
+    stores: Stores | None = None
+
+    def settings(self, base: Settings) -> Settings:
+        return base if self.stores is None else self.stores.settings(base)
+
+    async def run(self, settings: Settings, stop: asyncio.Event) -> None:
+        if self.stores is None:
+            await run_daemon(settings, stop)
+        else:
+            await asyncio.gather(*(run_daemon(settings, stop, role) for role in ("coordinator", "worker")))
+
+    def processes(self, settings: Settings, folder: Path) -> list[DaemonProcess]:
+        """The daemon processes an operator would start."""
+        if self.stores is None:
+            return [DaemonProcess(settings, folder / "daemon.log")]
+        env = self.stores.environment()
+        return [
+            DaemonProcess(settings, folder / f"{role}.log", role, env) for role in ("coordinator", "worker")
+        ]

@@ -120,7 +120,7 @@ async def test_a_squatter_who_registers_a_patients_cid_first_gets_nothing_of_the
         own = await send_registration(stack, cid, PATIENT, fee=FEE)
         assert squatted != own
         statuses = await until_settled(stack, [squatted, own])
-        await until_jobs_settled([stack.settings.data_dir / "oracle.db"], [squatted, own])
+        await until_jobs_settled([stack.settings], [squatted, own])
     finally:
         stop.set()
         await daemon
@@ -249,7 +249,7 @@ async def test_the_plaintext_never_reaches_a_disk_a_log_or_the_database(
     try:
         image_ids = [await register(stack, image, PATIENT) for image in images]
         statuses = await until_settled(stack, image_ids)
-        await until_jobs_settled([stack.settings.data_dir / "oracle.db"], image_ids)
+        await until_jobs_settled([stack.settings], image_ids)
     finally:
         assert daemon.stop() == 0
     assert Counter(statuses.values()) == {Status.CLASSIFIED: 3}
@@ -279,7 +279,7 @@ async def test_the_cid_a_patient_registers_is_the_envelopes(stack: Stack) -> Non
     try:
         image_id = await send_registration(stack, cid, PATIENT)
         await until_settled(stack, [image_id])
-        await until_jobs_settled([stack.settings.data_dir / "oracle.db"], [image_id])
+        await until_jobs_settled([stack.settings], [image_id])
     finally:
         stop.set()
         await daemon

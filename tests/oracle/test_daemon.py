@@ -33,7 +33,7 @@ from oracle.ipfs import cid as cids
 from oracle.ipfs.cid import raw_cid
 from tests.oracle.daemon_support import (
     PATIENT_ACCOUNTS,
-    DaemonProcess,
+    Mode,
     Stack,
     envelope,
     register,
@@ -43,6 +43,7 @@ from tests.oracle.daemon_support import (
     until_settled,
     upload,
 )
+from tests.stores import job_rows
 from tests.support import free_port, png, serve_gateway
 
 IMAGES = 50
@@ -63,9 +64,7 @@ async def test_every_registration_gets_exactly_one_verifiable_result(stack: Stac
         not_an_image = await send_registration(stack, await upload(stack, garbage), PATIENT_ACCOUNTS[0])
         never_uploaded = await send_registration(stack, raw_cid(os.urandom(64)), 6)
         statuses = await until_settled(stack, [*image_ids, not_an_image, never_uploaded])
-        await until_jobs_settled(
-            [settings.data_dir / "oracle.db"], [*image_ids, not_an_image, never_uploaded]
-        )
+        await until_jobs_settled([settings], [*image_ids, not_an_image, never_uploaded])
         async with aiohttp.ClientSession() as session, session.get(metrics_url + "/metrics") as response:
             assert response.status == 200
             metrics = await response.text()
@@ -134,54 +133,63 @@ async def settled(stack: Stack, image_ids: list[str]) -> int:
     return sum(s != Status.PENDING for s in (await stack.registry.statuses(image_ids)).values())
 
 
-async def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack: Stack, tmp_path: Path):
+async def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack: Stack, mode: Mode, tmp_path: Path):
+    """Distributed, the kills take turns between the coordinator and the worker."""
     rng = np.random.default_rng(2026)
     count = 100
     images = [png(rng, malignant=bool(i % 2)) for i in range(count)]
     kill_at = sorted(int(k) for k in rng.choice(np.arange(5, count - 5), size=6, replace=False))
-    daemon = DaemonProcess(stack.settings, tmp_path / "daemon.log")
-    daemon.start()
+    settings = mode.settings(stack.settings)
+    daemons = mode.processes(settings, tmp_path)
+    for daemon in daemons:
+        daemon.start()
+    kills = 0
+
+    def kill_one() -> None:
+        nonlocal kills
+        kill_at.pop(0)
+        victim = daemons[kills % len(daemons)]
+        victim.kill()
+        victim.start()
+        kills += 1
+
     image_ids: list[str] = []
     try:
         for i, data in enumerate(images):
             image_ids.append(await register(stack, data, PATIENT_ACCOUNTS[i % len(PATIENT_ACCOUNTS)]))
             while kill_at and await settled(stack, image_ids) >= kill_at[0]:
-                kill_at.pop(0)
-                daemon.kill()
-                daemon.start()
+                kill_one()
         while kill_at:  # kill points the registrations outran: keep killing as the backlog drains
             if await settled(stack, image_ids) >= kill_at[0]:
-                kill_at.pop(0)
-                daemon.kill()
-                daemon.start()
+                kill_one()
             await asyncio.sleep(0.1)
         await until_settled(stack, image_ids, timeout=300)
-        await until_jobs_settled([stack.settings.data_dir / "oracle.db"], image_ids)
+        await until_jobs_settled([settings], image_ids)
     finally:
-        code = daemon.stop()
-    assert code == 0, (tmp_path / "daemon.log").read_text()[-3000:]
-    assert daemon.kills == 6
+        codes = [daemon.stop() for daemon in daemons]
+    assert codes == [0] * len(daemons), [d.log.read_text()[-3000:] for d in daemons]
+    assert sum(d.kills for d in daemons) == 6
 
     block = stack.deployment.block
     posted = await stack.registry.contract.events.ResultPosted.get_logs(from_block=block)
     failed = await stack.registry.contract.events.ClassificationFailed.get_logs(from_block=block)
     outcomes = Counter(hex32(e["args"]["imageId"]) for e in [*posted, *failed])
     assert {i: outcomes[i] for i in image_ids} == dict.fromkeys(image_ids, 1)
-    db = sqlite3.connect(stack.settings.data_dir / "oracle.db")
-    states = dict(db.execute("SELECT image_id, state FROM jobs").fetchall())
-    assert {states[i] for i in image_ids} == {"confirmed"}
-    for image_id, document in db.execute("SELECT image_id, document FROM jobs WHERE outcome = 'result'"):
+    jobs = await job_rows(settings.database)
+    assert {jobs[i]["state"] for i in image_ids} == {"confirmed"}
+    for image_id in image_ids:
         on_chain = (await stack.registry.contract.functions.getImage(bytes.fromhex(image_id[2:])).call())[3]
-        assert verify(json.loads(document), bytes(on_chain))
+        assert verify(jobs[image_id]["document"], bytes(on_chain))
 
 
-async def test_a_reorganised_registration_is_redone_in_the_new_chain(stack: Stack):
+async def test_a_reorganised_registration_is_redone_in_the_new_chain(stack: Stack, mode: Mode):
     """A result posted in blocks a reorg erases is not trusted: the registration made again in
     the new chain is classified again, and the job tracks the canonical block."""
     rng = np.random.default_rng(11)
     first_image = png(rng, malignant=True)
+    settings = mode.settings(stack.settings)
     stop = asyncio.Event()
-    daemon = asyncio.create_task(run_daemon(stack.settings, stop))
+    daemon = asyncio.create_task(mode.run(settings, stop))
     try:
         snapshot = await rpc(stack, "evm_snapshot")
         cid = await upload(stack, await envelope(stack, first_image, 2))
@@ -195,7 +203,7 @@ async def test_a_reorganised_registration_is_redone_in_the_new_chain(stack: Stac
         for _ in range(6):
             await rpc(stack, "evm_mine")
         await until_settled(stack, [again, other])
-        await until_jobs_settled([stack.settings.data_dir / "oracle.db"], [again, other])
+        await until_jobs_settled([settings], [again, other])
     finally:
         stop.set()
         await daemon
@@ -203,10 +211,7 @@ async def test_a_reorganised_registration_is_redone_in_the_new_chain(stack: Stac
     posted = await stack.registry.contract.events.ResultPosted.get_logs(from_block=stack.deployment.block)
     counts = Counter(hex32(e["args"]["imageId"]) for e in posted)
     assert (counts[again], counts[other]) == (1, 1)
-    db = sqlite3.connect(stack.settings.data_dir / "oracle.db")
-    state, block_hash, owner, document = db.execute(
-        "SELECT state, block_hash, owner, document FROM jobs WHERE image_id = ?", (again,)
-    ).fetchone()
+    job = (await job_rows(settings.database))[again]
     (registered,) = [
         e
         for e in await stack.registry.contract.events.ImageRegistered.get_logs(
@@ -214,11 +219,11 @@ async def test_a_reorganised_registration_is_redone_in_the_new_chain(stack: Stac
         )
         if hex32(e["args"]["imageId"]) == again
     ]
-    assert state == "confirmed"
-    assert block_hash == hex32(registered["blockHash"])
-    assert owner == registered["args"]["owner"]
+    assert job["state"] == "confirmed"
+    assert job["block_hash"] == hex32(registered["blockHash"])
+    assert job["owner"] == registered["args"]["owner"]
     on_chain = (await stack.registry.contract.functions.getImage(bytes.fromhex(again[2:])).call())[3]
-    assert verify(json.loads(document), bytes(on_chain))
+    assert verify(job["document"], bytes(on_chain))
 
 
 async def test_two_oracles_never_double_post(stack: Stack, tmp_path: Path):
@@ -254,9 +259,7 @@ async def test_two_oracles_never_double_post(stack: Stack, tmp_path: Path):
             await register(stack, png(rng, malignant=bool(i % 2)), PATIENT_ACCOUNTS[i % 4]) for i in range(30)
         ]
         await until_settled(stack, image_ids)
-        await until_jobs_settled(
-            [s.data_dir / "oracle.db" for s in (stack.settings, rival_settings)], image_ids
-        )
+        await until_jobs_settled([stack.settings, rival_settings], image_ids)
     finally:
         stop.set()
         await asyncio.gather(*daemons)
@@ -397,11 +400,11 @@ async def test_faults_end_in_the_right_outcome_and_the_daemon_stays_up(stack: St
             assert reasons.get(image_id) == reason, (image_id, reasons.get(image_id))
 
 
-async def test_with_confirmations_a_reorganised_registration_is_never_classified(stack: Stack):
+async def test_with_confirmations_a_reorganised_registration_is_never_classified(stack: Stack, mode: Mode):
     rng = np.random.default_rng(13)
-    settings = stack.settings.tuned(confirmations=3)
+    settings = mode.settings(stack.settings).tuned(confirmations=3)
     stop = asyncio.Event()
-    daemon = asyncio.create_task(run_daemon(settings, stop))
+    daemon = asyncio.create_task(mode.run(settings, stop))
     try:
         snapshot = await rpc(stack, "evm_snapshot")
         doomed = await register(stack, png(rng, malignant=True), 2)
@@ -410,15 +413,13 @@ async def test_with_confirmations_a_reorganised_registration_is_never_classified
         for _ in range(settings.tuning.confirmations):
             await rpc(stack, "evm_mine")
         await until_settled(stack, [replacement])
-        await until_jobs_settled([settings.data_dir / "oracle.db"], [replacement])
+        await until_jobs_settled([settings], [replacement])
     finally:
         stop.set()
         await daemon
-    db = sqlite3.connect(settings.data_dir / "oracle.db")
-    assert db.execute("SELECT count(*) FROM jobs WHERE image_id = ?", (doomed,)).fetchone() == (0,)
-    assert db.execute("SELECT state FROM jobs WHERE image_id = ?", (replacement,)).fetchone() == (
-        "confirmed",
-    )
+    jobs = await job_rows(settings.database)
+    assert doomed not in jobs
+    assert jobs[replacement]["state"] == "confirmed"
     assert await stack.registry.status(doomed) == Status.NONE
 
 
@@ -462,7 +463,7 @@ async def test_the_owner_reads_from_the_api_a_document_that_hashes_to_the_chain(
     try:
         image_id = await register(stack, png(rng, malignant=True), 3)
         await until_settled(stack, [image_id])
-        await until_jobs_settled([stack.settings.data_dir / "oracle.db"], [image_id])
+        await until_jobs_settled([stack.settings], [image_id])
     finally:
         stop.set()
         await daemon

@@ -17,7 +17,8 @@ from eth_account.signers.local import LocalAccount
 
 from oracle.chain.registry import ChainError, Registry, Status, hex32
 from oracle.chain.submitter import Submitter
-from oracle.daemon.app import Oracle, assemble
+from oracle.daemon.app import assemble
+from oracle.daemon.node import Oracle
 from oracle.daemon.ports import WorkQueue
 from oracle.document import verify
 from tests.oracle.daemon_support import Stack, envelope, register, rpc, send_registration, upload
