@@ -122,7 +122,15 @@ def daemon_main(settings: Settings, role: str = "all") -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await run_daemon(settings, stop, role)
 
-    asyncio.run(main())
+    profile_dir = os.environ.get("BENCH_PROFILE_DIR")  # where does a daemon's CPU go
+    if profile_dir is None:
+        asyncio.run(main())
+        return
+    import cProfile
+
+    with cProfile.Profile() as profile:
+        asyncio.run(main())
+    profile.dump_stats(Path(profile_dir) / f"{role}-{os.getpid()}.prof")
 
 
 def reset_peak_rss() -> None:

@@ -72,6 +72,9 @@ class Tuning(BaseModel):
     ready_poll: float = Field(
         0.2, gt=0, description="Distributed: seconds between a coordinator's looks for results to send."
     )
+    drain_timeout: float = Field(
+        30.0, gt=0, description="Distributed: seconds a stopping worker takes to finish the work it holds."
+    )
     worker_messages: int = Field(2, ge=1, description="Distributed: work messages one worker holds at once.")
     stream_maxlen: int = Field(
         100_000, ge=1_000, description="Distributed: work messages the stream keeps (older ones are trimmed)."

@@ -1,6 +1,5 @@
 """The ImageRegistry as the oracle sees it, over web3.py's AsyncWeb3."""
 
-import asyncio
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -13,6 +12,7 @@ from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 from web3.exceptions import BlockNotFound, TransactionNotFound
+from web3.types import RPCEndpoint
 from web3.utils.abi import get_abi_element
 
 from oracle.chain.deployment import Deployment
@@ -102,6 +102,33 @@ class Registry:
         answer = await self.w3.eth.call({"to": self.deployment.address, "data": view.encode(*args)})
         return view.decode(bytes(answer))
 
+    async def _read_many(self, view: _View, calls: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Many reads as one JSON-RPC batch of eth_call: one request (and one round trip) per batch
+        of images, not one per image; each answer is checked like a single read's."""
+        if not calls:
+            return []
+        to = self.deployment.address
+        batch = [
+            (RPCEndpoint("eth_call"), [{"to": to, "data": "0x" + view.encode(*c).hex()}, "latest"])
+            for c in calls
+        ]
+        answers = await self.w3.provider.make_batch_request(batch)
+        if not isinstance(answers, list) or len(answers) != len(calls):
+            raise ChainError(
+                f"{view.name}: the RPC answered a batch of {len(calls)} calls with {str(answers)[:120]}"
+            )
+        decoded = []
+        for answer in answers:
+            result = answer.get("result") if isinstance(answer, dict) else None
+            if not isinstance(result, str) or not result.startswith("0x"):
+                raise ChainError(f"{view.name}: the RPC answered {str(answer)[:120]} in a batch")
+            try:
+                data = bytes.fromhex(result[2:])
+            except ValueError as exc:
+                raise ChainError(f"{view.name}: the RPC answered {result[:72]}, which is not hex") from exc
+            decoded.append(view.decode(data))
+        return decoded
+
     async def check_chain(self) -> None:
         """Refuses to run against the wrong chain or a chain without the registry."""
         chain_id = await self.w3.eth.chain_id
@@ -133,13 +160,15 @@ class Registry:
         return Status(status)
 
     async def statuses(self, image_ids: list[str]) -> dict[str, Status]:
-        found = await asyncio.gather(*(self.status(image_id) for image_id in image_ids))
-        return dict(zip(image_ids, found, strict=True))
+        found = await self._read_many(self._status_of, [(bytes.fromhex(i[2:]),) for i in image_ids])
+        return {image_id: Status(status) for image_id, (status,) in zip(image_ids, found, strict=True)}
 
     async def image(self, image_id: str) -> ImageRecord:
-        ((owner, status, model_id, result_hash, registered_at, deadline, fee_paid),) = await self._read(
-            self._get_image, bytes.fromhex(image_id[2:])
-        )
+        return self._record(await self._read(self._get_image, bytes.fromhex(image_id[2:])))
+
+    @staticmethod
+    def _record(answer: tuple[Any, ...]) -> ImageRecord:
+        ((owner, status, model_id, result_hash, registered_at, deadline, fee_paid),) = answer
         return ImageRecord(
             owner=to_checksum_address(owner),
             status=Status(status),
@@ -151,9 +180,8 @@ class Registry:
         )
 
     async def images(self, image_ids: list[str]) -> list[ImageRecord]:
-        """Concurrently: one after another, a busy event loop would stretch a batch's reads into
-        seconds while results pile up behind them."""
-        return list(await asyncio.gather(*(self.image(image_id) for image_id in image_ids)))
+        answers = await self._read_many(self._get_image, [(bytes.fromhex(i[2:]),) for i in image_ids])
+        return [self._record(answer) for answer in answers]
 
     async def encryption_keys(self) -> dict[str, bytes]:
         """Each current oracle's published X25519 public key (what patients encrypt to)."""

@@ -2,8 +2,8 @@
 reached, and stays on the one that answered."""
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import aiohttp
 from web3 import AsyncHTTPProvider
@@ -12,6 +12,7 @@ from web3.types import RPCEndpoint, RPCResponse
 from oracle.chain.registry import ChainError
 
 UNREACHABLE = (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError)
+T = TypeVar("T")
 
 
 class FallbackHTTPProvider(AsyncHTTPProvider):
@@ -23,14 +24,24 @@ class FallbackHTTPProvider(AsyncHTTPProvider):
         super().__init__(endpoints[0], **kwargs)
 
     async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        return await self._first(method, lambda provider: provider.make_request(method, params))
+
+    async def make_batch_request(
+        self, batch_requests: list[tuple[RPCEndpoint, Any]]
+    ) -> list[RPCResponse] | RPCResponse:
+        """One JSON-RPC batch, to the first endpoint that answers (see `Registry.read_many`)."""
+        what = f"a batch of {len(batch_requests)}"
+        return await self._first(what, lambda provider: provider.make_batch_request(batch_requests))
+
+    async def _first(self, what: str, ask: Callable[[AsyncHTTPProvider], Awaitable[T]]) -> T:
         failures = []
         for step in range(len(self.providers)):
             index = (self.current + step) % len(self.providers)
             try:
-                response = await self.providers[index].make_request(method, params)
+                response = await ask(self.providers[index])
             except UNREACHABLE as exc:
                 failures.append(f"{self.providers[index].endpoint_uri}: {type(exc).__name__}: {exc}")
                 continue
             self.current = index
             return response
-        raise ChainError(f"no RPC endpoint answered {method}: {'; '.join(failures)}")
+        raise ChainError(f"no RPC endpoint answered {what}: {'; '.join(failures)}")

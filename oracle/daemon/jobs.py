@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oracle.chain.registry import Registration
@@ -52,18 +52,35 @@ def _is(job: Job, states: Iterable[JobState]) -> ColumnElement[bool]:
     return and_(Job.image_id == job.image_id, Job.block_hash == job.block_hash, Job.state.in_(list(states)))
 
 
-def _carrying(job: Job) -> ColumnElement[bool]:
-    """...and still carrying the outcome `job` carried (a result hash, or a failure reason)."""
-    if job.result_hash is None:
-        return and_(Job.result_hash.is_(None), Job.failure_reason == job.failure_reason)
-    return Job.result_hash == job.result_hash
-
-
 async def _cas(session: AsyncSession, where: ColumnElement[bool], values: dict[str, Any]) -> bool:
     result = await session.execute(
         update(Job).where(where).values(**values).execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _cas_many(
+    session: AsyncSession, jobs: Sequence[Job], states: Iterable[JobState], values: dict[str, Any]
+) -> set[str]:
+    """`_cas` for a batch in one UPDATE … RETURNING per kind of outcome (a round trip per batch,
+    not per job): each row still in `states`, for the registration and the outcome it was read
+    with. Returns the image ids written."""
+    results = [(j.image_id, j.block_hash, j.result_hash) for j in jobs if j.result_hash is not None]
+    failures = [(j.image_id, j.block_hash, j.failure_reason) for j in jobs if j.result_hash is None]
+    conditions: list[ColumnElement[bool]] = []
+    if results:
+        conditions.append(tuple_(Job.image_id, Job.block_hash, Job.result_hash).in_(results))
+    if failures:
+        read = tuple_(Job.image_id, Job.block_hash, Job.failure_reason).in_(failures)
+        conditions.append(and_(Job.result_hash.is_(None), read))
+    written: set[str] = set()
+    for condition in conditions:
+        statement = update(Job).where(condition, Job.state.in_(list(states))).values(**values)
+        rows = await session.execute(
+            statement.returning(Job.image_id).execution_options(synchronize_session=False)
+        )
+        written.update(rows.scalars())
+    return written
 
 
 class JobRepository:
@@ -249,12 +266,9 @@ class JobRepository:
         submitted with it, and their documents are kept, or nothing is written and `StaleJobs`
         is raised so that the transaction is never sent."""
         async with self.db.transaction() as session:
-            stale = []
-            for job in jobs:
-                where = and_(_is(job, SENDABLE_STATES), _carrying(job))
-                values = {"state": JobState.SUBMITTED, "submit_tx": tx_hash, "attempts": Job.attempts + 1}
-                if not await _cas(session, where, values):
-                    stale.append(job.image_id)
+            values = {"state": JobState.SUBMITTED, "submit_tx": tx_hash, "attempts": Job.attempts + 1}
+            written = await _cas_many(session, jobs, SENDABLE_STATES, values)
+            stale = [job.image_id for job in jobs if job.image_id not in written]
             if stale:
                 raise StaleJobs(stale)  # rolls the whole transaction back
             signed = {(job.image_id, job.result_hash): job for job in jobs if job.result_hash is not None}
@@ -272,15 +286,12 @@ class JobRepository:
     async def confirmed(self, jobs: Sequence[Job], block: int | None, tx: str | None) -> list[str]:
         """Jobs whose outcome, as read, the chain now holds; returns those written (a row that
         moved on since, e.g. a reorg replaced it, is left for the next pass to look at)."""
-        written = []
+        values: dict[str, Any] = {"state": JobState.CONFIRMED, "confirmed_block": block}
+        if tx is not None:
+            values["submit_tx"] = tx
         async with self.db.transaction() as session:
-            for job in jobs:
-                values: dict[str, Any] = {"state": JobState.CONFIRMED, "confirmed_block": block}
-                if tx is not None:
-                    values["submit_tx"] = tx
-                if await _cas(session, and_(_is(job, SENDABLE_STATES), _carrying(job)), values):
-                    written.append(job.image_id)
-        return written
+            written = await _cas_many(session, jobs, SENDABLE_STATES, values)
+        return [job.image_id for job in jobs if job.image_id in written]
 
     async def adopt(self, job: Job, document: dict[str, Any], result_hash: str, block: int | None) -> bool:
         """The chain holds a document this oracle signed for an earlier attempt at this image (a

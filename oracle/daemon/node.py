@@ -120,8 +120,16 @@ class Oracle:
         if self.role != "worker":
             await self.recover()
         self.metrics.active = True
-        workers = [asyncio.create_task(self._guard(name, loop, stop)) for name, loop in self.loops.items()]
+        halt = asyncio.Event()  # the other loops run on while a worker drains
+        tasks = {
+            name: asyncio.create_task(self._guard(name, loop, stop if name == "intake" else halt))
+            for name, loop in self.loops.items()
+        }
         await stop.wait()
+        if "intake" in tasks:
+            await self._drain(tasks["intake"])
+        halt.set()
+        workers = list(tasks.values())
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
@@ -129,6 +137,19 @@ class Oracle:
         if self.role != "coordinator":
             self.classify.close()
         log.info("stopped")
+
+    async def _drain(self, intake: "asyncio.Task[None]") -> None:
+        """A worker stopping: no more reads from the stream; the messages it holds are fetched,
+        classified and written, then acknowledged, within `drain_timeout` (what is left then is
+        taken over by another worker after `redelivery_idle`)."""
+        try:
+            async with asyncio.timeout(self.tuning.drain_timeout):
+                await intake
+                await self.lanes.budget.drained()
+        except TimeoutError:
+            log.warning("drain: not finished in %.0f s; the rest is redelivered", self.tuning.drain_timeout)
+        else:
+            log.info("drained")
 
     async def _guard(
         self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event

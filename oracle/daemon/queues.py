@@ -50,6 +50,11 @@ class ByteBudget:
             await self._freed.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
             self.used += size
 
+    async def drained(self) -> None:
+        """Returns once nothing is held (every decoded image classified)."""
+        async with self._freed:
+            await self._freed.wait_for(lambda: self.used == 0)
+
     async def release(self, size: int) -> None:
         async with self._freed:
             self.used -= size

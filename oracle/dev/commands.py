@@ -80,11 +80,18 @@ def dev() -> None:
 @click.option(
     "--demo", "with_demo", is_flag=True, help="Run `dev demo` once the stack is up, then keep running."
 )
-def dev_up(with_demo: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    help="N > 0: the distributed mode, PostgreSQL and redis-server (Debian's), a coordinator and N workers.",
+)
+def dev_up(with_demo: bool, workers: int) -> None:
     """Start the whole stack (chain, registry, IPFS node, model, oracle, API, page) until Ctrl-C."""
     from oracle.dev.stack import StackError
 
-    stack = DevStack(Settings(), click.echo)
+    stack = DevStack(Settings(), click.echo, workers)
     stop = threading.Event()
     started = time.monotonic()
     try:

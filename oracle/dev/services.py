@@ -41,11 +41,16 @@ class HistochainProcess(ManagedProcess):
 
 
 class OracleProcess(HistochainProcess):
-    """`histochain oracle run`; its /health is on the metrics port."""
+    """`histochain oracle run --role <role>`; its /health is on the metrics port."""
 
-    name = "oracle"
-    verb = ("oracle", "run")
     listens = "METRICS"
+
+    def __init__(
+        self, host: str, port: int, log_file: Path, env: Mapping[str, str] | None = None, role: str = "all"
+    ) -> None:
+        super().__init__(host, port, log_file, env)
+        self.name = "oracle" if role == "all" else log_file.stem
+        self.verb = ("oracle", "run", "--role", role)
 
 
 class ApiProcess(HistochainProcess):

@@ -24,7 +24,7 @@ from oracle.chain.deployment import Deployment
 from oracle.crypto.keys import oracle_identity, public_key, write_identity
 from oracle.dev.anvil import Anvil
 from oracle.dev.ipfs import IpfsNode
-from oracle.dev.process import ManagedProcess, ensure_port_free
+from oracle.dev.process import ManagedProcess, ensure_port_free, free_port
 from oracle.dev.services import ApiProcess, OracleProcess, PageServer
 from oracle.dev.site import build_site
 from oracle.errors import HistochainError
@@ -142,12 +142,22 @@ class Child:
 
 
 class DevStack:
-    def __init__(self, settings: Settings, echo: Echo) -> None:
+    def __init__(self, settings: Settings, echo: Echo, workers: int = 0) -> None:
+        """`workers` > 0: the distributed mode, PostgreSQL and redis-server under <data dir>/dev, a
+        coordinator and `workers` workers in place of the one oracle process."""
         self.settings = stack_settings(settings)
         self.echo = echo
         self._lock = threading.Lock()
         s, logs = self.settings, self.settings.data_dir / "logs"
         env = child_environment(self.settings)
+        stores: list[Child] = []
+        if workers:
+            from oracle.dev.datastores import Postgres, RedisServer
+
+            postgres = Postgres(s.data_dir / "dev" / "postgres", free_port(), logs / "postgres.log")
+            redis = RedisServer(s.data_dir / "dev" / "redis", free_port(), logs / "redis.log")
+            env |= {"HISTOCHAIN_DATABASE_URL": postgres.url, "HISTOCHAIN_REDIS_URL": redis.url}
+            stores = [Child(postgres, critical=True), Child(redis, critical=True)]
         self.anvil = Anvil(
             s.chain_host, s.chain_port, s.chain_id, s.data_dir / "chain" / "state.json", logs / "anvil.log"
         )
@@ -159,13 +169,20 @@ class DevStack:
             logs / "ipfs.log",
             s.ipfs_max_upload_bytes,
         )
-        self.oracle = OracleProcess(s.metrics_host, s.metrics_port, logs / "oracle.log", env)
+        role = "coordinator" if workers else "all"
+        self.oracle = OracleProcess(s.metrics_host, s.metrics_port, logs / f"{role}.log", env, role)
+        self.workers = [
+            OracleProcess(s.metrics_host, free_port(), logs / f"worker-{i + 1}.log", env, "worker")
+            for i in range(workers)
+        ]
         self.api = ApiProcess(s.api_host, s.api_port, logs / "api.log", env)
         self.page = PageServer(s.page_host, s.page_port, s.data_dir / "www", logs / "page.log")
         self.children = [
             Child(self.anvil, critical=True),
+            *stores,
             Child(self.ipfs),
             Child(self.oracle),
+            *(Child(worker) for worker in self.workers),
             Child(self.api),
             Child(self.page),
         ]
@@ -187,6 +204,9 @@ class DevStack:
             ensure_port_free(child.process.host, child.process.port)
         try:
             self.anvil.start(echo=self._say)
+            for child in self.children[1:]:
+                if child.critical:  # the distributed mode's stores
+                    child.process.start(timeout=60, echo=self._say)
             self.card, self.trained = ensure_demo_model(self.settings, self._say)
             oracle_key = ensure_oracle_key(self.settings, self._say)
             self.deployment, self.deployed = ensure_deployment(
@@ -194,6 +214,8 @@ class DevStack:
             )
             self.ipfs.start(echo=self._say)
             self.oracle.start(timeout=120, echo=self._say)
+            for worker in self.workers:
+                worker.start(timeout=120, echo=self._say)
             self.api.start(echo=self._say)
             build_site(self.settings.data_dir / "www", self.settings, self.deployment)
             self.page.start(echo=self._say)

@@ -1,10 +1,11 @@
-"""Engine and sessions: SQLite in WAL mode, so the query API reads while the oracle writes."""
+"""Engine and sessions: SQLite in WAL mode, so the query API reads while the oracle writes; or
+PostgreSQL (asyncpg) for the distributed mode, same models."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from oracle.store.models import Base
@@ -26,8 +27,15 @@ def make_engine(url: str) -> AsyncEngine:
     return engine
 
 
+# Held while PostgreSQL's tables are created: coordinators, workers and API replicas starting
+# together on an empty database would race to create the same tables.
+SCHEMA_LOCK = 0x68697374_6F636861  # "histocha"
+
+
 async def create_schema(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
         await connection.run_sync(Base.metadata.create_all)
 
 

@@ -95,6 +95,7 @@ async def test_kills_during_a_burst_lose_and_double_nothing(stack: Stack, stores
         for process in (standby, workers[2]):
             assert process.stop() == 0, process.log.read_text()[-3000:]
     assert (active.kills, workers[0].kills, workers[1].kills) == (1, 1, 1)
+    assert '"msg": "drained"' in workers[2].log.read_text()  # SIGTERM: finished what it held, then exited
     standby_log = standby.log.read_text()
     assert "taking over as active coordinator" in standby_log
     assert await holding(stores) == {}  # the dead workers' messages were taken over and acknowledged

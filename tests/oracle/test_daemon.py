@@ -127,6 +127,13 @@ async def test_registry_reads_refuse_an_answer_their_abi_cannot_decode(stack: St
         await Registry(stack.w3, elsewhere).status("0x" + "ab" * 32)
     with pytest.raises(ChainError, match="getImage: the RPC answered 0x,"):
         await Registry(stack.w3, elsewhere).image("0x" + "ab" * 32)
+    # Batched reads (one JSON-RPC batch per submit batch) check every answer the same way.
+    assert await stack.registry.statuses(["0x" + "ab" * 32, "0x" + "cd" * 32]) == {
+        "0x" + "ab" * 32: Status.NONE,
+        "0x" + "cd" * 32: Status.NONE,
+    }
+    with pytest.raises(ChainError, match="getImage: the RPC answered 0x,"):
+        await Registry(stack.w3, elsewhere).images(["0x" + "ab" * 32, "0x" + "cd" * 32])
 
 
 async def settled(stack: Stack, image_ids: list[str]) -> int:
