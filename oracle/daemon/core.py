@@ -15,9 +15,9 @@ from typing import Any
 
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import ImageRecord, Status
-from oracle.daemon.jobs import OPEN_STATES
 from oracle.daemon.ports import Chain, Jobs, WorkQueue
 from oracle.daemon.queues import ByteBudget, DelayedQueue
+from oracle.daemon.writes import OPEN_STATES
 from oracle.jcs import commitment
 from oracle.metrics import Metrics
 from oracle.settings import Tuning

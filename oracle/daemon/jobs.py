@@ -12,75 +12,25 @@ reorg returned to the mempool may still land, and the document it commits to mus
 """
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from oracle.chain.registry import Registration
+from oracle.daemon.writes import (
+    OPEN_STATES,
+    READY_STATES,
+    SENDABLE_STATES,
+    Classified,
+    StaleJobs,
+    cas,
+    cas_many,
+    still,
+)
 from oracle.store.db import Database
 from oracle.store.models import Checkpoint, Job, JobState, Outcome, SignedDocument, Strike, now
-
-READY_STATES = (JobState.CLASSIFIED, JobState.FAILED)
-SENDABLE_STATES = (*READY_STATES, JobState.SUBMITTED)
-OPEN_STATES = (JobState.QUEUED, *SENDABLE_STATES)
-
-
-@dataclass(frozen=True)
-class Classified:
-    """A classification to write into a job that is still waiting for one."""
-
-    image_id: str
-    block_hash: str
-    content_sha256: str
-    document: dict[str, Any]
-    result_hash: str
-
-
-class StaleJobs(Exception):
-    """Some rows moved on since they were read; nothing was written for any of them."""
-
-    def __init__(self, image_ids: Sequence[str]) -> None:
-        super().__init__(f"{len(image_ids)} job(s) changed since they were read")
-        self.image_ids = list(image_ids)
-
-
-def _is(job: Job, states: Iterable[JobState]) -> ColumnElement[bool]:
-    """The row `job` was read from, still in one of `states`."""
-    return and_(Job.image_id == job.image_id, Job.block_hash == job.block_hash, Job.state.in_(list(states)))
-
-
-async def _cas(session: AsyncSession, where: ColumnElement[bool], values: dict[str, Any]) -> bool:
-    result = await session.execute(
-        update(Job).where(where).values(**values).execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def _cas_many(
-    session: AsyncSession, jobs: Sequence[Job], states: Iterable[JobState], values: dict[str, Any]
-) -> set[str]:
-    """`_cas` for a batch in one UPDATE … RETURNING per kind of outcome (a round trip per batch,
-    not per job): each row still in `states`, for the registration and the outcome it was read
-    with. Returns the image ids written."""
-    results = [(j.image_id, j.block_hash, j.result_hash) for j in jobs if j.result_hash is not None]
-    failures = [(j.image_id, j.block_hash, j.failure_reason) for j in jobs if j.result_hash is None]
-    conditions: list[ColumnElement[bool]] = []
-    if results:
-        conditions.append(tuple_(Job.image_id, Job.block_hash, Job.result_hash).in_(results))
-    if failures:
-        read = tuple_(Job.image_id, Job.block_hash, Job.failure_reason).in_(failures)
-        conditions.append(and_(Job.result_hash.is_(None), read))
-    written: set[str] = set()
-    for condition in conditions:
-        statement = update(Job).where(condition, Job.state.in_(list(states))).values(**values)
-        rows = await session.execute(
-            statement.returning(Job.image_id).execution_options(synchronize_session=False)
-        )
-        written.update(rows.scalars())
-    return written
 
 
 class JobRepository:
@@ -220,9 +170,9 @@ class JobRepository:
         """A reorg erased the transaction that settled `job`, not its registration: the same
         document (or failure) goes out again, so whichever transaction lands commits to it."""
         async with self.db.transaction() as session:
-            return await _cas(
+            return await cas(
                 session,
-                _is(job, [JobState.CONFIRMED]),
+                still(job, [JobState.CONFIRMED]),
                 {"state": JobState.SUBMITTED, "confirmed_block": None},
             )
 
@@ -244,15 +194,15 @@ class JobRepository:
                     "document": r.document,
                     "result_hash": r.result_hash,
                 }
-                if await _cas(session, where, values):
+                if await cas(session, where, values):
                     written.append(r.image_id)
         return written
 
     async def failed(self, job: Job, reason: int, error: str) -> bool:
         async with self.db.transaction() as session:
-            return await _cas(
+            return await cas(
                 session,
-                _is(job, [JobState.QUEUED]),
+                still(job, [JobState.QUEUED]),
                 {
                     "state": JobState.FAILED,
                     "outcome": Outcome.FAILURE,
@@ -267,7 +217,7 @@ class JobRepository:
         is raised so that the transaction is never sent."""
         async with self.db.transaction() as session:
             values = {"state": JobState.SUBMITTED, "submit_tx": tx_hash, "attempts": Job.attempts + 1}
-            written = await _cas_many(session, jobs, SENDABLE_STATES, values)
+            written = await cas_many(session, jobs, SENDABLE_STATES, values)
             stale = [job.image_id for job in jobs if job.image_id not in written]
             if stale:
                 raise StaleJobs(stale)  # rolls the whole transaction back
@@ -290,7 +240,7 @@ class JobRepository:
         if tx is not None:
             values["submit_tx"] = tx
         async with self.db.transaction() as session:
-            written = await _cas_many(session, jobs, SENDABLE_STATES, values)
+            written = await cas_many(session, jobs, SENDABLE_STATES, values)
         return [job.image_id for job in jobs if job.image_id in written]
 
     async def adopt(self, job: Job, document: dict[str, Any], result_hash: str, block: int | None) -> bool:
@@ -306,11 +256,11 @@ class JobRepository:
                 "result_hash": result_hash,
                 "confirmed_block": block,
             }
-            return await _cas(session, _is(job, OPEN_STATES), values)
+            return await cas(session, still(job, OPEN_STATES), values)
 
     async def supersede(self, job: Job, why: str, states: Iterable[JobState]) -> bool:
         async with self.db.transaction() as session:
-            return await _cas(session, _is(job, states), {"state": JobState.SUPERSEDED, "error": why})
+            return await cas(session, still(job, states), {"state": JobState.SUPERSEDED, "error": why})
 
     async def strike(self, image_id: str) -> int:
         """One more strike against an image; returns how many it has."""

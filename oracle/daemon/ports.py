@@ -11,8 +11,8 @@ from eth_account.signers.local import LocalAccount
 from oracle.chain.deployment import Deployment
 from oracle.chain.registry import ImageRecord, Registration, Status
 from oracle.chain.submitter import Sent
-from oracle.daemon.jobs import Classified
 from oracle.daemon.untrusted import Opened
+from oracle.daemon.writes import Classified
 from oracle.ipfs.fetch import Attempt
 from oracle.store.models import Checkpoint, Job, JobState
 

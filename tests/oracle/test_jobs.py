@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from oracle.chain.registry import Registration
-from oracle.daemon.jobs import Classified, JobRepository, StaleJobs
+from oracle.daemon.jobs import JobRepository
+from oracle.daemon.writes import Classified, StaleJobs
 from oracle.store.db import Database
 from oracle.store.models import Job, JobState
 

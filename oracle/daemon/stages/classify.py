@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from oracle.chain.reasons import FailureReason
 from oracle.daemon.core import Core, gather_batch
-from oracle.daemon.jobs import Classified
 from oracle.daemon.stages.fetch import Decoded
+from oracle.daemon.writes import Classified
 from oracle.document import ResultDocument, new_salt
 from oracle.errors import HistochainError
 from oracle.ml.catalog import ModelCatalog

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from oracle.chain.registry import ChainError, Status
 from oracle.chain.submitter import Sent
 from oracle.daemon.core import Core, gather_batch
-from oracle.daemon.jobs import SENDABLE_STATES, StaleJobs
 from oracle.daemon.ports import Sender
+from oracle.daemon.writes import SENDABLE_STATES, StaleJobs
 from oracle.store.models import Job, JobState, Outcome
 
 log = logging.getLogger("histochain.oracle")

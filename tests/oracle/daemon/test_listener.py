@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from oracle.daemon.jobs import Classified, JobRepository
+from oracle.daemon.jobs import JobRepository
 from oracle.daemon.listener import Listener
+from oracle.daemon.writes import Classified
 from oracle.metrics import Metrics
 from oracle.settings import Tuning
 from oracle.store.db import Database

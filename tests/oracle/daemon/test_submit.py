@@ -12,9 +12,10 @@ import pytest
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Status
 from oracle.daemon.core import Core, Lanes, gather_batch
-from oracle.daemon.jobs import Classified, JobRepository
+from oracle.daemon.jobs import JobRepository
 from oracle.daemon.queues import DelayedQueue
 from oracle.daemon.stages.submit import SubmitStage
+from oracle.daemon.writes import Classified
 from oracle.document import verify
 from oracle.jcs import commitment
 from oracle.metrics import Metrics
