@@ -41,7 +41,7 @@ class Postgres(ManagedProcess):
 
     def __init__(self, folder: Path, port: int, log_file: Path) -> None:
         super().__init__("127.0.0.1", port, log_file)
-        self.folder = folder
+        self.folder = folder.resolve()  # the server changes into its data folder
 
     @property
     def url(self) -> str:
@@ -97,7 +97,7 @@ class RedisServer(ManagedProcess):
 
     def __init__(self, folder: Path, port: int, log_file: Path) -> None:
         super().__init__("127.0.0.1", port, log_file)
-        self.folder = folder
+        self.folder = folder.resolve()
 
     @property
     def url(self) -> str:
