@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from eth_utils.address import is_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -185,6 +186,15 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         config = Path(os.environ.get("HISTOCHAIN_CONFIG", "histochain.toml"))
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config)
+
+    @field_validator("oracle_address")
+    @classmethod
+    def _checksummed(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not is_address(value):
+            raise ValueError(f"not an Ethereum address: {value[:50]!r}")
+        return to_checksum_address(value)
 
     def tuned(self, **changes: object) -> "Settings":
         """A copy with some of the daemon's tuning changed (validated like the rest)."""

@@ -10,6 +10,7 @@ when it dies) the coordinator's lease (`Collect`) dispatches again."""
 
 import asyncio
 import logging
+import re
 
 from taskiq import AsyncBroker
 from taskiq.acks import AcknowledgeType
@@ -23,6 +24,8 @@ from oracle.settings import Tuning
 log = logging.getLogger("histochain.oracle")
 
 TASK = "histochain.fetch"
+IMAGE_ID = re.compile(r"0x[0-9a-f]{64}")
+MAX_MESSAGE_IDS = 1024
 STREAM = "histochain:fetch"
 GROUP = "histochain-workers"
 
@@ -75,8 +78,13 @@ class Intake:
         broker.register_task(fetch_images, task_name=TASK)
 
     async def handle(self, image_ids: list[str]) -> None:
-        self.core.metrics.received.inc(len(image_ids))
-        await asyncio.gather(*(self._one(image_id) for image_id in image_ids))
+        """Redis is outside this process: a message that is not a short list of imageIds is
+        refused (logged and acknowledged), never worked on."""
+        wanted = [i for i in image_ids[:MAX_MESSAGE_IDS] if IMAGE_ID.fullmatch(i)]
+        if len(wanted) < len(image_ids):
+            log.warning("work message refused in part: %d of %d ids kept", len(wanted), len(image_ids))
+        self.core.metrics.received.inc(len(wanted))
+        await asyncio.gather(*(self._one(image_id) for image_id in wanted))
 
     async def _one(self, image_id: str) -> None:
         async with self.slots:
