@@ -24,8 +24,6 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-import asyncpg
-import redis.asyncio as aioredis
 from pyrage import x25519
 
 from bench.common import RESULTS, chain_and_node, describe, finish, machine, random_checkpoint, synthetic_pngs
@@ -40,17 +38,8 @@ TARGET_COORDINATOR_MS = 2.0
 
 
 async def fresh_stores(postgres: Postgres, redis: RedisServer, name: str) -> dict[str, str]:
-    admin = await asyncpg.connect(
-        host=postgres.host, port=postgres.port, user="postgres", database="postgres"
-    )
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    client = aioredis.Redis.from_url(redis.url)
-    await client.flushall()
-    await client.aclose()
-    return {"database_url": postgres.url.rsplit("/", 1)[0] + f"/{name}", "redis_url": redis.url}
+    await redis.flush()
+    return {"database_url": await postgres.create_database(name), "redis_url": redis.url}
 
 
 def table(runs: dict[int, Run], ceiling: float) -> str:

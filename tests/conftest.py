@@ -12,9 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-import redis.asyncio as aioredis
 
 from oracle.dev.datastores import Postgres, RedisServer
 from oracle.dev.ipfs import IpfsNode
@@ -64,15 +62,5 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture
 async def stores(postgres: Postgres, redis_server: RedisServer) -> Stores:
-    name = f"test_{next(_databases)}"
-    admin = await asyncpg.connect(
-        host=postgres.host, port=postgres.port, user="postgres", database="postgres"
-    )
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    client = aioredis.Redis.from_url(redis_server.url)
-    await client.flushall()
-    await client.aclose()
-    return Stores(postgres.url.rsplit("/", 1)[0] + f"/{name}", redis_server.url)
+    await redis_server.flush()
+    return Stores(await postgres.create_database(f"test_{next(_databases)}"), redis_server.url)

@@ -156,7 +156,6 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, role: str = "all")
     first waits for the coordinator lock (standby), and stops if it loses it."""
     from aiohttp import web
 
-    check_role(settings, role)
     async with assemble(settings, role) as oracle:
         runner = web.AppRunner(metrics_app(oracle.metrics, role))
         await runner.setup()

@@ -47,6 +47,17 @@ class Postgres(ManagedProcess):
     def url(self) -> str:
         return f"postgresql+asyncpg://{POSTGRES_USER}@{self.host}:{self.port}/postgres"
 
+    async def create_database(self, name: str) -> str:
+        """A new empty database `name` (one per test or bench run); returns its URL."""
+        import asyncpg
+
+        admin = await asyncpg.connect(host=self.host, port=self.port, user=POSTGRES_USER, database="postgres")
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        return f"postgresql+asyncpg://{POSTGRES_USER}@{self.host}:{self.port}/{name}"
+
     def initialise(self) -> None:
         if (self.folder / "PG_VERSION").exists():
             return
@@ -114,6 +125,16 @@ class RedisServer(ManagedProcess):
             binary, "--bind", self.host, "--port", str(self.port), "--dir", str(self.folder),
             "--save", "", "--appendonly", "no", "--protected-mode", "yes",
         ]  # fmt: skip
+
+    async def flush(self) -> None:
+        """Every key gone: the next test or bench run starts with no stream."""
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(self.url)
+        try:
+            await client.flushall()
+        finally:
+            await client.aclose()
 
     def probe(self) -> bool:
         with socket.create_connection((self.host, self.port), timeout=2) as sock:
