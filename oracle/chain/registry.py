@@ -1,30 +1,24 @@
 """The ImageRegistry as the oracle sees it, over web3.py's AsyncWeb3."""
 
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from eth_abi.abi import decode, encode
-from eth_abi.exceptions import DecodingError, EncodingError
-from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 from web3.exceptions import BlockNotFound, TransactionNotFound
 from web3.types import RPCEndpoint
-from web3.utils.abi import get_abi_element
 
+from oracle.chain.abi import Event, Function
 from oracle.chain.deployment import Deployment
-from oracle.errors import HistochainError
+from oracle.chain.errors import ChainError
 
 
 class Status(IntEnum):
     NONE, PENDING, CLASSIFIED, FAILED, CANCELLED = range(5)
-
-
-class ChainError(HistochainError):
-    """The RPC endpoint or the chain did not answer as expected."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +46,9 @@ class ImageRecord:
     fee_paid: int
 
 
+HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+
+
 def hex32(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
@@ -61,48 +58,20 @@ def image_id_for(owner: str, cid: str) -> str:
     return hex32(keccak(bytes.fromhex(owner.removeprefix("0x")) + cid.encode()))
 
 
-class _View:
-    """A view function resolved once. web3's contract functions look the ABI up and validate all
-    of it on every call (about 2 ms of CPU here); the daemon reads each image's status several
-    times, so its reads go through these instead."""
-
-    def __init__(self, abi: Any, name: str) -> None:
-        element = get_abi_element(abi, name)
-        self.name = name
-        self.selector = function_abi_to_4byte_selector(element)
-        self.inputs = get_abi_input_types(element)
-        self.outputs = get_abi_output_types(element)
-
-    def encode(self, *args: Any) -> bytes:
-        return self.selector + encode(self.inputs, args)
-
-    def decode(self, answer: bytes) -> tuple[Any, ...]:
-        """Only an answer that is exactly the encoding of what it decodes to: eth_abi's decoder may
-        be lenient (another package can leave it padding short input with zeros)."""
-        cause: Exception | None = None
-        try:
-            values = tuple(decode(self.outputs, answer))
-            if encode(self.outputs, values) == answer:
-                return values
-        except (DecodingError, EncodingError) as exc:
-            cause = exc
-        shown = f"0x{answer[:72].hex()}"
-        raise ChainError(f"{self.name}: the RPC answered {shown}, which its ABI cannot decode") from cause
-
-
 class Registry:
     def __init__(self, w3: AsyncWeb3[Any], deployment: Deployment) -> None:
         self.w3, self.deployment = w3, deployment
         self.contract: AsyncContract = w3.eth.contract(address=deployment.address, abi=deployment.abi)
-        self._status_of = _View(deployment.abi, "statusOf")
-        self._get_image = _View(deployment.abi, "getImage")
-        self._encryption_keys = _View(deployment.abi, "encryptionKeys")
+        self._status_of = Function(deployment.abi, "statusOf")
+        self._get_image = Function(deployment.abi, "getImage")
+        self._encryption_keys = Function(deployment.abi, "encryptionKeys")
+        self.registered = Event(deployment.abi, "ImageRegistered")
 
-    async def _read(self, view: _View, *args: Any) -> tuple[Any, ...]:
+    async def _read(self, view: Function, *args: Any) -> tuple[Any, ...]:
         answer = await self.w3.eth.call({"to": self.deployment.address, "data": view.encode(*args)})
         return view.decode(bytes(answer))
 
-    async def _read_many(self, view: _View, calls: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    async def _read_many(self, view: Function, calls: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Many reads as one JSON-RPC batch of eth_call: one request (and one round trip) per batch
         of images, not one per image; each answer is checked like a single read's."""
         if not calls:
@@ -138,21 +107,41 @@ class Registry:
             raise ChainError(f"no contract at {self.deployment.address} on chain {chain_id}: redeploy")
 
     async def registrations(self, from_block: int, to_block: int) -> list[Registration]:
-        logs = await self.contract.events.ImageRegistered.get_logs(from_block=from_block, to_block=to_block)
-        return [self._registration(log) for log in logs]
+        """ImageRegistered logs of the registry in a block range, read and decoded as they came
+        (one raw eth_getLogs; every field checked here)."""
+        query = {
+            "address": self.deployment.address,
+            "topics": ["0x" + self.registered.topic.hex()],
+            "fromBlock": hex(from_block),
+            "toBlock": hex(to_block),
+        }
+        answer = await self.w3.provider.make_request(RPCEndpoint("eth_getLogs"), [query])
+        logs = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(logs, list):
+            raise ChainError(f"eth_getLogs {from_block}..{to_block}: the RPC answered {str(answer)[:160]}")
+        return [self._registration(log, from_block, to_block) for log in logs]
 
-    @staticmethod
-    def _registration(log: Any) -> Registration:
-        args = log["args"]
+    def _registration(self, log: Any, from_block: int, to_block: int) -> Registration:
+        try:
+            address = to_checksum_address(log["address"])
+            number = int(log["blockNumber"], 16)
+            block_hash, transaction = log["blockHash"], log["transactionHash"]
+            log_index = int(log["logIndex"], 16)
+            hashes_ok = all(HASH.fullmatch(h) for h in (block_hash, transaction))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChainError(f"eth_getLogs: the RPC answered a malformed log {str(log)[:160]}") from exc
+        if address != self.deployment.address or not from_block <= number <= to_block or not hashes_ok:
+            raise ChainError(f"eth_getLogs: the RPC answered a log we did not ask for: {str(log)[:160]}")
+        args = self.registered.decode(log)
         return Registration(
             image_id=hex32(args["imageId"]),
             owner=to_checksum_address(args["owner"]),
             model_id=hex32(args["modelId"]),
             cid=str(args["cid"]),
-            block_number=int(log["blockNumber"]),
-            block_hash=hex32(log["blockHash"]),
-            transaction=hex32(log["transactionHash"]),
-            log_index=int(log["logIndex"]),
+            block_number=number,
+            block_hash=block_hash.lower(),
+            transaction=transaction.lower(),
+            log_index=log_index,
         )
 
     async def status(self, image_id: str) -> Status:

@@ -9,7 +9,7 @@ import aiohttp
 from web3 import AsyncHTTPProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from oracle.chain.registry import ChainError
+from oracle.chain.errors import ChainError
 
 UNREACHABLE = (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError)
 T = TypeVar("T")

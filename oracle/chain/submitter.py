@@ -17,11 +17,12 @@ from eth_account.datastructures import SignedTransaction
 from eth_account.signers.local import LocalAccount
 from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
-from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from oracle.backoff import pause
-from oracle.chain.registry import ChainError, Registry, hex32
+from oracle.chain.abi import Event, Function
+from oracle.chain.errors import ChainError
+from oracle.chain.registry import Registry, hex32
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,20 @@ class Submitter:
         self.receipt_timeout, self.attempts, self.gas_margin = receipt_timeout, attempts, gas_margin
         self.receipt_poll, self.dropped_after = receipt_poll, dropped_after
         self._lock = asyncio.Lock()
+        abi = registry.deployment.abi
+        self._functions = {
+            name: Function(abi, name)
+            for name in ("postResult", "postResults", "reportFailure", "reportFailures")
+        }
+        self._posted, self._failed = Event(abi, "ResultPosted"), Event(abi, "ClassificationFailed")
 
     async def post_results(self, items: Sequence[tuple[str, str]], on_signed: OnSigned | None = None) -> Sent:
         """postResults for several, postResult for one: (imageId, resultHash) hex pairs."""
         ids = [bytes.fromhex(i[2:]) for i, _ in items]
         hashes = [bytes.fromhex(h[2:]) for _, h in items]
-        functions = self.registry.contract.functions
-        call = (
-            functions.postResult(ids[0], hashes[0]) if len(items) == 1 else functions.postResults(ids, hashes)
-        )
-        return await self._send(call, on_signed)
+        one, many = self._functions["postResult"], self._functions["postResults"]
+        data = one.encode(ids[0], hashes[0]) if len(items) == 1 else many.encode(ids, hashes)
+        return await self._send(data, on_signed)
 
     async def report_failures(
         self, items: Sequence[tuple[str, int]], on_signed: OnSigned | None = None
@@ -79,26 +84,22 @@ class Submitter:
         """reportFailures for several, reportFailure for one: (imageId hex, FailureReason) pairs."""
         ids = [bytes.fromhex(i[2:]) for i, _ in items]
         reasons = [reason for _, reason in items]
-        functions = self.registry.contract.functions
-        call = (
-            functions.reportFailure(ids[0], reasons[0])
-            if len(items) == 1
-            else functions.reportFailures(ids, reasons)
-        )
-        return await self._send(call, on_signed)
+        one, many = self._functions["reportFailure"], self._functions["reportFailures"]
+        data = one.encode(ids[0], reasons[0]) if len(items) == 1 else many.encode(ids, reasons)
+        return await self._send(data, on_signed)
 
-    async def _send(self, call: Any, on_signed: OnSigned | None) -> Sent:
+    async def _send(self, data: bytes, on_signed: OnSigned | None) -> Sent:
         """`on_signed(tx_hash)` runs before the transaction is broadcast, so a crash after
         broadcasting leaves a record of what may be in flight; it may raise to stop the send."""
         async with self._lock:
-            tx_hash = await self._broadcast(call, on_signed)
+            tx_hash = await self._broadcast(data, on_signed)
             return self._sent(tx_hash, await self._receipt(tx_hash))
 
-    async def _broadcast(self, call: Any, on_signed: OnSigned | None) -> str:
+    async def _broadcast(self, data: bytes, on_signed: OnSigned | None) -> str:
         last: Exception | None = None
         for attempt in range(self.attempts):
             try:
-                signed = await self._sign(call)
+                signed = await self._sign(data)
                 if on_signed is not None:
                     await on_signed(hex32(signed.hash))
                 return hex32(await self.w3.eth.send_raw_transaction(signed.raw_transaction))
@@ -111,26 +112,29 @@ class Submitter:
             await pause(attempt)
         raise ChainError(f"transaction not sent after {self.attempts} attempts: {last}")
 
-    async def _sign(self, call: Any) -> SignedTransaction:
+    async def _sign(self, data: bytes) -> SignedTransaction:
         nonce, latest, priority = await asyncio.gather(
             self.w3.eth.get_transaction_count(self.account.address, "pending"),
             self.w3.eth.get_block("latest"),
             self.w3.eth.max_priority_fee,
         )
         base = int(latest.get("baseFeePerGas", 0))
-        params: dict[str, Any] = {
+        tx: dict[str, Any] = {
+            "type": 2,
             "from": self.account.address,
+            "to": self.registry.deployment.address,
+            "data": "0x" + data.hex(),
+            "value": 0,
             "nonce": nonce,
             "chainId": self.registry.deployment.chain_id,
             "maxPriorityFeePerGas": priority,
             "maxFeePerGas": 2 * base + priority,
         }
         try:
-            estimate = await call.estimate_gas(params)
+            estimate = await self.w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
         except ContractLogicError as exc:
             raise ChainError(f"the registry would revert: {exc}") from exc
-        tx = await call.build_transaction(params | {"gas": int(estimate * self.gas_margin)})
-        return self.account.sign_transaction(tx)
+        return self.account.sign_transaction(tx | {"gas": int(estimate * self.gas_margin)})
 
     async def _receipt(self, tx_hash: str) -> TxReceipt:
         """The receipt once mined. `NotMined` when the node has forgotten the transaction for
@@ -161,15 +165,17 @@ class Submitter:
         return False
 
     def _sent(self, tx_hash: str, receipt: TxReceipt) -> Sent:
-        events = self.registry.contract.events
-        posted = {
-            hex32(e["args"]["imageId"]): hex32(e["args"]["resultHash"])
-            for e in events.ResultPosted().process_receipt(receipt, errors=DISCARD)
-        }
-        failed = {
-            hex32(e["args"]["imageId"])
-            for e in events.ClassificationFailed().process_receipt(receipt, errors=DISCARD)
-        }
+        """What the receipt's logs from the registry say it settled."""
+        posted, failed = {}, set()
+        registry = self.registry.deployment.address
+        for log in receipt["logs"]:
+            if log["address"] != registry:
+                continue
+            if self._posted.matches(log):
+                args = self._posted.decode(log)
+                posted[hex32(args["imageId"])] = hex32(args["resultHash"])
+            elif self._failed.matches(log):
+                failed.add(hex32(self._failed.decode(log)["imageId"]))
         return Sent(
             tx_hash=tx_hash,
             block_number=int(receipt["blockNumber"]),

@@ -23,8 +23,9 @@ from pyrage import x25519
 
 from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.deploy import publish_encryption_key
+from oracle.chain.errors import ChainError
 from oracle.chain.reasons import FailureReason
-from oracle.chain.registry import ChainError, Registry, Status, hex32
+from oracle.chain.registry import Registry, Status, hex32
 from oracle.crypto.keys import public_key
 from oracle.daemon.app import run_daemon
 from oracle.dev.ipfs import IpfsNode

@@ -6,7 +6,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from oracle.chain.registry import ChainError, Status
+from oracle.chain.errors import ChainError
+from oracle.chain.registry import Status
 from oracle.chain.submitter import Sent
 from oracle.daemon.core import Core, gather_batch
 from oracle.daemon.ports import Sender
