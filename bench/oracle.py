@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -185,12 +185,18 @@ class Bench:
         oracle_key: x25519.Identity,
         stores: dict[str, str] | None = None,
         workers: int = 0,
+        block_time: int = 0,
+        alongside: Callable[[Settings, asyncio.Event], Awaitable[None]] | None = None,
     ) -> None:
-        """`stores` (database_url, redis_url) and `workers` > 0: the distributed mode, one
-        coordinator and `workers` worker processes; else one process in the embedded mode."""
+        """`stores` (database_url, redis_url): the distributed mode, one coordinator and `workers`
+        worker processes; else one process in the embedded mode.
+        `block_time` > 0: during the burst anvil mines a block every `block_time` seconds, as a
+        real chain does, instead of one block per transaction. `alongside` runs in the bench's
+        event loop while the daemons do (a stand-in for the workers, say)."""
         self.rpc, self.ipfs, self.models, self.work = rpc, ipfs, models, work
+        self.block_time, self.alongside = block_time, alongside
         self.stores = stores or {}
-        self.roles = {"daemon": "all"} if workers == 0 else {"coordinator": "coordinator"}
+        self.roles = {"coordinator": "coordinator"} if self.stores else {"daemon": "all"}
         self.roles |= {f"worker-{i + 1}": "worker" for i in range(workers)}
         self.w3: Any = AsyncWeb3(AsyncHTTPProvider(rpc))
         self.registry = Registry(self.w3, deployment)
@@ -350,6 +356,10 @@ class Bench:
         }
         for daemon in daemons.values():
             daemon.start()
+        halt = asyncio.Event()
+        beside = asyncio.create_task(self.alongside(settings, halt)) if self.alongside else None
+        if beside is not None:  # a stand-in that fails would leave the burst to time out
+            beside.add_done_callback(lambda task: task.cancelled() or task.result())
         try:
             start = await self.w3.eth.block_number + 1
             await self.send(await self.signed(warm))
@@ -358,6 +368,8 @@ class Bench:
                 raise RuntimeError(f"{mode}: the daemon did not settle its warm-up images; is it running?")
 
             raw = await self.signed(measured)
+            if self.block_time:
+                await self.w3.provider.make_request("evm_setIntervalMining", [self.block_time])
             clock = BlockClock(self.rpc)
             first = clock.last + 1
             clock.start()
@@ -377,6 +389,11 @@ class Bench:
             clock.join()
             peak = {name: peak_rss_mib(d.pid) for name, d in daemons.items() if d.pid is not None}
         finally:
+            if self.block_time:
+                await self.w3.provider.make_request("evm_setAutomine", [True])
+            halt.set()
+            if beside is not None:
+                await beside
             for daemon in daemons.values():
                 if daemon.pid is not None and daemon.is_alive():
                     os.kill(daemon.pid, signal.SIGTERM)

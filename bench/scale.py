@@ -19,20 +19,29 @@ bench/results/scale.{json,md}.
 
 import argparse
 import asyncio
+import contextlib
+import hashlib
 import json
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from pyrage import x25519
+from sqlalchemy import select
 
 from bench.common import RESULTS, chain_and_node, describe, finish, machine, random_checkpoint, synthetic_pngs
 from bench.oracle import ARCHITECTURE, WARMUP, Bench, Run, forward_throughput, percentiles
 from oracle.chain.deploy import deploy_on_devnet
+from oracle.chain.deployment import Deployment
 from oracle.crypto.keys import public_key
+from oracle.daemon.jobs import JobRepository
+from oracle.daemon.writes import Classified
 from oracle.dev.datastores import Postgres, RedisServer
 from oracle.dev.process import free_port
-from oracle.settings import Tuning
+from oracle.document import ResultDocument, new_salt
+from oracle.settings import Settings, Tuning
+from oracle.store.db import Database
+from oracle.store.models import Job, JobState
 
 TARGET_COORDINATOR_MS = 2.0
 
@@ -42,19 +51,71 @@ async def fresh_stores(postgres: Postgres, redis: RedisServer, name: str) -> dic
     return {"database_url": await postgres.create_database(name), "redis_url": redis.url}
 
 
-def table(runs: dict[int, Run], ceiling: float) -> str:
+CAPACITY = "coordinator alone"
+CAPACITY_SUBMIT_BATCH = 512  # at one block a second, results per block bound the rate
+
+
+async def stand_in_workers(settings: Settings, stop: asyncio.Event) -> None:
+    """In place of the workers for the capacity run: every queued job gets a classification at
+    once, a real salted document written by the job repository as a worker writes it, so that
+    only the coordinator (and the chain) pace the burst."""
+    db = Database(settings.database)
+    await db.start()  # the coordinator may not have made the tables yet
+    jobs = JobRepository(db, "stand-in", 0)
+    deployment = Deployment.load(settings.deployment_path)
+    queued = select(Job).where(Job.state == JobState.QUEUED).limit(1000)
+    try:
+        while not stop.is_set():
+            async with db.transaction() as session:
+                found = list((await session.scalars(queued)).all())
+            if found:
+                await jobs.classified([classified(job, deployment) for job in found])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.02)
+    finally:
+        await db.close()
+
+
+def classified(job: Job, deployment: Deployment) -> Classified:
+    document = ResultDocument(
+        image_id=job.image_id,
+        cid=job.cid,
+        content_sha256=hashlib.sha256(job.cid.encode()).hexdigest(),
+        model_id=job.model_id,
+        model_name="stand-in",
+        label="benign",
+        probabilities={"benign": 0.75, "malignant": 0.25},
+        threshold=0.5,
+        oracle=deployment.oracles[0],
+        chain_id=deployment.chain_id,
+        registry=deployment.address,
+        registration_block=job.block_number,
+        salt=new_salt(),
+    )
+    return Classified(
+        image_id=job.image_id,
+        block_hash=job.block_hash,
+        content_sha256=document.content_sha256,
+        document=document.canonical_dict(),
+        result_hash="0x" + document.result_hash.hex(),
+    )
+
+
+def table(runs: dict[str, Run], ceiling: float) -> str:
     lines = [
         "| workers | images | seconds | images/s | of ceiling | latency p50 / p95 / max, wall s "
         "| coordinator CPU ms / image | workers' CPU ms / image | lost | duplicated |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for workers, r in runs.items():
+    for label, r in runs.items():
         coordinator = 1000 * r.cpu_s_per_image.get("coordinator", 0.0)
         worker_cpu = 1000 * sum(v for k, v in r.cpu_s_per_image.items() if k.startswith("worker"))
+        workers = f"{worker_cpu:.1f}" if label != CAPACITY else "(stand-in)"
+        of_ceiling = f"{r.images_per_s / ceiling:.0%}" if label != CAPACITY else "-"
         lines.append(
-            f"| {workers} | {r.images} | {r.seconds:.1f} | {r.images_per_s:.1f} "
-            f"| {r.images_per_s / ceiling:.0%} | {percentiles(r.latency_wall_s)} "
-            f"| {coordinator:.2f} | {worker_cpu:.1f} | {r.lost} | {r.duplicated} |"
+            f"| {label} | {r.images} | {r.seconds:.1f} | {r.images_per_s:.1f} "
+            f"| {of_ceiling} | {percentiles(r.latency_wall_s)} "
+            f"| {coordinator:.2f} | {workers} | {r.lost} | {r.duplicated} |"
         )
     return "\n".join(lines)
 
@@ -64,15 +125,30 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--images", type=int, default=200, help="registrations per worker count")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4])
+    parser.add_argument(
+        "--capacity-images",
+        type=int,
+        default=1500,
+        help="registrations for the coordinator alone, behind stand-in workers (0: skip it)",
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for a burst to settle")
+    parser.add_argument(
+        "--block-time",
+        type=int,
+        default=1,
+        help="seconds between blocks during a burst (0: anvil's automine, one block per transaction)",
+    )
     args = parser.parse_args()
 
     info = machine()
-    per_run = WARMUP + args.images
-    print(f"generating {per_run * len(args.workers)} synthetic PNGs", flush=True)
-    pngs = synthetic_pngs(per_run * len(args.workers), first_seed=30_000)
-    runs: dict[int, Run] = {}
+    plan: list[tuple[str, int, int]] = [(str(w), w, args.images) for w in args.workers]
+    if args.capacity_images:
+        plan.append((CAPACITY, 0, args.capacity_images))
+    total = sum(WARMUP + images for *_, images in plan)
+    print(f"generating {total} synthetic PNGs", flush=True)
+    pngs = synthetic_pngs(total, first_seed=30_000)
+    runs: dict[str, Run] = {}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)  # PostgreSQL runs as its own user when the bench runs as root
@@ -83,38 +159,68 @@ def main() -> int:
             Postgres(work / "pg", free_port(), work / "postgres.log") as postgres,
             RedisServer(work / "redis", free_port(), work / "redis.log") as redis,
         ):
-            for index, workers in enumerate(args.workers):
-                mode = f"workers-{workers}"
+            offset = 0
+            for index, (label, workers, images) in enumerate(plan):
+                mode = f"run-{index}"
                 stores = asyncio.run(fresh_stores(postgres, redis, mode.replace("-", "_")))
                 oracle_key = x25519.Identity.generate()
                 deployment = deploy_on_devnet(
                     anvil.url, work / mode / "deployment.json", [card], public_key(oracle_key)
                 )
-                print(f"{mode}: {args.images} images (+{WARMUP} warm-up)", flush=True)
-                bench = Bench(anvil.url, ipfs, models, work / mode, deployment, oracle_key, stores, workers)
-                images = pngs[index * per_run : (index + 1) * per_run]
-                runs[workers] = asyncio.run(bench.run(mode, {}, images, args.timeout, False))
-                print(f"{mode}: {runs[workers].images_per_s:.1f} images/s", flush=True)
+                print(f"workers {label}: {images} images (+{WARMUP} warm-up)", flush=True)
+                alone = label == CAPACITY
+                bench = Bench(
+                    anvil.url,
+                    ipfs,
+                    models,
+                    work / mode,
+                    deployment,
+                    oracle_key,
+                    stores,
+                    workers,
+                    args.block_time,
+                    stand_in_workers if alone else None,
+                )
+                tuning = {"submit_batch": CAPACITY_SUBMIT_BATCH} if alone else {}
+                batch = pngs[offset : offset + WARMUP + images]
+                offset += WARMUP + images
+                runs[label] = asyncio.run(bench.run(mode, tuning, batch, args.timeout, False))
+                print(f"workers {label}: {runs[label].images_per_s:.1f} images/s", flush=True)
         one_core = forward_throughput(models / ARCHITECTURE, pngs, Tuning().classify_batch, full=True)
     info = finish(info)
 
     ceiling = info["cores"] * one_core
-    coordinator_ms = max(1000 * r.cpu_s_per_image.get("coordinator", 0.0) for r in runs.values())
-    feeds = 1000 / coordinator_ms if coordinator_ms else float("inf")
+    mining = (
+        f"anvil mines a block every {args.block_time} s during a burst (automine before it)"
+        if args.block_time
+        else "anvil automines (one block per transaction)"
+    )
     method = (
-        "anvil automines; confirmations 0; one coordinator and N workers as processes (`run_daemon` "
+        f"{mining}; confirmations 0; one coordinator and N workers as processes (`run_daemon` "
         f"with role coordinator / worker), random-weight {ARCHITECTURE}, default tuning, each worker "
         "with its own sandbox processes (one per core) and torch threads (half the cores). "
-        f"Per worker count: fresh deployment, database and Redis; {WARMUP} warm-up images, then "
-        f"{args.images} registrations sent at once. Ceiling: open + decode + preprocess + forward on "
-        f"one core, {one_core:.1f} images/s, times {info['cores']} cores = {ceiling:.1f} images/s. "
+        f"Per run: fresh deployment, database and Redis; {WARMUP} warm-up images, then the "
+        f"registrations sent at once. Ceiling: open + decode + preprocess + forward on one core, "
+        f"{one_core:.1f} images/s, times {info['cores']} cores = {ceiling:.1f} images/s. "
         "CPU ms / image: CPU time (user + system, /proc) of each daemon process during the burst / "
-        "images; the workers' sandbox processes are their children and not counted in it."
+        "images; the workers' sandbox processes are their children and not counted in it. "
+        f"'{CAPACITY}': no workers; a stand-in in the bench process writes a real salted "
+        "classification into each queued job as soon as it is recorded, so that only the "
+        f"coordinator and the chain pace the burst; submit_batch {CAPACITY_SUBMIT_BATCH} (at one "
+        "block a second, the results one transaction carries bound the rate). Behind real workers "
+        "the coordinator idles between images and its polls (blocks, ready outcomes, its lock) "
+        "are spread over fewer images: that figure is not its cost per image at load."
     )
-    summary = (
-        f"Coordinator CPU per image: at most {coordinator_ms:.2f} ms (target <= {TARGET_COORDINATOR_MS} ms), "
-        f"so one coordinator can feed about {feeds:,.0f} images/s."
-    )
+    summary = ""
+    if CAPACITY in runs:
+        alone = runs[CAPACITY]
+        coordinator_ms = 1000 * alone.cpu_s_per_image.get("coordinator", 0.0)
+        feeds = 1000 / coordinator_ms if coordinator_ms else float("inf")
+        summary = (
+            f"Coordinator alone: {alone.images_per_s:.0f} images/s, {coordinator_ms:.2f} ms of CPU per "
+            f"image (target <= {TARGET_COORDINATOR_MS} ms), so one coordinator can feed about "
+            f"{feeds:,.0f} images/s on one core of this machine."
+        )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "scale.json").write_text(
         json.dumps(
@@ -123,8 +229,7 @@ def main() -> int:
                 "method": method,
                 "one_core_full_path_images_per_s": round(one_core, 1),
                 "ceiling_images_per_s": round(ceiling, 1),
-                "coordinator_cpu_ms_per_image": round(coordinator_ms, 3),
-                "runs": {w: asdict(r) for w, r in runs.items()},
+                "runs": {label: asdict(r) for label, r in runs.items()},
             },
             indent=2,
         )
@@ -135,7 +240,10 @@ def main() -> int:
     (RESULTS / "scale.md").write_text(report)
     print(report)
     sound = all(not r.lost and not r.duplicated for r in runs.values())
-    return 0 if sound and coordinator_ms <= TARGET_COORDINATOR_MS else 1
+    within = CAPACITY not in runs or (
+        1000 * runs[CAPACITY].cpu_s_per_image.get("coordinator", 0.0) <= TARGET_COORDINATOR_MS
+    )
+    return 0 if sound and within else 1
 
 
 if __name__ == "__main__":
