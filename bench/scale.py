@@ -1,20 +1,23 @@
-"""The distributed mode under a burst: 1, 2 and 4 workers behind one coordinator, same run.
+"""The distributed mode under a burst: 1, 2 and 4 workers behind one coordinator, then the
+coordinator alone, same run.
 
-    .venv/bin/python -m bench.scale [--images 200] [--workers 1 2 4]
+    .venv/bin/python -m bench.scale [--images 200] [--workers 1 2 4] [--capacity-images 1500]
+                                    [--block-time 1]
 
 Real anvil, the local IPFS node, PostgreSQL and redis-server from Debian's packages (started here
-in a temp folder), the registry deployed afresh for each worker count, and the real daemon:
+in a temp folder), the registry deployed afresh for each run, and the real daemon:
 `histochain oracle run --role coordinator` and `--role worker` as processes of their own (the
-bench.oracle harness, `Bench`, with `workers` > 0). Each worker count gets a fresh database, an
-empty Redis, fresh images (the same number), WARMUP warm-up images first, then every registration
-sent at once.
+bench.oracle harness, `Bench`). Each run gets a fresh database, an empty Redis, fresh images,
+WARMUP warm-up images first, then every registration sent at once; during the burst anvil mines a
+block every `--block-time` seconds, as a real chain does.
 
-Reported per worker count: images/s (first registration's block to last result's block),
-latency, and the CPU seconds per image of each process read from /proc (the coordinator's is
-what bounds how many images one coordinator can feed: 1 / its CPU per image). The ceiling is the
-oracle's open + decode + preprocess + forward on one core (no chain, no IPFS, no bookkeeping)
-times the cores: what any number of workers could reach on this machine. Writes
-bench/results/scale.{json,md}.
+Reported per run: images/s (first registration's block to last result's block), latency, and the
+CPU seconds per image of each process read from /proc. The ceiling is the oracle's open + decode +
+preprocess + forward on one core (no chain, no IPFS, no bookkeeping) times the cores: what any
+number of workers could reach on this machine. The last run has no workers: a stand-in writes a
+classification into each job as soon as it is recorded, so the coordinator's CPU per image there
+is its cost at load, and 1 / that is how many images one coordinator can feed (target: <= 2 ms).
+Writes bench/results/scale.{json,md}.
 """
 
 import argparse
