@@ -19,6 +19,21 @@ from pydantic_settings import (
 DEV_IPFS_TOKEN = "histochain-local-dev-token"  # noqa: S105 - a dev default, like anvil's keys
 
 
+class GateLimits(BaseModel):
+    """Where each check of the input gate (oracle/gate.py) draws its line; `[gate]` in the TOML
+    file, HISTOCHAIN_GATE__<NAME> in the environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_side: int = Field(64, ge=1, description="Pixels on the shorter side, at least.")
+    max_flat: float = Field(0.5, ge=0, le=1, description="Share the 16 commonest colours may cover.")
+    min_saturation: int = Field(20, ge=0, le=255, description="A pixel this saturated (0-255) is stained.")
+    min_tissue: float = Field(0.25, ge=0, le=1, description="Share of stained pixels, at least.")
+    min_he_hue: float = Field(0.8, ge=0, le=1, description="Share of the tissue with an H&E hue, at least.")
+    min_each_stain: float = Field(0.01, ge=0, le=1, description="Share of the tissue in each stain.")
+    min_focus: float = Field(8.0, ge=0, description="Variance of the grey image's Laplacian, at least.")
+
+
 class Tuning(BaseModel):
     """How the daemon paces its work; `[tuning]` in the TOML file, HISTOCHAIN_TUNING__<NAME> in the
     environment."""
@@ -138,6 +153,9 @@ class Settings(BaseSettings):
         default_factory=lambda: len(os.sched_getaffinity(0)),
         ge=1,
         description="Processes that verify, decrypt and decode untrusted bytes (default: the cores).",
+    )
+    gate: GateLimits = Field(
+        default_factory=GateLimits, description="The input gate's limits: what counts as H&E tissue."
     )
     sandbox_time_limit: float = Field(30.0, gt=0, description="Seconds a sandboxed task may run.")
     sandbox_memory_limit: int = Field(2 << 30, gt=0, description="Bytes a sandbox worker may add.")

@@ -282,7 +282,11 @@ async def document(request: web.Request) -> web.Response:
         raise ApiError(403, "forbidden", f"{reader} may not read this image's result")
     if job.outcome == Outcome.FAILURE:
         reason = FailureReason(job.failure_reason).name.lower() if job.failure_reason else "unknown"
-        raise ApiError(404, "classification_failed", f"the oracle could not classify this image ({reason})")
+        # The input gate's verdict is written for the patient; other errors can name our gateways.
+        said = f": {job.error}" if job.failure_reason == FailureReason.NOT_TISSUE and job.error else ""
+        raise ApiError(
+            404, "classification_failed", f"the oracle could not classify this image ({reason}){said}"
+        )
     if job.state != JobState.CONFIRMED or job.document is None:
         raise ApiError(404, "no_result", f"no result for this image yet (state: {job.state})")
     return web.json_response(

@@ -135,7 +135,11 @@ async def _classifier(
         # Intra-op threads beyond the cores left over from decoding spin and steal from it.
         torch.set_num_threads(settings.inference_threads)
     sandbox = Sandbox(
-        settings.sandbox_workers, settings.sandbox_time_limit, settings.sandbox_memory_limit, str(identity)
+        settings.sandbox_workers,
+        settings.sandbox_time_limit,
+        settings.sandbox_memory_limit,
+        str(identity),
+        settings.gate,
     )
     try:
         fetcher = GatewayFetcher(

@@ -14,6 +14,7 @@ from pebble import ProcessExpired, ProcessPool
 
 from oracle.daemon.untrusted import Opened, open_image, start_worker, verify_answer
 from oracle.errors import HistochainError
+from oracle.settings import GateLimits
 
 T = TypeVar("T")
 StrikeKind = Literal["time", "crash"]
@@ -28,12 +29,20 @@ class Strike(HistochainError):
 
 
 class Sandbox:
-    def __init__(self, workers: int, time_limit: float, memory_limit: int, identity: str | None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        time_limit: float,
+        memory_limit: int,
+        identity: str | None,
+        gate: GateLimits | None = None,
+    ) -> None:
+        """`gate`: every image opened must pass the input gate (oracle/gate.py) with these limits."""
         self.time_limit = time_limit
         self.pool = ProcessPool(
             max_workers=workers,
             initializer=start_worker,
-            initargs=(identity, memory_limit),
+            initargs=(identity, memory_limit, gate),
             context=multiprocessing.get_context("spawn"),
         )
 

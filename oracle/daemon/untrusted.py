@@ -16,18 +16,21 @@ from multiformats import CID
 from pyrage import x25519
 
 from oracle.crypto.envelope import EnvelopeError, check_binding, is_envelope, open_envelope
+from oracle.gate import check_tissue
 from oracle.imaging import ImageRejected, ImageTooLarge, decode
 from oracle.ipfs.errors import ContentMismatch, ContentTooLarge
 from oracle.ipfs.verify import verify_car, verify_raw
+from oracle.settings import GateLimits
 
 _identity: x25519.Identity | None = None
+_gate: GateLimits | None = None
 
 
-def start_worker(identity: str | None, memory_limit: int) -> None:
+def start_worker(identity: str | None, memory_limit: int, gate: GateLimits | None = None) -> None:
     """Each worker, once: C libraries' chatter about hostile files (libtiff writes to stderr)
     goes nowhere; the address space may grow by `memory_limit` bytes past what the imports took;
-    the oracle's key is kept for opening envelopes."""
-    global _identity
+    the oracle's key is kept for opening envelopes, and the gate's limits for what it opens."""
+    global _identity, _gate
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
@@ -35,6 +38,7 @@ def start_worker(identity: str | None, memory_limit: int) -> None:
         mapped = int(statm.read().split()[0]) * resource.getpagesize()
     resource.setrlimit(resource.RLIMIT_AS, (mapped + memory_limit, mapped + memory_limit))
     _identity = None if identity is None else x25519.Identity.from_str(identity)
+    _gate = gate
 
 
 def verify_answer(cid: str, raw: bool, body: bytes, max_bytes: int) -> bytes:
@@ -62,7 +66,8 @@ def open_image(
     data: bytes, owner: str, chain_id: int, registry: str, accept_plaintext: bool, max_pixels: int
 ) -> Opened:
     """Decrypts the envelope (plaintext only where accepted), refuses one made for another
-    registration, decodes. The plaintext never leaves this process but as pixels."""
+    registration, decodes, and refuses what the input gate says is not tissue. The plaintext
+    never leaves this process but as pixels."""
     try:
         if is_envelope(data) or not accept_plaintext:
             if _identity is None:
@@ -70,8 +75,10 @@ def open_image(
             opened = open_envelope(data, [_identity])
             check_binding(opened.binding, owner, chain_id, registry)
             data = opened.image
-        image = decode(data, max_pixels)
-        return Opened(np.asarray(image), hashlib.sha256(data).hexdigest())
+        pixels = np.asarray(decode(data, max_pixels))
+        if _gate is not None:
+            check_tissue(pixels, _gate)
+        return Opened(pixels, hashlib.sha256(data).hexdigest())
     except (EnvelopeError, ImageRejected):
         raise
     except MemoryError:

@@ -170,6 +170,9 @@ async def test_envelopes_the_oracle_cannot_accept_end_in_their_reasons_and_it_st
         return seal(image, binding.model_copy(update=changes), recipients)
 
     honest = seal_image(image, owner, deployment.chain_id, deployment.address, recipients)
+    square = io.BytesIO()
+    Image.new("RGB", (300, 300), (0, 0, 255)).save(square, format="PNG")
+    blue_square = square.getvalue()
     cases = {
         "to an unknown key": (
             seal_image(
@@ -200,6 +203,10 @@ async def test_envelopes_the_oracle_cannot_accept_end_in_their_reasons_and_it_st
             ),
             FailureReason.UNSUPPORTED_IMAGE,
         ),
+        "a blue square, not tissue": (
+            seal_image(blue_square, owner, deployment.chain_id, deployment.address, recipients),
+            FailureReason.NOT_TISSUE,
+        ),
     }
     stop = asyncio.Event()
     daemon = asyncio.create_task(run_daemon(stack.settings, stop))
@@ -218,6 +225,10 @@ async def test_envelopes_the_oracle_cannot_accept_end_in_their_reasons_and_it_st
         why: reason for why, (_, reason) in cases.items()
     }
     assert await stack.registry.status(after) == Status.CLASSIFIED
+    blue = dict(zip(cases, expected, strict=True))["a blue square, not tissue"]
+    with sqlite3.connect(stack.settings.data_dir / "oracle.db") as db:
+        ((error,),) = db.execute("SELECT error FROM jobs WHERE image_id = ?", (blue,))
+    assert error.startswith("not tissue (flat): 16 colours make up 100% of the image")
 
 
 async def test_plaintext_is_refused_unless_a_deployment_accepts_public_images(stack: Stack) -> None:

@@ -314,21 +314,29 @@ async def _signed_nonce(database: Database, config: auth.AuthConfig) -> tuple[st
 
 
 async def test_a_failed_images_document_request_says_why(api: str, database: Database) -> None:
-    failed = job(30, owner=OWNER_KEY.address)
-    failed.outcome, failed.failure_reason, failed.document, failed.result_hash = (
-        Outcome.FAILURE,
-        10,
-        None,
-        None,
-    )
-    await seed(database, [failed])
+    """The input gate's words reach the owner; another failure's internal error text does not."""
+    refused, unreachable = job(30, owner=OWNER_KEY.address), job(31, owner=OWNER_KEY.address)
+    for failed, reason, error in (
+        (refused, 10, "not tissue (stain): 12% of the tissue has the pink-to-purple colour of H&E staining"),
+        (unreachable, 1, "http://10.0.0.7:8080/ipfs/…: connection refused"),
+    ):
+        failed.outcome, failed.failure_reason, failed.error = Outcome.FAILURE, reason, error
+        failed.document, failed.result_hash = None, None
+    await seed(database, [refused, unreachable])
     token = await sign_in(api, OWNER_KEY)
-    status, body = await get(f"{api}/v1/images/{failed.image_id}/document", token)
-    assert status == 404
-    assert body["error"] == {
-        "code": "classification_failed",
-        "message": "the oracle could not classify this image (not_tissue)",
-    }
+    answers = [await get(f"{api}/v1/images/{j.image_id}/document", token) for j in (refused, unreachable)]
+    assert [status for status, _ in answers] == [404, 404]
+    assert [body["error"] for _, body in answers] == [
+        {
+            "code": "classification_failed",
+            "message": "the oracle could not classify this image (not_tissue): not tissue (stain): 12% of "
+            "the tissue has the pink-to-purple colour of H&E staining",
+        },
+        {
+            "code": "classification_failed",
+            "message": "the oracle could not classify this image (content_unreachable)",
+        },
+    ]
 
 
 async def test_an_unexpected_error_is_still_a_json_answer() -> None:
