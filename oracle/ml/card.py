@@ -12,6 +12,7 @@ from oracle.jcs import commitment
 CARD_FILE = "model-card.json"  # next to model.safetensors in a checkpoint folder
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
+BINS = 15  # calibration error bins (oracle/ml/calibration.py)
 
 
 class ModelCardError(HistochainError):
@@ -35,6 +36,38 @@ class Preprocessing(BaseModel):
     )
 
 
+class Scores(BaseModel):
+    """Calibration measures on one split: expected calibration error, Brier score, NLL."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ece: float
+    brier: float
+    nll: float
+
+
+class Calibration(BaseModel):
+    """How a checkpoint's raw probabilities are calibrated, and how well, before and after."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: str = "temperature scaling"
+    temperature: float = Field(gt=0)
+    fitted_on: str = "validation patients"
+    identified: bool = Field(True, description="False: the fit had no finite optimum; T is 1.")
+    bins: int = BINS
+    before: dict[str, Scores] = Field(description="Per split (validation, test): raw probabilities.")
+    after: dict[str, Scores] = Field(description="Per split: after temperature scaling.")
+
+    def describe(self) -> str:
+        if not self.identified:
+            return (
+                f"not calibrated: no temperature is identifiable from the {self.fitted_on} "
+                "(the model separates them perfectly), so T = 1"
+            )
+        return f"{self.method}, T = {self.temperature:.4f}, fitted on the {self.fitted_on}"
+
+
 class ModelCard(BaseModel):
     """A checkpoint's description, stored next to its safetensors file as JSON."""
 
@@ -49,6 +82,9 @@ class ModelCard(BaseModel):
     weights_file: str = Field(min_length=1, description="safetensors file, relative to the card.")
     weights_sha256: str = Field(pattern=SHA256_HEX)
     member_cards: tuple["ModelCard", ...] = Field((), description="An ensemble's members, in order.")
+    calibration: Calibration | None = Field(
+        None, description="Temperature scaling of P(positive); `threshold` applies to the calibrated P."
+    )
     metrics: dict[str, float] = Field(default_factory=dict, description="Test-split metrics.")
     data: dict[str, Any] = Field(default_factory=dict, description="Data set and split description.")
     training: dict[str, Any] = Field(default_factory=dict, description="How it was trained.")
@@ -68,6 +104,8 @@ class ModelCard(BaseModel):
             },
         )
         identity["members"] = ["0x" + member.model_id.hex() for member in self.member_cards]
+        if self.calibration is not None and self.calibration.identified:  # it changes the answers
+            identity["temperature"] = self.calibration.temperature
         return identity
 
     @property

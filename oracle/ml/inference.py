@@ -8,6 +8,7 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
+from oracle.ml.calibration import scale
 from oracle.ml.checkpoint import Loaded
 from oracle.ml.preprocess import normalise, resize
 
@@ -20,7 +21,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Predictor:
-    """P(positive label) per image; an ensemble averages its members' probabilities."""
+    """P(positive label) per image, calibrated where the card says how; an ensemble averages its
+    members' raw probabilities."""
 
     def __init__(self, loaded: Loaded, device: torch.device | str = "cpu") -> None:
         self.card = loaded.card
@@ -40,7 +42,9 @@ class Predictor:
         for (card, model), batch in zip(self.members, batches, strict=True):
             x = normalise(batch.to(self.device, non_blocking=True), card.preprocessing)
             probs.append(torch.sigmoid(model(x).float()))
-        return torch.stack(probs).mean(0).cpu().numpy()
+        mean = torch.stack(probs).mean(0).cpu().numpy()
+        calibration = self.card.calibration
+        return scale(mean, calibration.temperature) if calibration and calibration.identified else mean
 
     def predict(self, images: Sequence[Image.Image]) -> NDArray[Any]:
         return self.forward(self.resize(images))

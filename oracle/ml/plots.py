@@ -14,6 +14,8 @@ from numpy.typing import NDArray
 from PIL import Image
 from sklearn.metrics import confusion_matrix, roc_curve
 
+from oracle.ml.card import Calibration
+
 
 def curves(history: Sequence[dict[str, float]], path: Path) -> None:
     epochs = [h["epoch"] for h in history]
@@ -42,6 +44,35 @@ def roc(
     ax.set_ylabel("true positive rate")
     ax.set_title(title)
     ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def reliability(
+    y: NDArray[Any], raw: NDArray[Any], calibrated: NDArray[Any], calibration: Calibration, path: Path
+) -> None:
+    """Reliability diagram of the test patients' images: observed positive rate against mean
+    predicted P per bin, before and after temperature scaling."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    edges = np.linspace(0, 1, calibration.bins + 1)
+    for probs, name, scores in (
+        (raw, "raw", calibration.before["test"]),
+        (calibrated, f"T = {calibration.temperature:.2f}", calibration.after["test"]),
+    ):
+        which = np.minimum((probs * calibration.bins).astype(int), calibration.bins - 1)
+        used = [b for b in range(calibration.bins) if (which == b).any()]
+        ax.plot(
+            [probs[which == b].mean() for b in used],
+            [y[which == b].mean() for b in used],
+            marker="o",
+            label=f"{name}: ECE {scores.ece:.3f}, Brier {scores.brier:.3f}",
+        )
+    ax.plot(edges[[0, -1]], edges[[0, -1]], linestyle="--", color="grey", label="perfectly calibrated")
+    ax.set_xlabel("mean predicted P(malignant)")
+    ax.set_ylabel("observed share malignant")
+    ax.set_title("Reliability, test patients' images")
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

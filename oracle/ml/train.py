@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from oracle.errors import HistochainError
 from oracle.ml import checkpoint, metrics, plots
+from oracle.ml.calibration import calibrate, scale
 from oracle.ml.card import ModelCard, Preprocessing
 from oracle.ml.data.breakhis import LABELS, Sample, scan
 from oracle.ml.data.split import PAPER_PROPORTIONS, Split, split_by_patient
@@ -246,10 +247,15 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
-    _, test_p = _run_epoch(
+    _, val_p = _run_epoch(
+        model, images["validation"], labels["validation"], preprocessing, config, device, None, None, "val"
+    )
+    _, raw_test_p = _run_epoch(
         model, images["test"], labels["test"], preprocessing, config, device, None, None, "test"
     )
     y_test = labels["test"].numpy()
+    calibration = calibrate((val_p, labels["validation"].numpy()), (raw_test_p, y_test))
+    test_p = scale(raw_test_p, calibration.temperature) if calibration.identified else raw_test_p
     test_metrics = metrics.point(y_test, test_p, config.threshold)
     patients = [s.patient for s in split.test]
     _, py, pp = metrics.by_patient(patients, y_test, test_p)
@@ -263,8 +269,12 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
             "name": name,
             "architecture": config.model,
             "labels": LABELS,
-            "threshold": config.threshold,
+            # on the calibrated P: the same decisions as the raw P at config.threshold
+            "threshold": float(scale([config.threshold], calibration.temperature)[0])
+            if calibration.identified
+            else config.threshold,
             "preprocessing": preprocessing,
+            "calibration": calibration,
             "metrics": {
                 **{f"test_{k}": v for k, v in test_metrics.items()},
                 **{f"test_patient_{k}": v for k, v in patient_metrics.items()},
@@ -284,6 +294,7 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
         },
     )
     write_plots(config.out, card, history, split.test, y_test, test_p)
+    plots.reliability(y_test, raw_test_p, test_p, calibration, config.out / "reliability.png")
     return card
 
 

@@ -8,7 +8,7 @@ from oracle.chain.reasons import FailureReason
 from oracle.daemon.core import Core, gather_batch
 from oracle.daemon.stages.fetch import Decoded
 from oracle.daemon.writes import Classified
-from oracle.document import ResultDocument, new_salt
+from oracle.document import UNCALIBRATED, ResultDocument, new_salt
 from oracle.errors import HistochainError
 from oracle.ml.catalog import ModelCatalog
 from oracle.store.models import Job, JobState
@@ -80,6 +80,7 @@ class ClassifyStage:
                 label=label,
                 probabilities={card.labels[0]: 1 - positive, card.labels[1]: positive},
                 threshold=card.threshold,
+                calibration=card.calibration.describe() if card.calibration else UNCALIBRATED,
                 oracle=self.oracle_address,
                 chain_id=deployment.chain_id,
                 registry=deployment.address,

@@ -16,6 +16,23 @@ def test_ci_sized_run_generalises_to_held_out_patients(trained: ModelCard):
     assert trained.metrics["test_patient_roc_auc"] >= 0.85, trained.metrics
 
 
+def test_ci_sized_run_is_calibrated_on_validation_patients(trained: ModelCard):
+    """Temperature scaling fitted on the validation patients; on the held-out test patients the
+    expected calibration error is no worse than the raw model's, and the card says what was done.
+    (The CI-sized run's 24 validation images are separated perfectly: no temperature is
+    identifiable from them, and the card says so.)"""
+    calibration = trained.calibration
+    assert calibration is not None
+    before, after = calibration.before["test"], calibration.after["test"]
+    print(
+        f"\ncalibration (CI-sized run, test patients' images): {calibration.describe()}; "
+        f"ECE {before.ece:.4f} -> {after.ece:.4f}, Brier {before.brier:.4f} -> {after.brier:.4f}"
+    )
+    assert after.ece <= before.ece
+    assert after.brier <= before.brier
+    assert 0 < trained.threshold < 1
+
+
 def test_card_records_a_patient_disjoint_split(trained: ModelCard, synthetic: Path):
     patients = trained.data["patients"]
     train_p, val_p, test_p = (set(patients[p]) for p in ("train", "validation", "test"))
@@ -35,7 +52,7 @@ def test_card_records_a_patient_disjoint_split(trained: ModelCard, synthetic: Pa
 
 
 def test_plots_are_written_and_open_as_images(trained: ModelCard, ci_config: TrainConfig):
-    for name in ("curves.png", "roc.png", "confusion.png", "test-grid.png"):
+    for name in ("curves.png", "roc.png", "confusion.png", "test-grid.png", "reliability.png"):
         with Image.open(ci_config.out / name) as image:
             image.verify()
             assert image.format == "PNG"
