@@ -57,8 +57,9 @@ class TissueStats:
     focus: float
 
 
-def measure(pixels: npt.NDArray[np.uint8]) -> TissueStats:
-    """The gate's statistics for an RGB image (H x W x 3, uint8)."""
+def measure(pixels: npt.NDArray[np.uint8], min_saturation: int) -> TissueStats:
+    """The gate's statistics for an RGB image (H x W x 3, uint8); a pixel at least
+    `min_saturation` saturated is stained."""
     height, width = pixels.shape[:2]
     image = Image.fromarray(pixels, "RGB")
     if max(width, height) > SIDE:
@@ -69,8 +70,7 @@ def measure(pixels: npt.NDArray[np.uint8]) -> TissueStats:
     flat = float(np.sort(counts)[-FLAT_COLOURS:].sum() / packed.size)
     hsv = np.asarray(image.convert("HSV"))
     hue, saturation = hsv[..., 0], hsv[..., 1]
-    limits = GateLimits()
-    stained = saturation >= limits.min_saturation  # the empty slide is white to grey
+    stained = saturation >= min_saturation  # the empty slide is white to grey
     count = int(stained.sum())
     tissue_hue = hue[stained]
     eosin = int(((tissue_hue >= EOSIN_FROM) | (tissue_hue <= RED_UNTIL)).sum())
@@ -99,7 +99,7 @@ def check_tissue(pixels: npt.NDArray[np.uint8], limits: GateLimits | None = None
         raise NotTissue(
             "size", f"{width}x{height} pixels; a field of view needs {limits.min_side} on each side"
         )
-    stats = measure(pixels)
+    stats = measure(pixels, limits.min_saturation)
     if stats.flat > limits.max_flat:
         raise NotTissue(
             "flat",

@@ -118,6 +118,8 @@ def test_limits_are_settings() -> None:
     check_tissue(pixels)
     with pytest.raises(NotTissue, match=r"\(size\): 700x460 pixels; a field of view needs 500"):
         check_tissue(pixels, GateLimits(min_side=500))
+    with pytest.raises(NotTissue, match=r"\(tissue\): 0% of the image is stained tissue"):
+        check_tissue(pixels, GateLimits(min_saturation=255))
 
 
 def test_a_refusal_survives_the_trip_from_a_sandbox_worker() -> None:
