@@ -11,29 +11,16 @@ mean squared error of P against the label."""
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize_scalar
+from sklearn.metrics import brier_score_loss, log_loss
 
-from oracle.ml.card import BINS, Calibration, Scores
+from oracle.ml.card import BINS, EPS, Calibration, Scores, logit, scale
 
-EPS = 1e-7
 T_RANGE = (0.05, 20.0)
-
-Floats = npt.NDArray[np.float64]
-
-
-def logit(p: npt.ArrayLike) -> Floats:
-    q = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
-    return np.asarray(np.log(q) - np.log1p(-q))
-
-
-def scale(p: npt.ArrayLike, temperature: float) -> Floats:
-    """P(positive) with the logit divided by `temperature`."""
-    return np.asarray(1.0 / (1.0 + np.exp(-logit(p) / temperature)))
 
 
 def nll(p: npt.ArrayLike, y: npt.ArrayLike) -> float:
-    q = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
-    labels = np.asarray(y, dtype=np.float64)
-    return float(-np.mean(labels * np.log(q) + (1 - labels) * np.log1p(-q)))
+    """Log loss, as `metrics.point` takes it."""
+    return float(log_loss(y, np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS), labels=[0, 1]))
 
 
 def ece(p: npt.ArrayLike, y: npt.ArrayLike, bins: int = BINS) -> float:
@@ -48,7 +35,7 @@ def ece(p: npt.ArrayLike, y: npt.ArrayLike, bins: int = BINS) -> float:
 
 
 def brier(p: npt.ArrayLike, y: npt.ArrayLike) -> float:
-    return float(np.mean((np.asarray(p, dtype=np.float64) - np.asarray(y, dtype=np.float64)) ** 2))
+    return float(brier_score_loss(y, p, pos_label=1))
 
 
 def scores(p: npt.ArrayLike, y: npt.ArrayLike) -> Scores:

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oracle.errors import HistochainError
@@ -13,6 +15,19 @@ CARD_FILE = "model-card.json"  # next to model.safetensors in a checkpoint folde
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
 BINS = 15  # calibration error bins (oracle/ml/calibration.py)
+EPS = 1e-7  # probabilities are clipped to [EPS, 1 - EPS] before a logit or a log
+
+Floats = npt.NDArray[np.float64]
+
+
+def logit(p: npt.ArrayLike) -> Floats:
+    q = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return np.asarray(np.log(q) - np.log1p(-q))
+
+
+def scale(p: npt.ArrayLike, temperature: float) -> Floats:
+    """P(positive) with the logit divided by `temperature`."""
+    return np.asarray(1.0 / (1.0 + np.exp(-logit(p) / temperature)))
 
 
 class ModelCardError(HistochainError):
@@ -59,11 +74,15 @@ class Calibration(BaseModel):
     before: dict[str, Scores] = Field(description="Per split (validation, test): raw probabilities.")
     after: dict[str, Scores] = Field(description="Per split: after temperature scaling.")
 
+    def apply(self, p: npt.ArrayLike) -> Floats:
+        """Calibrated P(positive) for raw `p` (unchanged where no temperature was identified)."""
+        return scale(p, self.temperature) if self.identified else np.asarray(p, dtype=np.float64)
+
     def describe(self) -> str:
         if not self.identified:
             return (
                 f"not calibrated: no temperature is identifiable from the {self.fitted_on} "
-                "(the model separates them perfectly), so T = 1"
+                "(the model is right on every one of their images, or wrong on every one), so T = 1"
             )
         return f"{self.method}, T = {self.temperature:.4f}, fitted on the {self.fitted_on}"
 

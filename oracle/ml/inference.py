@@ -8,7 +8,6 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
-from oracle.ml.calibration import scale
 from oracle.ml.checkpoint import Loaded
 from oracle.ml.preprocess import normalise, resize
 
@@ -44,7 +43,7 @@ class Predictor:
             probs.append(torch.sigmoid(model(x).float()))
         mean = torch.stack(probs).mean(0).cpu().numpy()
         calibration = self.card.calibration
-        return scale(mean, calibration.temperature) if calibration and calibration.identified else mean
+        return mean if calibration is None else calibration.apply(mean)
 
     def predict(self, images: Sequence[Image.Image]) -> NDArray[Any]:
         return self.forward(self.resize(images))

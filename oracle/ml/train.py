@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from oracle.errors import HistochainError
 from oracle.ml import checkpoint, metrics, plots
-from oracle.ml.calibration import calibrate, scale
+from oracle.ml.calibration import calibrate
 from oracle.ml.card import ModelCard, Preprocessing
 from oracle.ml.data.breakhis import LABELS, Sample, scan
 from oracle.ml.data.split import PAPER_PROPORTIONS, Split, split_by_patient
@@ -255,11 +255,13 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
     )
     y_test = labels["test"].numpy()
     calibration = calibrate((val_p, labels["validation"].numpy()), (raw_test_p, y_test))
-    test_p = scale(raw_test_p, calibration.temperature) if calibration.identified else raw_test_p
-    test_metrics = metrics.point(y_test, test_p, config.threshold)
+    test_p = calibration.apply(raw_test_p)
+    # on the calibrated P: the same decisions as the raw P at config.threshold
+    threshold = float(calibration.apply([config.threshold])[0])
+    test_metrics = metrics.point(y_test, test_p, threshold)
     patients = [s.patient for s in split.test]
     _, py, pp = metrics.by_patient(patients, y_test, test_p)
-    patient_metrics = metrics.point(py, pp, config.threshold)
+    patient_metrics = metrics.point(py, pp, threshold)
 
     name = config.name or f"{config.model}-{preprocessing.image_size[0]}px-seed{config.seed}".lower()
     card = checkpoint.save(
@@ -269,10 +271,7 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
             "name": name,
             "architecture": config.model,
             "labels": LABELS,
-            # on the calibrated P: the same decisions as the raw P at config.threshold
-            "threshold": float(scale([config.threshold], calibration.temperature)[0])
-            if calibration.identified
-            else config.threshold,
+            "threshold": threshold,
             "preprocessing": preprocessing,
             "calibration": calibration,
             "metrics": {
