@@ -94,12 +94,16 @@ def measure(pixels: npt.NDArray[np.uint8], min_saturation: int) -> TissueStats:
 def check_tissue(pixels: npt.NDArray[np.uint8], limits: GateLimits | None = None) -> TissueStats:
     """The statistics of an image the gate lets through; `NotTissue` for one it refuses."""
     limits = limits or GateLimits()
-    height, width = pixels.shape[:2]
-    if min(width, height) < limits.min_side:
+    return judge(measure(pixels, limits.min_saturation), limits)
+
+
+def judge(stats: TissueStats, limits: GateLimits) -> TissueStats:
+    """`stats` if they pass every check, else `NotTissue` naming the first that fails."""
+    if min(stats.width, stats.height) < limits.min_side:
         raise NotTissue(
-            "size", f"{width}x{height} pixels; a field of view needs {limits.min_side} on each side"
+            "size",
+            f"{stats.width}x{stats.height} pixels; a field of view needs {limits.min_side} on each side",
         )
-    stats = measure(pixels, limits.min_saturation)
     if stats.flat > limits.max_flat:
         raise NotTissue(
             "flat",

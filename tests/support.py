@@ -43,7 +43,13 @@ def tiny_checkpoint(data: Path, models: Path) -> ModelCard:
     synthesize(data, 24, 1, seed=3, progress=False)
     return train(
         TrainConfig(
-            model="basecnn", data=data, out=models / "basecnn", epochs=1, image_size=32, progress=False
+            model="basecnn",
+            data=data,
+            out=models / "basecnn",
+            epochs=1,
+            image_size=32,
+            bootstrap=20,
+            progress=False,
         )
     )
 

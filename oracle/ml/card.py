@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oracle.errors import HistochainError
 from oracle.jcs import commitment
+from oracle.ml.statement import INTENDED_USE, OUT_OF_SCOPE
 
 CARD_FILE = "model-card.json"  # next to model.safetensors in a checkpoint folder
 
@@ -87,6 +88,40 @@ class Calibration(BaseModel):
         return f"{self.method}, T = {self.temperature:.4f}, fitted on the {self.fitted_on}"
 
 
+class FeatureCheck(BaseModel):
+    """The feature-space out-of-distribution check of oracle/ml/ood.py: the Mahalanobis distance of
+    an image's pooled features to the nearest class mean of the training images (one shared
+    covariance), refused above `threshold`, fitted on the validation images' distances."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: str = "Mahalanobis distance to the nearest class mean, shared Ledoit-Wolf covariance"
+    layer: str = "the pooled features the head reads (the backbone's last, global-average-pooled)"
+    means: tuple[tuple[float, ...], ...] = Field(min_length=1, description="Per label, training images.")
+    precision: tuple[tuple[float, ...], ...] = Field(min_length=1, description="Inverse covariance.")
+    threshold: float = Field(gt=0, description="Distances above it are refused.")
+    quantile: float = Field(gt=0, le=1, description="Of the validation distances, the one scaled.")
+    margin: float = Field(1.0, ge=1, description="The threshold is that distance times this.")
+    refused: dict[str, float] = Field(default_factory=dict, description="Share refused, per split.")
+
+    def distance(self, features: npt.ArrayLike) -> Floats:
+        """Distance of each row of `features` (N x D) to the nearest class mean."""
+        f = np.asarray(features, dtype=np.float64)
+        precision = np.asarray(self.precision)
+        nearest = np.full(len(f), np.inf)
+        for mean in np.asarray(self.means):
+            d = f - mean
+            nearest = np.minimum(nearest, np.einsum("nd,de,ne->n", d, precision, d))
+        return np.asarray(np.sqrt(np.maximum(nearest, 0.0)))
+
+    def describe(self, distance: float) -> str:
+        return (
+            f"its features lie far from every training image's (Mahalanobis distance {distance:.1f}, "
+            f"refused above {self.threshold:.1f}, fitted on the validation images): "
+            "not like the tissue this model was trained on"
+        )
+
+
 class ModelCard(BaseModel):
     """A checkpoint's description, stored next to its safetensors file as JSON."""
 
@@ -104,7 +139,16 @@ class ModelCard(BaseModel):
     calibration: Calibration | None = Field(
         None, description="Temperature scaling of P(positive); `threshold` applies to the calibrated P."
     )
+    features: FeatureCheck | None = Field(None, description="The feature-space check, fitted in training.")
+    intended_use: str = INTENDED_USE
+    out_of_scope: tuple[str, ...] = OUT_OF_SCOPE
     metrics: dict[str, float] = Field(default_factory=dict, description="Test-split metrics.")
+    evaluation: dict[str, Any] = Field(
+        default_factory=dict, description="Test split, image and patient level, with bootstrap 95 % CIs."
+    )
+    gate: dict[str, Any] = Field(
+        default_factory=dict, description="The input gate's limits, training statistics, refusals."
+    )
     data: dict[str, Any] = Field(default_factory=dict, description="Data set and split description.")
     training: dict[str, Any] = Field(default_factory=dict, description="How it was trained.")
 
@@ -125,6 +169,8 @@ class ModelCard(BaseModel):
         identity["members"] = ["0x" + member.model_id.hex() for member in self.member_cards]
         if self.calibration is not None and self.calibration.identified:  # it changes the answers
             identity["temperature"] = self.calibration.temperature
+        if self.features is not None:  # what it refuses
+            identity["features"] = self.features.model_dump(mode="json", exclude={"refused"})
         return identity
 
     @property

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from oracle.ml.card import CARD_FILE, ModelCard, ModelCardError
-from oracle.ml.models import build
+from oracle.ml.models import Classifier, build
 from oracle.ml.names import ENSEMBLE
 
 WEIGHTS_FILE = "model.safetensors"
@@ -50,7 +50,7 @@ class Loaded:
     """A loaded checkpoint: the card and one (card, module) per member (itself, unless an ensemble)."""
 
     card: ModelCard
-    members: list[tuple[ModelCard, nn.Module]]
+    members: list[tuple[ModelCard, Classifier]]
 
 
 def load(checkpoint: Path, device: torch.device | str = "cpu") -> Loaded:
@@ -77,7 +77,7 @@ def load(checkpoint: Path, device: torch.device | str = "cpu") -> Loaded:
     return Loaded(card, [(card, _module(card.architecture, state, device))])
 
 
-def _module(architecture: str, state: dict[str, torch.Tensor], device: torch.device | str) -> nn.Module:
+def _module(architecture: str, state: dict[str, torch.Tensor], device: torch.device | str) -> Classifier:
     model = build(architecture)
     try:
         model.load_state_dict(state, strict=True)

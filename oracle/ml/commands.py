@@ -36,6 +36,13 @@ def _train_options(f: click.decorators.FC) -> click.decorators.FC:
             help="Early-stopping patience (epochs).",
         ),
         click.option("--weights", type=click.Choice(["none", "imagenet"]), default="none", show_default=True),
+        click.option(
+            "--bootstrap",
+            type=click.IntRange(min=10),
+            default=1000,
+            show_default=True,
+            help="Resamples for the card's 95 % intervals.",
+        ),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
     ]
     for option in reversed(options):
@@ -124,22 +131,28 @@ def evaluate_command(
 
 
 @click.command("compare")
-@click.option("--models", required=True, help=f"Comma-separated: {', '.join(sorted(CLASSIFIERS))}.")
+@click.option(
+    "--models",
+    required=True,
+    help=f"Comma-separated, each NAME or NAME:imagenet: {', '.join(sorted(CLASSIFIERS))}.",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--train/--reuse",
+    "train_models",
+    default=True,
+    show_default=True,
+    help="Train each model (resuming a saved run), or reuse the checkpoints under --out.",
+)
 @_train_options
-def compare_command(models: str, out: Path, **kw: object) -> None:
+def compare_command(models: str, out: Path, train_models: bool, **kw: object) -> None:
     """Train and evaluate several models on one split, plus their ensemble (the paper's Table 10)."""
-    from oracle.ml.compare import compare, table
+    from oracle.ml.compare import compare, parse_models, table
     from oracle.ml.train import TrainConfig
 
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in CLASSIFIERS]
-    if unknown or not names:
-        raise click.BadParameter(
-            f"unknown models {unknown}; choose from {sorted(CLASSIFIERS)}", param_hint="--models"
-        )
-    base = TrainConfig.model_validate(_config_fields(kw) | {"model": names[0], "out": out})
-    click.echo(table(compare(base, names, out)))
+    entries = parse_models(models)
+    base = TrainConfig.model_validate(_config_fields(kw) | {"model": entries[0].model, "out": out})
+    click.echo(table(compare(base, entries, out, train_models)))
 
 
 @click.command(ENSEMBLE)

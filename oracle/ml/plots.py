@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 from PIL import Image
-from sklearn.metrics import confusion_matrix, roc_curve
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from oracle.ml.card import Calibration
 
@@ -44,6 +44,51 @@ def roc(
     ax.set_ylabel("true positive rate")
     ax.set_title(title)
     ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def roc_curves(y: NDArray[Any], probabilities: dict[str, NDArray[Any]], path: Path) -> None:
+    """Every model's ROC curve on the same test images, one plot."""
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for name, p in probabilities.items():
+        fpr, tpr, _ = roc_curve(y, p)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(y, p):.3f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC, test patients' images")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def confusions(
+    y: NDArray[Any],
+    probabilities: dict[str, NDArray[Any]],
+    thresholds: dict[str, float],
+    labels: Sequence[str],
+    path: Path,
+) -> None:
+    """One confusion matrix per model, side by side, each at its own card's threshold."""
+    cols = min(4, len(probabilities))
+    rows = -(-len(probabilities) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 3.2, rows * 3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (name, p) in zip(axes.flat, probabilities.items(), strict=False):
+        matrix = confusion_matrix(y, (p >= thresholds[name]).astype(int), labels=list(range(len(labels))))
+        ax.axis("on")
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=11)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_title(name, fontsize=9)
+    fig.supxlabel("predicted")
+    fig.supylabel("true")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -123,8 +168,10 @@ def grid(
 
 def bars(rows: Sequence[dict[str, Any]], path: Path) -> None:
     names = [r["model"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for ax, metric in zip(axes, ("loss", "roc_auc", "accuracy"), strict=True):
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    for ax, metric in zip(
+        axes.flat, ("roc_auc", "accuracy", "loss", "precision", "recall", "f1"), strict=True
+    ):
         ax.bar(names, [r[metric] for r in rows], color="tab:purple")
         ax.set_title(metric)
         ax.tick_params(axis="x", rotation=30)

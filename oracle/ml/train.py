@@ -18,7 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from oracle.errors import HistochainError
-from oracle.ml import checkpoint, metrics, plots
+from oracle.ml import checkpoint, gatecard, metrics, ood, plots
 from oracle.ml.calibration import calibrate
 from oracle.ml.card import ModelCard, Preprocessing
 from oracle.ml.data.breakhis import LABELS, Sample, scan
@@ -26,6 +26,7 @@ from oracle.ml.data.split import PAPER_PROPORTIONS, Split, split_by_patient
 from oracle.ml.inference import Predictor, resolve_device
 from oracle.ml.models import Weights, build, parameter_count, spec
 from oracle.ml.preprocess import normalise, resize
+from oracle.ml.statement import provenance
 
 STATE_FILE = "train-state.pt"
 
@@ -53,6 +54,7 @@ class TrainConfig(BaseModel):
     lr_factor: float = Field(0.5, gt=0, lt=1)
     weights: Weights = "none"
     threshold: float = Field(0.5, gt=0, lt=1)
+    bootstrap: int = Field(1000, ge=10, description="Resamples for the card's 95 % intervals.")
     device: str = "auto"
     progress: bool = True
 
@@ -259,9 +261,18 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
     # on the calibrated P: the same decisions as the raw P at config.threshold
     threshold = float(calibration.apply([config.threshold])[0])
     test_metrics = metrics.point(y_test, test_p, threshold)
+    features = ood.fit_on_splits(model, images, labels, preprocessing, device)
     patients = [s.patient for s in split.test]
     _, py, pp = metrics.by_patient(patients, y_test, test_p)
     patient_metrics = metrics.point(py, pp, threshold)
+    evaluation = {
+        "split": "test",
+        "images": len(y_test),
+        "patients": len(py),
+        "bootstrap": {"resamples": config.bootstrap, "seed": config.seed},
+        "image_level": metrics.with_intervals(y_test, test_p, threshold, config.bootstrap, config.seed),
+        "patient_level": metrics.with_intervals(py, pp, threshold, config.bootstrap, config.seed),
+    }
 
     name = config.name or f"{config.model}-{preprocessing.image_size[0]}px-seed{config.seed}".lower()
     card = checkpoint.save(
@@ -274,10 +285,13 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
             "threshold": threshold,
             "preprocessing": preprocessing,
             "calibration": calibration,
+            "features": features,
             "metrics": {
                 **{f"test_{k}": v for k, v in test_metrics.items()},
                 **{f"test_patient_{k}": v for k, v in patient_metrics.items()},
             },
+            "evaluation": evaluation,
+            "gate": gatecard.summary(split, seed=config.seed),
             "data": describe_split(config, split),
             "training": {
                 "epochs_run": len(history),
@@ -289,6 +303,9 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
                 "optimizer": f"Adam(lr={config.lr})",
                 "batch_size": config.batch_size,
                 "history": history,
+                "features_check": (
+                    "fitted" if features else f"not fitted: under {ood.MIN_VALIDATION} validation images"
+                ),
             },
         },
     )
@@ -300,6 +317,7 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
 def describe_split(config: TrainConfig, split: Split) -> dict[str, Any]:
     return {
         "root": str(config.data),
+        "provenance": provenance(config.data),
         "magnification": config.magnification,
         "split_seed": config.seed,
         "proportions": list(config.proportions),

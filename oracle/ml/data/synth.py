@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from oracle.ml.data.breakhis import LABELS, TUMOUR_TYPES
+from oracle.ml.statement import SYNTHETIC_MARKER
 
 WIDTH, HEIGHT = 700, 460
 STROMA = np.array([235.0, 175.0, 205.0])
@@ -134,6 +136,23 @@ def synth_image(rng: np.random.Generator, malignant: bool, style: PatientStyle) 
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
+def synth_focus(
+    rng: np.random.Generator, style: PatientStyle | None = None, share: float = 0.25
+) -> tuple[Image.Image, npt.NDArray[np.bool_]]:
+    """A malignant focus in benign tissue, and where it is: a benign field with a malignant field
+    of the same patient inside one ellipse covering `share` of the image. For judging where an
+    explanation (oracle/ml/gradcam.py) puts the evidence; not a training image."""
+    style = style or PatientStyle.draw(rng)
+    benign = np.asarray(synth_image(rng, False, style))
+    malignant = np.asarray(synth_image(rng, True, style))
+    a = math.sqrt(share * WIDTH * HEIGHT / math.pi * WIDTH / HEIGHT)
+    b = a * HEIGHT / WIDTH
+    cx, cy = rng.uniform(a, WIDTH - a), rng.uniform(b, HEIGHT - b)
+    yy, xx = np.mgrid[:HEIGHT, :WIDTH]
+    mask = ((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 <= 1
+    return Image.fromarray(np.where(mask[..., None], malignant, benign)), mask
+
+
 def synth_png(rng: np.random.Generator, malignant: bool, style: PatientStyle | None = None) -> bytes:
     """One synthetic image as PNG bytes, encoded as the data set's files are (fast, level 1)."""
     buffer = io.BytesIO()
@@ -156,6 +175,11 @@ def synthesize(
     if patients < 2 or images_per_patient < 1:
         raise ValueError("need at least 2 patients (one per class) and 1 image per patient")
     rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SYNTHETIC_MARKER).write_text(
+        "SYNTHETIC DATA written by `histochain data synth`: generated H&E-like images, no tissue was "
+        f"imaged. {patients} patients, {images_per_patient} images each, seed {seed}.\n"
+    )
     breast = out / "BreaKHis_v1" / "histology_slides" / "breast"
     written = []
     bar = tqdm(total=patients * images_per_patient, desc="synthesising", unit="img", disable=not progress)

@@ -11,9 +11,10 @@ from PIL import Image
 from oracle.cli import main
 from oracle.ml import metrics
 from oracle.ml.card import ModelCard
-from oracle.ml.compare import compare
+from oracle.ml.compare import CompareError, compare, parse_models
 from oracle.ml.evaluate import evaluate
 from oracle.ml.train import TrainConfig
+from tests.oracle.ml.conftest import PATIENTS
 
 
 def test_patient_score_is_the_mean_of_its_images():
@@ -55,7 +56,7 @@ def test_evaluate_reports_both_levels_on_the_test_patients(trained: ModelCard, c
         trained.metrics["test_patient_roc_auc"], abs=1e-6
     )
     everything = evaluate(ci_config.out, ci_config.data, "all", reps=50, progress=False)
-    assert everything["patients"] == 96
+    assert everything["patients"] == PATIENTS
 
 
 def test_evaluate_command_prints_a_table_and_writes_json(
@@ -83,17 +84,48 @@ def test_evaluate_command_prints_a_table_and_writes_json(
 
 
 def test_compare_trains_each_model_and_their_ensemble(synthetic: Path, tmp_path: Path):
-    base = TrainConfig(model="basecnn", data=synthetic, out=tmp_path, epochs=1, image_size=32, progress=False)
-    rows = compare(base, ["basecnn", "mobilenet_v3_small"], tmp_path)
-    assert [r["model"] for r in rows] == ["basecnn", "mobilenet_v3_small", "ensemble"]
+    base = TrainConfig(
+        model="basecnn", data=synthetic, out=tmp_path, epochs=1, image_size=32, bootstrap=20, progress=False
+    )
+    entries = parse_models("basecnn, efficientnet_lite0:imagenet")
+    rows = compare(base, entries, tmp_path)
+    assert [r["model"] for r in rows] == ["basecnn", "efficientnet_lite0:imagenet", "ensemble"]
     for row in rows:
-        assert 0 <= row["roc_auc"] <= 1
+        for metric in ("roc_auc", "accuracy", "precision", "recall", "f1"):
+            assert 0 <= row[metric] <= 1
         assert row["loss"] > 0
         assert row["ms_per_image"] > 0
+        assert (
+            row["patient_roc_auc"]["low"] <= row["patient_roc_auc"]["value"] <= row["patient_roc_auc"]["high"]
+        )
     assert rows[2]["parameters"] == rows[0]["parameters"] + rows[1]["parameters"]
+    card = ModelCard.load(tmp_path / "efficientnet_lite0-imagenet" / "model-card.json")
+    assert card.training["weights_init"] == "imagenet"
     assert "| ensemble |" in (tmp_path / "compare.md").read_text()
-    with Image.open(tmp_path / "compare.png") as image:
-        image.verify()
+    for figure in ("compare.png", "compare-roc.png", "compare-confusion.png", "compare-grid.png"):
+        with Image.open(tmp_path / figure) as image:
+            image.verify()
+    again = compare(base, entries, tmp_path, train_models=False)  # the same checkpoints, evaluated again
+    assert [r["roc_auc"] for r in again] == [r["roc_auc"] for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("models", "why"),
+    [
+        ("alexnet", "unknown model 'alexnet'"),
+        ("basecnn:cifar", "weights are none or imagenet"),
+        (" , ", "at least one"),
+    ],
+)
+def test_compare_names_what_it_cannot_compare(models: str, why: str):
+    with pytest.raises(CompareError, match=why):
+        parse_models(models)
+
+
+def test_reusing_a_missing_checkpoint_says_to_train(synthetic: Path, tmp_path: Path):
+    base = TrainConfig(model="basecnn", data=synthetic, out=tmp_path, epochs=1, image_size=32, progress=False)
+    with pytest.raises(CompareError, match="run with --train"):
+        compare(base, parse_models("basecnn"), tmp_path, train_models=False)
 
 
 def test_cli_errors_are_one_line(tmp_path: Path):

@@ -9,6 +9,7 @@ from PIL import Image
 from oracle.ml import checkpoint
 from oracle.ml.card import ModelCard
 from oracle.ml.train import STATE_FILE, TrainConfig, TrainingError, train
+from tests.oracle.ml.conftest import PATIENTS
 
 
 def test_ci_sized_run_generalises_to_held_out_patients(trained: ModelCard):
@@ -18,9 +19,8 @@ def test_ci_sized_run_generalises_to_held_out_patients(trained: ModelCard):
 
 def test_ci_sized_run_is_calibrated_on_validation_patients(trained: ModelCard):
     """Temperature scaling fitted on the validation patients; on the held-out test patients the
-    expected calibration error is no worse than the raw model's, and the card says what was done.
-    (The CI-sized run's 24 validation images are separated perfectly: no temperature is
-    identifiable from them, and the card says so.)"""
+    expected calibration error is at most 0.05 and no worse than the raw model's, and the card
+    says what was done (no temperature where the validation images identify none)."""
     calibration = trained.calibration
     assert calibration is not None
     before, after = calibration.before["test"], calibration.after["test"]
@@ -28,6 +28,7 @@ def test_ci_sized_run_is_calibrated_on_validation_patients(trained: ModelCard):
         f"\ncalibration (CI-sized run, test patients' images): {calibration.describe()}; "
         f"ECE {before.ece:.4f} -> {after.ece:.4f}, Brier {before.brier:.4f} -> {after.brier:.4f}"
     )
+    assert after.ece <= 0.05
     assert after.ece <= before.ece
     assert after.brier <= before.brier
     assert 0 < trained.threshold < 1
@@ -42,7 +43,7 @@ def test_card_records_a_patient_disjoint_split(trained: ModelCard, synthetic: Pa
     assert not train_p & val_p
     assert not train_p & test_p
     assert not val_p & test_p
-    assert len(train_p | val_p | test_p) == 96
+    assert len(train_p | val_p | test_p) == PATIENTS
     assert trained.data["split_seed"] == 0
     assert trained.data["proportions"] == [0.54, 0.136, 0.324]
     assert trained.labels == ("benign", "malignant")
@@ -67,7 +68,7 @@ def test_checkpoint_reloads_with_the_same_id(trained: ModelCard, ci_config: Trai
 
 def test_resume_continues_the_saved_run(synthetic: Path, tmp_path: Path):
     config = TrainConfig(
-        model="basecnn", data=synthetic, out=tmp_path, epochs=2, image_size=32, progress=False
+        model="basecnn", data=synthetic, out=tmp_path, epochs=2, image_size=32, bootstrap=20, progress=False
     )
     first = train(config)
     assert [h["epoch"] for h in first.training["history"]] == [1, 2]
