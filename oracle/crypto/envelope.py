@@ -25,6 +25,7 @@ from oracle.jcs import canonical
 MAGIC = b"age-encryption.org/v1\n"
 MAX_BINDING_BYTES = 512
 ADDRESS = r"^0x[0-9a-f]{40}$"
+AGE_RECIPIENT = r"^age1[02-9ac-hj-np-z]{58}$"  # bech32, lower case: an X25519 public key
 MediaType = Literal["image/png", "image/jpeg", "image/tiff", "image/webp", "image/bmp"]
 
 
@@ -53,19 +54,34 @@ class Binding(BaseModel):
     registry: str = Field(pattern=ADDRESS)
     media_type: MediaType
     length: int = Field(gt=0, le=2**53 - 1)
+    reply_to: str | None = Field(
+        None,
+        pattern=AGE_RECIPIENT,
+        description="The owner's age recipient: what the oracle makes from the image (a heat map, an "
+        "upscaled image) is encrypted to it. Absent: the oracle makes nothing for the owner.",
+    )
 
     @classmethod
-    def of(cls, owner: str, chain_id: int, registry: str, media_type: MediaType, length: int) -> "Binding":
+    def of(
+        cls,
+        owner: str,
+        chain_id: int,
+        registry: str,
+        media_type: MediaType,
+        length: int,
+        reply_to: str | None = None,
+    ) -> "Binding":
         return cls(
             owner=owner.lower(),
             chain_id=chain_id,
             registry=registry.lower(),
             media_type=media_type,
             length=length,
+            reply_to=reply_to,
         )
 
     def line(self) -> bytes:
-        return canonical(self.model_dump()) + b"\n"
+        return canonical(self.model_dump(exclude_none=True)) + b"\n"
 
 
 @dataclass(frozen=True)
@@ -96,9 +112,17 @@ def media_type_of(image: bytes) -> MediaType:
     raise EnvelopeError("not a PNG, JPEG, TIFF, WebP or BMP image")
 
 
-def seal_image(image: bytes, owner: str, chain_id: int, registry: str, recipients: Sequence[str]) -> bytes:
+def seal_image(
+    image: bytes,
+    owner: str,
+    chain_id: int,
+    registry: str,
+    recipients: Sequence[str],
+    reply_to: str | None = None,
+) -> bytes:
     """What the page uploads for `owner`: `image` sealed with its binding to `recipients`."""
-    return seal(image, Binding.of(owner, chain_id, registry, media_type_of(image), len(image)), recipients)
+    binding = Binding.of(owner, chain_id, registry, media_type_of(image), len(image), reply_to)
+    return seal(image, binding, recipients)
 
 
 def seal(image: bytes, binding: Binding, recipients: Sequence[str]) -> bytes:

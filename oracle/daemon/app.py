@@ -21,6 +21,8 @@ from oracle.store.db import Database
 if TYPE_CHECKING:
     import aiohttp
 
+    from oracle.ipfs.pinata import PinataClient
+
 log = logging.getLogger("histochain.oracle")
 
 LISTENER = "image-registered"
@@ -149,10 +151,20 @@ async def _classifier(
             "fetcher": fetcher,
             "opener": sandbox,
             "catalog": ModelCatalog(settings.models_path, device),
+            "pinner": pinner(settings, http),
         }
     finally:
         sandbox.close()
         torch.set_num_threads(caller_threads)
+
+
+def pinner(settings: Settings, http: "aiohttp.ClientSession") -> "PinataClient":
+    """Where explanations are pinned: Pinata where a JWT is set, else the local node."""
+    from oracle.ipfs.pinata import PinataClient
+
+    if settings.pinata_jwt:
+        return PinataClient(http, settings.pinata_jwt, settings.pinata_api_url)
+    return PinataClient(http, settings.ipfs_token, settings.ipfs_url)
 
 
 async def run_daemon(settings: Settings, stop: asyncio.Event, role: str = "all") -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from oracle.daemon.core import Core, Lanes
 from oracle.daemon.listener import Listener
-from oracle.daemon.ports import Chain, Fetcher, Jobs, Opener, Sender, WorkQueue
+from oracle.daemon.ports import Chain, Fetcher, Jobs, Opener, Pinner, Sender, WorkQueue
 from oracle.daemon.queues import Discard
 from oracle.daemon.stages.classify import ClassifyStage
 from oracle.daemon.stages.fetch import FetchStage
@@ -50,6 +50,7 @@ class Oracle:
         sender: Sender | None = None,
         fetcher: Fetcher | None = None,
         opener: Opener | None = None,
+        pinner: Pinner | None = None,
         catalog: ModelCatalog | None = None,
         broker: "AsyncBroker | None" = None,
         ws_url: str | None = None,
@@ -88,7 +89,7 @@ class Oracle:
             assert opener is not None
             assert catalog is not None
             self.fetch = FetchStage(self.core, fetcher, opener, catalog.__contains__)
-            self.classify = ClassifyStage(self.core, catalog, oracle_address)
+            self.classify = ClassifyStage(self.core, catalog, oracle_address, pinner)
             self.loops["classify"] = self.classify.loop
             slow = min(tuning.slow_lane_workers, tuning.fetch_concurrency - 1)
             for i in range(tuning.fetch_concurrency):

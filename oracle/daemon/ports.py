@@ -14,6 +14,7 @@ from oracle.chain.submitter import Sent
 from oracle.daemon.untrusted import Opened
 from oracle.daemon.writes import Classified
 from oracle.ipfs.fetch import Attempt
+from oracle.ipfs.pinata import Pin
 from oracle.store.models import Checkpoint, Job, JobState
 
 T = TypeVar("T")
@@ -53,6 +54,12 @@ class Sender(Protocol):
 
 class Fetcher(Protocol):
     async def attempt(self, text: str, deadline: float) -> Attempt: ...
+
+
+class Pinner(Protocol):
+    """Pins a file to IPFS (Pinata's API, or the local node that speaks it)."""
+
+    async def pin_file(self, data: bytes, name: str) -> Pin: ...
 
 
 class Opener(Protocol):

@@ -56,10 +56,12 @@ def verify_answer(cid: str, raw: bool, body: bytes, max_bytes: int) -> bytes:
 
 @dataclass(frozen=True)
 class Opened:
-    """A decrypted, decoded image: 8-bit RGB pixels, and the sha256 of the image's bytes."""
+    """A decrypted, decoded image: 8-bit RGB pixels, the sha256 of the image's bytes, and the
+    owner's age recipient where the envelope names one (what the oracle makes is sealed to it)."""
 
     pixels: npt.NDArray[np.uint8]
     content_sha256: str
+    reply_to: str | None = None
 
 
 def open_image(
@@ -69,16 +71,17 @@ def open_image(
     registration, decodes, and refuses what the input gate says is not tissue. The plaintext
     never leaves this process but as pixels."""
     try:
+        reply_to = None
         if is_envelope(data) or not accept_plaintext:
             if _identity is None:
                 raise EnvelopeError("this oracle has no decryption key")
             opened = open_envelope(data, [_identity])
             check_binding(opened.binding, owner, chain_id, registry)
-            data = opened.image
+            data, reply_to = opened.image, opened.binding.reply_to
         pixels = np.asarray(decode(data, max_pixels))
         if _gate is not None:
             check_tissue(pixels, _gate)
-        return Opened(pixels, hashlib.sha256(data).hexdigest())
+        return Opened(pixels, hashlib.sha256(data).hexdigest(), reply_to)
     except (EnvelopeError, ImageRejected):
         raise
     except MemoryError:

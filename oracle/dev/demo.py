@@ -49,6 +49,7 @@ class DemoRow:
     label: str | None = None
     probability: float | None = None
     verified: bool | None = None
+    heat_map: str | None = None  # the sealed Grad-CAM map's CID, for the patient's key
     latency: float | None = None
     reason: str | None = None
 
@@ -118,7 +119,12 @@ async def run_demo(settings: Settings, images: int, timeout: float, progress: An
             for index in range(images):
                 malignant = index % 2 == 1
                 envelope = seal_image(
-                    synth_png(rng, malignant), patient, deployment.chain_id, deployment.address, recipients
+                    synth_png(rng, malignant),
+                    patient,
+                    deployment.chain_id,
+                    deployment.address,
+                    recipients,
+                    reply_to=recipients[-1],  # the patient's key: the heat map comes back to it
                 )
                 pin = await pinata.pin_file(envelope, f"demo-{index}.age")
                 rows.append(
@@ -135,6 +141,7 @@ async def run_demo(settings: Settings, images: int, timeout: float, progress: An
                     row.label = document["label"]
                     row.probability = document["probabilities"].get("malignant")
                     row.verified = "0x" + commitment(document).hex() == on_chain
+                    row.heat_map = document["outputs"].get("grad_cam")
                 elif row.status == "failed":
                     row.reason = await _reason(registry, deployment, row.image_id)
     except (aiohttp.ClientError, OSError) as exc:
@@ -173,7 +180,7 @@ async def _reason(registry: Registry, deployment: Deployment, image_id: str) -> 
 
 
 def table(rows: list[DemoRow]) -> str:
-    header = ("#", "truth", "CID", "status", "label", "P(malignant)", "verified", "latency")
+    header = ("#", "truth", "CID", "status", "label", "P(malignant)", "verified", "heat map", "latency")
     lines = [header]
     for number, row in enumerate(rows, 1):
         verified = {True: "✓", False: "✗ MISMATCH", None: "-"}[row.verified]
@@ -186,6 +193,7 @@ def table(rows: list[DemoRow]) -> str:
                 row.label or "-",
                 "-" if row.probability is None else f"{row.probability:.3f}",
                 verified,
+                "-" if row.heat_map is None else f"{row.heat_map[:10]}…",
                 "-" if row.latency is None else f"{row.latency:.1f} s",
             )
         )

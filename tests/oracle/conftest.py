@@ -50,6 +50,9 @@ async def stack(
         rpc_urls=[chain.rpc],
         deployment=tmp_path / "deployment.json",
         gateways=[ipfs_node.url],
+        ipfs_host=ipfs_node.host,
+        ipfs_port=ipfs_node.port,
+        ipfs_token=ipfs_node.token,
         model_dir=checkpoint[0],
         tuning=Tuning(
             confirmations=0, poll_interval=0.2, unreachable_grace=3.0, fetch_timeout=5, submit_wait=0.3

@@ -49,16 +49,20 @@ class Stack:
     card: ModelCard
 
 
-async def envelope(stack: Stack, image: bytes, patient: int, media_type: MediaType | None = None) -> bytes:
-    """`image` sealed as the page seals it for anvil's test account `patient`; `media_type` names
-    the type for bytes that are no image (the page would not send them; an attacker would)."""
+async def envelope(
+    stack: Stack, image: bytes, patient: int, media_type: MediaType | None = None, reply: bool = True
+) -> bytes:
+    """`image` sealed as the page seals it for anvil's test account `patient` (naming the patient's
+    key for the oracle's explanation unless `reply` is False); `media_type` names the type for
+    bytes that are no image (the page would not send them; an attacker would)."""
     deployment = stack.deployment
-    patient_key = dev_patient_identity(patient, deployment.chain_id, deployment.address)
-    recipients = [*await stack.registry.recipients(), str(patient_key.to_public())]
+    patient_key = str(dev_patient_identity(patient, deployment.chain_id, deployment.address).to_public())
+    recipients = [*await stack.registry.recipients(), patient_key]
     owner = dev_account(patient).address
+    reply_to = patient_key if reply else None
     if media_type is None:
-        return seal_image(image, owner, deployment.chain_id, deployment.address, recipients)
-    binding = Binding.of(owner, deployment.chain_id, deployment.address, media_type, len(image))
+        return seal_image(image, owner, deployment.chain_id, deployment.address, recipients, reply_to)
+    binding = Binding.of(owner, deployment.chain_id, deployment.address, media_type, len(image), reply_to)
     return seal(image, binding, recipients)
 
 
@@ -137,6 +141,9 @@ class DaemonProcess:
             "HISTOCHAIN_RPC_URLS": json.dumps(settings.rpc_urls),
             "HISTOCHAIN_DEPLOYMENT": str(settings.deployment_path),
             "HISTOCHAIN_GATEWAYS": json.dumps(settings.gateways),
+            "HISTOCHAIN_IPFS_HOST": settings.ipfs_host,
+            "HISTOCHAIN_IPFS_PORT": str(settings.ipfs_port),
+            "HISTOCHAIN_IPFS_TOKEN": settings.ipfs_token,
             "HISTOCHAIN_MODEL_DIR": str(settings.models_path),
             "HISTOCHAIN_TUNING__CONFIRMATIONS": "0",
             "HISTOCHAIN_TUNING__POLL_INTERVAL": "0.2",

@@ -25,7 +25,7 @@ from oracle.api.auth import AuthConfig
 from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Status, hex32
-from oracle.crypto.envelope import Binding, open_envelope, seal, seal_image
+from oracle.crypto.envelope import Binding, EnvelopeError, open_envelope, seal, seal_image
 from oracle.daemon.app import run_daemon
 from oracle.dev.anvil import dev_patient_identity
 from oracle.dev.ipfs import IpfsNode
@@ -44,7 +44,7 @@ from tests.oracle.daemon_support import (
     until_settled,
     upload,
 )
-from tests.support import png, serve
+from tests.support import free_port, png, serve
 
 FEE = 10**15
 PATIENT, SQUATTER = 2, 6
@@ -281,9 +281,10 @@ async def test_the_plaintext_never_reaches_a_disk_a_log_or_the_database(
 
 async def test_the_cid_a_patient_registers_is_the_envelopes(stack: Stack) -> None:
     """Sanity for every test above: the registered CID addresses the ciphertext, and the oracle's
-    document names the hash of the decrypted image, not of what IPFS holds."""
+    document names the hash of the decrypted image, not of what IPFS holds. (An envelope that
+    names no key for the owner gets no explanation: nothing else could be sealed for them.)"""
     image = png(np.random.default_rng(67), malignant=True)
-    sealed = await envelope(stack, image, PATIENT)
+    sealed = await envelope(stack, image, PATIENT, reply=False)
     cid = await upload(stack, sealed)
     stop = asyncio.Event()
     daemon = asyncio.create_task(run_daemon(stack.settings, stop))
@@ -305,6 +306,62 @@ async def test_the_cid_a_patient_registers_is_the_envelopes(stack: Stack) -> Non
         document["content_sha256"] == hashlib.sha256(image).hexdigest() != hashlib.sha256(sealed).hexdigest()
     )
     assert (document["schema_version"], document["task"], document["outputs"]) == (2, "classification", {})
+
+
+async def test_the_owner_gets_a_heat_map_only_their_key_opens(stack: Stack, ipfs_node: IpfsNode) -> None:
+    """The envelope names the patient's key: the oracle seals the Grad-CAM map to it, pins it, and
+    the document names its CID and the sha256 of the PNG inside, bound to the owner."""
+    image = png(np.random.default_rng(71), malignant=True)
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(stack.settings, stop))
+    try:
+        image_id = await register(stack, image, PATIENT)
+        await until_settled(stack, [image_id])
+        await until_jobs_settled([stack.settings], [image_id])
+    finally:
+        stop.set()
+        await daemon
+    with sqlite3.connect(stack.settings.data_dir / "oracle.db") as db:
+        ((document,),) = db.execute("SELECT document FROM jobs WHERE image_id = ?", (image_id,))
+    outputs = json.loads(document)["outputs"]
+    assert set(outputs) == {"grad_cam", "grad_cam_sha256"}
+    sealed = await gateway_bytes(ipfs_node, outputs["grad_cam"])
+    patient_key = dev_patient_identity(PATIENT, stack.deployment.chain_id, stack.deployment.address)
+    opened = open_envelope(sealed, [patient_key])
+    assert opened.binding.owner == dev_account(PATIENT).address.lower()
+    assert (opened.binding.chain_id, opened.binding.registry) == (
+        stack.deployment.chain_id,
+        stack.deployment.address.lower(),
+    )
+    assert opened.binding.media_type == "image/png"
+    assert hashlib.sha256(opened.image).hexdigest() == outputs["grad_cam_sha256"]
+    with Image.open(io.BytesIO(opened.image)) as heat, Image.open(io.BytesIO(image)) as original:
+        assert (heat.mode, heat.size) == ("L", original.size)  # where it lies: tests/oracle/ml
+    assert stack.settings.oracle_age_key is not None
+    oracle_key = x25519.Identity.from_str(stack.settings.oracle_age_key.get_secret_value())
+    with pytest.raises(EnvelopeError):
+        open_envelope(sealed, [oracle_key])  # sealed to the owner alone
+
+
+async def test_an_explanation_that_cannot_be_pinned_costs_the_explanation_not_the_result(
+    stack: Stack,
+) -> None:
+    settings = stack.settings.model_copy(update={"ipfs_port": free_port()})  # nothing listens there
+    image = png(np.random.default_rng(73), malignant=False)
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(settings, stop))
+    try:
+        image_id = await register(stack, image, PATIENT)
+        statuses = await until_settled(stack, [image_id])
+        await until_jobs_settled([settings], [image_id])
+    finally:
+        stop.set()
+        await daemon
+    assert statuses == {image_id: Status.CLASSIFIED}
+    with sqlite3.connect(settings.data_dir / "oracle.db") as db:
+        ((document,),) = db.execute("SELECT document FROM jobs WHERE image_id = ?", (image_id,))
+    (why,) = json.loads(document)["outputs"].values()
+    assert why.startswith("pinning failed: ")
 
 
 async def test_an_oracle_whose_key_is_not_on_chain_refuses_to_start(stack: Stack) -> None:

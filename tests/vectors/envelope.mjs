@@ -1,7 +1,7 @@
 // The page's envelope code (frontend/src/envelope.mjs) and its shared constants, driven from the
 // Python tests: `node tests/vectors/envelope.mjs <command>` reads one JSON object on stdin and
 // writes one on stdout. Bytes travel as base64.
-import { FAILURE_REASONS, Status, imageIdOf } from "../../frontend/src/registry.mjs";
+import { FAILURE_REASONS, NOT_TISSUE, Status, imageIdOf } from "../../frontend/src/registry.mjs";
 import {
   EnvelopeError,
   keyMessage,
@@ -19,8 +19,9 @@ const bytes = (text) => new Uint8Array(Buffer.from(text, "base64"));
 
 const commands = {
   async seal({ image, binding, recipients }) {
-    const { owner, chain_id: chainId, registry, media_type: mediaType } = binding;
-    return { envelope: b64(await seal(bytes(image), { owner, chainId, registry, mediaType }, recipients)) };
+    const { owner, chain_id: chainId, registry, media_type: mediaType, reply_to: replyTo } = binding;
+    const made = await seal(bytes(image), { owner, chainId, registry, mediaType, replyTo }, recipients);
+    return { envelope: b64(made) };
   },
   async open({ envelope, identity }) {
     const { binding, image } = await openEnvelope(bytes(envelope), identity);
@@ -40,7 +41,7 @@ const commands = {
     return { ids: pairs.map(([owner, cid]) => imageIdOf(owner, cid)) };
   },
   async constants() {
-    return { status: Status, failureReasons: Object.keys(FAILURE_REASONS).map(Number) };
+    return { status: Status, failureReasons: Object.keys(FAILURE_REASONS).map(Number), notTissue: NOT_TISSUE };
   },
 };
 

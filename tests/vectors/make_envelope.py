@@ -72,6 +72,10 @@ def bad_binding_lines(good: bytes) -> dict[str, bytes]:
         "a duplicate key": good.replace(b'{"app"', b'{"app":"x","app"'),
         "not UTF-8": good.replace(b"histochain", b"histo\xffchain"),
         "not JSON": b"histochain\n",
+        "a reply_to that is not an age recipient": good.replace(
+            binding["reply_to"].encode(), binding["reply_to"][:-1].encode() + b"b1"
+        ),
+        "a null reply_to": good.replace(b'"' + binding["reply_to"].encode() + b'"', b"null"),
     }
 
 
@@ -82,9 +86,13 @@ def main() -> None:
     signature = bytes(patient.sign_message(encode_defunct(text=message)).signature)
     patient_key = patient_identity(signature)
     oracle = x25519.Identity.generate()
-    binding = Binding.of(patient.address, CHAIN_ID, REGISTRY, "image/png", len(image))
-    recipients = [str(oracle.to_public()), str(patient_key.to_public())]
-    from_js = node("seal", {"image": b64(image), "binding": binding.model_dump(), "recipients": recipients})
+    reply_to = str(patient_key.to_public())
+    binding = Binding.of(patient.address, CHAIN_ID, REGISTRY, "image/png", len(image), reply_to)
+    recipients = [str(oracle.to_public()), reply_to]
+    from_js = node(
+        "seal",
+        {"image": b64(image), "binding": binding.model_dump(exclude_none=True), "recipients": recipients},
+    )
     line = binding.line()
     vectors = {
         "about": "histochain envelope vectors (tests/vectors/make_envelope.py); the oracle key is a test key",
@@ -104,7 +112,7 @@ def main() -> None:
         },
         "image": b64(image),
         "image_sha256": hashlib.sha256(image).hexdigest(),
-        "binding": binding.model_dump(),
+        "binding": binding.model_dump(exclude_none=True),
         "binding_line": b64(line),
         "envelopes": {"js": from_js["envelope"], "python": b64(seal(image, binding, recipients))},
         "refused_binding_lines": {why: b64(bad) for why, bad in bad_binding_lines(line).items()},

@@ -2,21 +2,35 @@
 a salted document into a job that still waits for exactly that image (compare-and-set)."""
 
 import asyncio
+import hashlib
+import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from oracle.chain.reasons import FailureReason
+from oracle.crypto.envelope import Binding, seal
 from oracle.daemon.core import Core, gather_batch
+from oracle.daemon.ports import Pinner
 from oracle.daemon.stages.fetch import Decoded
 from oracle.daemon.writes import Classified
 from oracle.document import UNCALIBRATED, ResultDocument, new_salt
 from oracle.errors import HistochainError
+from oracle.ipfs.errors import PinningError
 from oracle.ml.catalog import ModelCatalog
 from oracle.store.models import Job, JobState
 
+if TYPE_CHECKING:
+    from oracle.ml.inference import Predictor
+
+log = logging.getLogger(__name__)
+
 
 class ClassifyStage:
-    def __init__(self, core: Core, catalog: ModelCatalog, oracle_address: str) -> None:
-        self.core, self.catalog, self.oracle_address = core, catalog, oracle_address
+    def __init__(
+        self, core: Core, catalog: ModelCatalog, oracle_address: str, pinner: Pinner | None = None
+    ) -> None:
+        """`pinner`: where explanations for owners who named their key go; None makes none."""
+        self.core, self.catalog, self.oracle_address, self.pinner = core, catalog, oracle_address, pinner
         # Inference gets a thread of its own: in the shared pool it would queue behind decoding.
         self.inference = ThreadPoolExecutor(1, thread_name_prefix="classify")
 
@@ -61,15 +75,25 @@ class ClassifyStage:
         try:
             loop = asyncio.get_running_loop()
             predictor = await loop.run_in_executor(self.inference, self.catalog.predictor, model_id)
-            probs = await loop.run_in_executor(self.inference, predictor.predict, [d.image for _, d in items])
+            assessment = await loop.run_in_executor(
+                self.inference, predictor.assess, [d.image for _, d in items]
+            )
         except (HistochainError, RuntimeError) as exc:
             for job, _ in items:
                 await core.fail(job, FailureReason.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
             return
         card, deployment = predictor.card, core.chain.deployment
+        kept = []
+        for (job, decoded), p, refused in zip(items, assessment.p, assessment.refused, strict=True):
+            if refused is None:
+                kept.append((job, decoded, float(p)))
+            else:
+                await core.fail(job, FailureReason.NOT_TISSUE, f"not tissue (features): {refused}")
+        explanations = await asyncio.gather(
+            *(self._explain(predictor, job, decoded, p >= card.threshold) for job, decoded, p in kept)
+        )
         classified = []
-        for (job, decoded), p in zip(items, probs, strict=True):
-            positive = float(p)
+        for (job, decoded, positive), outputs in zip(kept, explanations, strict=True):
             label = card.labels[1] if positive >= card.threshold else card.labels[0]
             document = ResultDocument(
                 image_id=job.image_id,
@@ -85,6 +109,7 @@ class ClassifyStage:
                 chain_id=deployment.chain_id,
                 registry=deployment.address,
                 registration_block=job.block_number,
+                outputs=outputs,
                 salt=new_salt(),
             )
             classified.append(
@@ -101,6 +126,28 @@ class ClassifyStage:
         for image_id in written:
             core.forget(image_id)
             core.lanes.submit.put(image_id)
+
+    async def _explain(
+        self, predictor: "Predictor", job: Job, decoded: Decoded, positive: bool
+    ) -> dict[str, str]:
+        """The Grad-CAM map for the owner, sealed to the key their envelope named, pinned: its CID
+        and the sha256 of the PNG inside. A pinning failure (after the client's retries) costs the
+        explanation, not the result: the document says it is unavailable."""
+        if self.pinner is None or decoded.reply_to is None:
+            return {}
+        png = await asyncio.get_running_loop().run_in_executor(
+            self.inference, predictor.explain, decoded.image, positive
+        )
+        deployment = self.core.chain.deployment
+        binding = Binding.of(job.owner, deployment.chain_id, deployment.address, "image/png", len(png))
+        try:
+            pin = await self.pinner.pin_file(
+                seal(png, binding, [decoded.reply_to]), f"{job.image_id}.grad-cam.age"
+            )
+        except PinningError as exc:
+            log.warning("image %s: explanation not pinned: %s", job.image_id, exc)
+            return {"grad_cam_unavailable": f"pinning failed: {exc}"[:200]}
+        return {"grad_cam": pin.cid, "grad_cam_sha256": hashlib.sha256(png).hexdigest()}
 
     def close(self) -> None:
         self.inference.shutdown(cancel_futures=True)

@@ -38,6 +38,7 @@ class Decoded:
     image: Image.Image
     content_sha256: str
     nbytes: int
+    reply_to: str | None = None  # the owner's age recipient, for what the oracle makes from the image
 
 
 class FetchStage:
@@ -117,7 +118,7 @@ class FetchStage:
         await core.lanes.budget.acquire(size)
         image = Image.fromarray(opened.pixels, "RGB")
         await core.lanes.classify.put(
-            Decoded(job.image_id, job.block_hash, image, opened.content_sha256, size)
+            Decoded(job.image_id, job.block_hash, image, opened.content_sha256, size, opened.reply_to)
         )
 
     async def _unreachable(self, job: Job, attempt: Attempt) -> None:
