@@ -72,6 +72,10 @@ export class Api {
     return session.token;
   }
 
+  models() {
+    return this.call("/v1/models");
+  }
+
   publicRecord(imageId) {
     return this.call(`/v1/images/${imageId}`);
   }

@@ -1,6 +1,7 @@
 // The image envelope, sealed here exactly as the oracle opens it (oracle/crypto/envelope.py): age v1
 // to X25519 recipients (every oracle key on chain and the patient's own); the payload is one line
-// of RFC 8785 canonical JSON binding the image to its owner, chain and registry, then the image.
+// of RFC 8785 canonical JSON binding the image to its owner, chain and registry (and naming the
+// owner's key, where the oracle encrypts what it makes from the image), then the image.
 // And the patient's key: HKDF-SHA256 over a wallet signature of keyMessage (oracle/crypto/keys.py).
 // tests/vectors/envelope.json holds both languages to the same bytes.
 import { hkdf } from "@noble/hashes/hkdf.js";
@@ -20,7 +21,9 @@ export const MEDIA_TYPES = Object.freeze({
 const MAGIC = "age-encryption.org/v1\n";
 const MAX_BINDING_BYTES = 512;
 const ADDRESS = /^0x[0-9a-f]{40}$/;
+const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
 const BINDING_KEYS = ["app", "chain_id", "length", "media_type", "owner", "registry", "version"];
+const WITH_REPLY_TO = [...BINDING_KEYS, "reply_to"].sort();
 const encoder = new TextEncoder();
 const SALT = encoder.encode("histochain patient key");
 const INFO = encoder.encode("age x25519 identity v1");
@@ -64,8 +67,9 @@ export function keyOfRecipient(recipient) {
   return bytesToHex(bytes);
 }
 
-/** The binding line for an image of `length` bytes of `mediaType`, owned by `owner`. */
-export function bindingLine({ owner, chainId, registry, mediaType, length }) {
+/** The binding line for an image of `length` bytes of `mediaType`, owned by `owner`; `replyTo`
+ * (the owner's age1… recipient) is where the oracle encrypts what it makes from the image. */
+export function bindingLine({ owner, chainId, registry, mediaType, length, replyTo }) {
   const binding = {
     app: "histochain",
     version: 1,
@@ -74,6 +78,7 @@ export function bindingLine({ owner, chainId, registry, mediaType, length }) {
     registry: registry.toLowerCase(),
     media_type: mediaType,
     length,
+    ...(replyTo === undefined ? {} : { reply_to: replyTo }),
   };
   return encoder.encode(`${canonicalize(validBinding(binding))}\n`);
 }
@@ -83,7 +88,8 @@ function validBinding(binding) {
     binding !== null &&
     typeof binding === "object" &&
     !Array.isArray(binding) &&
-    Object.keys(binding).sort().join() === BINDING_KEYS.join() &&
+    [BINDING_KEYS.join(), WITH_REPLY_TO.join()].includes(Object.keys(binding).sort().join()) &&
+    (!("reply_to" in binding) || (typeof binding.reply_to === "string" && AGE_RECIPIENT.test(binding.reply_to))) &&
     binding.app === "histochain" &&
     binding.version === 1 &&
     ADDRESS.test(binding.owner) &&

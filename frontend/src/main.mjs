@@ -4,10 +4,11 @@ import { ALL_IMAGES, Api } from "./api.mjs";
 import { loadConfig } from "./config.mjs";
 import { MEDIA_TYPES, openEnvelope, recipientOfKey, seal } from "./envelope.mjs";
 import { explain } from "./errors.mjs";
+import { openHeatMap, overlay, refusalWords, renderCard } from "./explain.mjs";
 import { PatientKey } from "./patient.mjs";
-import { FAILURE_REASONS, Registry, STATUS_NAMES, Status, imageIdOf } from "./registry.mjs";
+import { FAILURE_REASONS, NOT_TISSUE, Registry, STATUS_NAMES, Status, imageIdOf } from "./registry.mjs";
 import { UploadError, formatBytes, localCid, pin, readImage } from "./upload.mjs";
-import { matchesChain } from "./verify.mjs";
+import { matchesChain, sha256Hex } from "./verify.mjs";
 import { Wallet, discoverWallets } from "./wallet.mjs";
 
 const $ = (id) => document.getElementById(id);
@@ -372,7 +373,13 @@ async function sealFor(file, key) {
     return null;
   }
   const { config } = state;
-  const binding = { owner, chainId: config.chain.id, registry: config.registry.address, mediaType: file.mediaType };
+  const binding = {
+    owner,
+    chainId: config.chain.id,
+    registry: config.registry.address,
+    mediaType: file.mediaType,
+    replyTo: key.recipient, // what the oracle makes from the image (the heat map) is sealed to it
+  };
   const envelope = await seal(file.bytes, binding, [...keys.map(recipientOfKey), key.recipient]);
   if (envelope.length > config.maxUploadBytes) {
     throw new UploadError(
@@ -406,6 +413,10 @@ async function follow(imageId, cid) {
   $("result-cid").textContent = cid;
   $("result-body").hidden = true;
   $("read-result").hidden = true;
+  $("result-why").hidden = true;
+  $("see-why").hidden = true;
+  $("heat-figure").hidden = true;
+  $("card-details").hidden = true;
   $("cancel").hidden = true;
   for (const id of ["result-model", "result-oracle", "result-registered", "result-answered", "result-registration-tx", "result-tx", "result-hash"]) {
     $(id).textContent = "—";
@@ -453,6 +464,10 @@ async function settled(imageId, record) {
     const refund = record.feePaid > 0n ? ` The fee (${formatEther(record.feePaid)} ETH) was refunded.` : "";
     showStatus(`The oracle could not classify this image: ${why}.${refund}`, "failed");
     say(`The oracle could not classify this image: ${why}.`, { action: () => $("file").click(), label: "Choose another image" });
+    if (reason === NOT_TISSUE) {
+      $("see-why").hidden = false;
+      if (state.api.token()) await seeWhy();
+    }
   } else if (record.status === Status.Cancelled) {
     showStatus("This request was cancelled and its fee refunded.", "cancelled");
   }
@@ -469,6 +484,7 @@ async function readResult() {
     $("result-label").textContent = doc.label;
     $("result-probability").value = malignant;
     $("result-probability-text").textContent = `${(malignant * 100).toFixed(1)} % (threshold ${doc.threshold})`;
+    $("result-calibration").textContent = `Probability: ${doc.calibration}.`;
     $("result-model").textContent = doc.model_name;
     $("result-oracle").textContent = doc.oracle;
     const ok = matchesChain(doc, record.resultHash);
@@ -477,9 +493,46 @@ async function readResult() {
       ? "✓ Verified: this document hashes to the result hash on chain."
       : "✗ Not verified: this document does NOT hash to the result hash on chain. Do not trust it.";
     $("read-result").hidden = true;
+    await Promise.all([showModelCard(doc.model_id), ok && doc.outputs?.grad_cam ? showHeatMap(doc) : null]);
   } catch (err) {
     fail(err);
   }
+}
+
+/** The input gate's words for a NOT_TISSUE refusal: only the owner may read them (sign-in). */
+async function seeWhy() {
+  state.retry = seeWhy;
+  try {
+    const words = await refusalWords(state.api, state.shown.imageId);
+    $("result-why").textContent = words ? `Why: ${words}` : "The oracle gave no further reason.";
+    $("result-why").hidden = false;
+    $("see-why").hidden = true;
+  } catch (err) {
+    fail(err);
+  }
+}
+
+async function showModelCard(modelId) {
+  const { models } = await state.api.models();
+  const model = models.find((m) => m.model_id.toLowerCase() === modelId.toLowerCase());
+  if (!model?.card) return;
+  renderCard($("model-card"), model.card);
+  $("card-details").hidden = false;
+}
+
+/** The owner's image under the oracle's heat map, both opened here with the owner's key. */
+async function showHeatMap(doc) {
+  const key = await ensureKey();
+  const owner = state.wallet.account;
+  const [picture, sealedHeat] = await Promise.all([
+    fetchEnvelope(state.shown.cid).then((envelope) => openEnvelope(envelope, key.identity)),
+    fetchEnvelope(doc.outputs.grad_cam),
+  ]);
+  const heat = await openHeatMap(sealedHeat, key.identity, owner, doc.outputs.grad_cam_sha256);
+  const blob = new Blob([picture.image], { type: picture.binding.media_type });
+  $("heat-canvas").replaceChildren(await overlay(blob, heat));
+  $("heat-figure").dataset.sha256 = doc.outputs.grad_cam_sha256;
+  $("heat-figure").hidden = false;
 }
 
 async function cancelRequest() {
@@ -572,11 +625,6 @@ async function fetchEnvelope(cid) {
   return bytes;
 }
 
-async function sha256Hex(bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 async function share(event) {
   event.preventDefault();
   state.retry = () => share(event);
@@ -653,6 +701,7 @@ async function start() {
   $("file").addEventListener("change", (e) => chooseFile(e.target.files[0]));
   $("register").addEventListener("click", uploadAndRegister);
   $("read-result").addEventListener("click", readResult);
+  $("see-why").addEventListener("click", seeWhy);
   $("cancel").addEventListener("click", cancelRequest);
   $("share").addEventListener("submit", share);
   $("unlock").addEventListener("click", unlock);

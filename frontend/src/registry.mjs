@@ -19,6 +19,8 @@ export const FAILURE_REASONS = {
 };
 
 /** The id `owner` registers `cid` under: a record belongs to its registrant. */
+export const NOT_TISSUE = 10; // the input gate refused it: the owner may read why (API)
+
 export const imageIdOf = (owner, cid) => keccak256(encodePacked(["address", "string"], [owner, cid]));
 
 export class Registry {

@@ -10,3 +10,9 @@ export function resultHash(document) {
 export function matchesChain(document, onChainHash) {
   return resultHash(document).toLowerCase() === onChainHash.toLowerCase();
 }
+
+/** Lower-case hex sha256 of `bytes`, as the result document writes its hashes. */
+export async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

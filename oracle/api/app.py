@@ -146,6 +146,36 @@ def _model(card: ModelCard) -> dict[str, Any]:
         "preprocessing": card.preprocessing.model_dump(mode="json"),
         "metrics": card.metrics,
         "members": ["0x" + m.model_id.hex() for m in card.member_cards],
+        "card": model_card(card),
+    }
+
+
+def model_card(card: ModelCard) -> dict[str, Any]:
+    """What a patient or a clinician should know before trusting an answer: use, data, measured
+    performance with intervals, calibration, and what the model refuses (not its weights' matrices)."""
+    calibration = card.calibration
+    features = card.features
+    return {
+        "intended_use": card.intended_use,
+        "out_of_scope": list(card.out_of_scope),
+        "provenance": card.data.get("provenance", "not recorded"),
+        "data": {k: card.data[k] for k in ("images", "magnification", "split_seed") if k in card.data},
+        "evaluation": card.evaluation,
+        "calibration": None
+        if calibration is None
+        else {
+            "summary": calibration.describe(),
+            **calibration.model_dump(mode="json", include={"temperature", "identified", "before", "after"}),
+        },
+        "gate": card.gate,
+        "feature_check": None
+        if features is None
+        else features.model_dump(mode="json", include={"method", "layer", "threshold", "margin", "refused"}),
+        "training": {
+            k: card.training[k]
+            for k in ("epochs_run", "best_epoch", "device", "parameters", "weights_init")
+            if k in card.training
+        },
     }
 
 

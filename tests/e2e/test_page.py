@@ -95,6 +95,15 @@ def test_upload_register_and_read_a_verified_result(session: Session, page_stack
         float(page.locator("#result-probability").get_attribute("value") or "nan")
         == document["probabilities"]["malignant"]
     )
+    expect(page.locator("#result-calibration")).to_contain_text(document["calibration"])
+    # the heat map: sealed to the patient's key, opened here, checked against the signed document
+    expect(page.locator("#heat-figure")).to_have_attribute(
+        "data-sha256", document["outputs"]["grad_cam_sha256"]
+    )
+    assert page.locator("#heat-canvas canvas").evaluate("c => [c.width, c.height]") == [700, 460]
+    page.locator("#card-details summary").click()
+    expect(page.locator("#model-card")).to_contain_text("Not a diagnosis")
+    expect(page.locator("#model-card")).to_contain_text("synthetic")
     row = page.locator(f'#mine tr[data-image-id="{image_id}"]')
     expect(row).to_contain_text("classified")
     row.get_by_role("button", name="Show image").click()
@@ -234,6 +243,30 @@ def test_an_oracle_failure_shows_its_reason(session: Session, page_stack: PageSt
         ).fetchone()
     assert reason == (FailureReason.TOO_LARGE,)
     session.shot("oracle-failed")
+
+
+def test_an_image_that_is_not_tissue_is_refused_and_the_owner_reads_why(
+    session: Session, page_stack: PageStack, tmp_path: Path
+):
+    page = session.page
+    connect(session, page_stack)
+    square = io.BytesIO()
+    Image.new("RGB", (300, 300), (40, 60, 220)).save(square, format="PNG")
+    page.locator("#file").set_input_files(image_file(tmp_path, "square.png", square.getvalue()))
+    page.get_by_role("button", name="Upload and register").click()
+    expect(page.locator("#result-status")).to_have_attribute("data-status", "failed", timeout=ORACLE_WAIT)
+    expect(page.locator("#result-status")).to_contain_text("does not look like a tissue slide")
+    page.get_by_role("button", name="Sign in and see why").click()
+    expect(page.locator("#result-why")).to_contain_text("not tissue (flat)")
+    expect(page.locator("#result-why")).to_contain_text("a drawing or a solid colour")
+    cid = page.locator("#local-cid").inner_text()
+    with jobs(page_stack) as db:
+        reason = db.execute(
+            "SELECT failure_reason FROM jobs WHERE image_id = ?",
+            (image_id_for(dev_account(PATIENT).address, cid),),
+        ).fetchone()
+    assert reason == (FailureReason.NOT_TISSUE,)
+    session.shot("not-tissue")
 
 
 def test_the_page_is_static_and_carries_no_secret(page_stack: PageStack):

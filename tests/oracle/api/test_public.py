@@ -1,6 +1,7 @@
 """The public half of the query API: records, pagination, models, errors, CORS, limits, WAL."""
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import aiohttp
@@ -10,6 +11,7 @@ from multiformats import CID
 
 from oracle.api.app import ApiConfig, create_app
 from oracle.ml import checkpoint
+from oracle.ml.card import CARD_FILE, ModelCard
 from oracle.ml.models import build, spec
 from oracle.store.db import Database
 from oracle.store.models import JobState
@@ -116,6 +118,36 @@ async def test_models_come_from_the_model_directory(api: str, tmp_path: Path):
     assert status == 200
     assert [m["model_id"] for m in body["models"]] == ["0x" + card.model_id.hex()]
     assert body["models"][0]["labels"] == ["benign", "malignant"]
+    served = body["models"][0]["card"]
+    assert "Not a diagnosis" in served["intended_use"]
+    assert any("H&E" in use for use in served["out_of_scope"])
+    assert served["provenance"] == "not recorded"  # a card saved without its data description
+    assert served["calibration"] is None
+    assert served["feature_check"] is None
+
+
+@pytest.fixture
+def trained_card_path(checkpoint: tuple[Path, ModelCard]) -> Path:
+    return checkpoint[0] / "basecnn" / CARD_FILE
+
+
+async def test_a_trained_model_s_card_is_served_with_its_intervals_gate_and_checks(
+    api: str, tmp_path: Path, trained_card_path: Path
+):
+    target = tmp_path / "models" / "trained"
+    shutil.copytree(trained_card_path.parent, target)
+    card = ModelCard.load(target / CARD_FILE)
+    status, body = await get(api + "/v1/models")
+    assert status == 200
+    (served,) = [m["card"] for m in body["models"]]
+    assert served["provenance"].startswith("synthetic")
+    patient = served["evaluation"]["patient_level"]["roc_auc"]
+    assert patient["low"] <= patient["value"] <= patient["high"]
+    assert served["evaluation"]["bootstrap"]["resamples"] == 20  # tests/support.py's tiny run
+    assert served["calibration"]["summary"] == card.calibration.describe()
+    assert served["gate"]["limits"]["min_side"] == 64
+    assert set(served["gate"]["refused"]) == {"train", "validation", "test"}
+    assert served["gate"]["training"]["tissue"]["p01"] > 0
 
 
 async def test_cors_preflight_and_headers(api: str):
