@@ -7,6 +7,7 @@ image and scaled to [0, 1]. It shows where the model looked, not why it is right
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -50,14 +51,14 @@ def explain(
     return np.asarray(mean / max(float(mean.max()), 1e-12), dtype=np.float32)
 
 
-def mass_inside(cam: npt.NDArray[np.floating], mask: npt.NDArray[np.bool_]) -> float:
+def mass_inside(cam: npt.NDArray[np.floating[Any]], mask: npt.NDArray[np.bool_]) -> float:
     """Share of the map's mass inside `mask` (the energy-based pointing game of Score-CAM,
     Wang et al., 2020); chance is the mask's share of the image."""
     total = float(cam.sum())
     return float(cam[mask].sum()) / total if total > 0 else 0.0
 
 
-def overlay_png(cam: npt.NDArray[np.floating]) -> bytes:
+def overlay_png(cam: npt.NDArray[np.floating[Any]]) -> bytes:
     """The map as an 8-bit greyscale PNG (the page colours it over the owner's image)."""
     buffer = io.BytesIO()
     Image.fromarray(np.round(np.clip(cam, 0, 1) * 255).astype(np.uint8), "L").save(buffer, format="PNG")

@@ -47,7 +47,8 @@ class Predictor:
 
     @torch.inference_mode()
     def forward(self, batches: Sequence[torch.Tensor]) -> Assessment:
-        probs, refused = [], [None] * len(batches[0])
+        probs: list[torch.Tensor] = []
+        refused: list[str | None] = [None] * len(batches[0])
         for (card, model), batch in zip(self.members, batches, strict=True):
             hidden = model.embed(normalise(batch.to(self.device, non_blocking=True), card.preprocessing))
             probs.append(torch.sigmoid(model.logit(hidden).float()))
