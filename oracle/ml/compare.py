@@ -20,7 +20,8 @@ from oracle.ml.data.split import split_by_patient
 from oracle.ml.inference import Predictor
 from oracle.ml.models import Weights, parameter_count
 from oracle.ml.names import CLASSIFIERS
-from oracle.ml.train import TrainConfig, predict_samples, train
+from oracle.ml.samples import predict_samples
+from oracle.ml.train import TrainConfig, train
 
 
 class CompareError(HistochainError):

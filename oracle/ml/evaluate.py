@@ -9,7 +9,7 @@ import torch
 from oracle.ml import checkpoint, metrics
 from oracle.ml.data.breakhis import DatasetError, Sample, scan
 from oracle.ml.inference import Predictor
-from oracle.ml.train import predict_samples
+from oracle.ml.samples import predict_samples
 
 Part = Literal["test", "all"]
 

@@ -14,7 +14,8 @@ from numpy.typing import NDArray
 from PIL import Image
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
-from oracle.ml.card import Calibration
+from oracle.ml.card import Calibration, ModelCard
+from oracle.ml.data.breakhis import Sample
 
 
 def curves(history: Sequence[dict[str, float]], path: Path) -> None:
@@ -33,24 +34,8 @@ def curves(history: Sequence[dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
-def roc(
-    y: NDArray[Any], p: NDArray[Any], auc: float, path: Path, title: str = "ROC, test patients' images"
-) -> None:
-    fpr, tpr, _ = roc_curve(y, p)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot(fpr, tpr, label=f"AUC = {auc:.3f}")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def roc_curves(y: NDArray[Any], probabilities: dict[str, NDArray[Any]], path: Path) -> None:
-    """Every model's ROC curve on the same test images, one plot."""
+    """ROC curves on the same test images (a run's one model, or every model compared), one plot."""
     fig, ax = plt.subplots(figsize=(6, 6))
     for name, p in probabilities.items():
         fpr, tpr, _ = roc_curve(y, p)
@@ -81,11 +66,7 @@ def confusions(
     for ax, (name, p) in zip(axes.flat, probabilities.items(), strict=False):
         matrix = confusion_matrix(y, (p >= thresholds[name]).astype(int), labels=list(range(len(labels))))
         ax.axis("on")
-        ax.imshow(matrix, cmap="Blues")
-        for (i, j), count in np.ndenumerate(matrix):
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=11)
-        ax.set_xticks(range(len(labels)), labels, fontsize=8)
-        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        _matrix(ax, matrix, labels, 11)
         ax.set_title(name, fontsize=9)
     fig.supxlabel("predicted")
     fig.supylabel("true")
@@ -123,14 +104,17 @@ def reliability(
     plt.close(fig)
 
 
-def confusion(y: NDArray[Any], predicted: NDArray[Any], labels: Sequence[str], path: Path) -> None:
-    matrix = confusion_matrix(y, predicted, labels=list(range(len(labels))))
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+def _matrix(ax: Any, matrix: NDArray[Any], labels: Sequence[str], fontsize: int) -> None:
     ax.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, str(count), ha="center", va="center", color="black", fontsize=12)
+        ax.text(j, i, str(count), ha="center", va="center", color="black", fontsize=fontsize)
     ax.set_xticks(range(len(labels)), labels)
     ax.set_yticks(range(len(labels)), labels)
+
+
+def confusion(y: NDArray[Any], predicted: NDArray[Any], labels: Sequence[str], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    _matrix(ax, confusion_matrix(y, predicted, labels=list(range(len(labels)))), labels, 12)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.tight_layout()
@@ -179,3 +163,21 @@ def bars(rows: Sequence[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def run_figures(
+    out: Path,
+    card: ModelCard,
+    history: Sequence[dict[str, float]],
+    test: Sequence[Sample],
+    y: NDArray[Any],
+    p: NDArray[Any],
+) -> None:
+    curves(history, out / "curves.png")
+    roc_curves(y, {card.name: p}, out / "roc.png")
+    confusion(y, (p >= card.threshold).astype(int), card.labels, out / "confusion.png")
+    by_class = [np.flatnonzero(y == label)[:8] for label in range(len(card.labels))]
+    shown = [int(i) for pair in zip(*by_class, strict=False) for i in pair]
+    grid(
+        [test[i].path for i in shown], y[shown], p[shown], card.threshold, card.labels, out / "test-grid.png"
+    )

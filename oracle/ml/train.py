@@ -4,15 +4,12 @@ Seeded; AMP on a GPU; a progress bar per epoch; resumable from the state saved a
 (kept after training, so a later run with more --epochs continues where this one stopped)."""
 
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from tqdm import tqdm
@@ -21,11 +18,12 @@ from oracle.errors import HistochainError
 from oracle.ml import checkpoint, gatecard, metrics, ood, plots
 from oracle.ml.calibration import calibrate
 from oracle.ml.card import ModelCard, Preprocessing
-from oracle.ml.data.breakhis import LABELS, Sample, scan
+from oracle.ml.data.breakhis import LABELS, scan
 from oracle.ml.data.split import PAPER_PROPORTIONS, Split, split_by_patient
-from oracle.ml.inference import Predictor, resolve_device
+from oracle.ml.inference import resolve_device
 from oracle.ml.models import Weights, build, parameter_count, spec
-from oracle.ml.preprocess import normalise, resize
+from oracle.ml.preprocess import normalise
+from oracle.ml.samples import load_images
 from oracle.ml.statement import provenance
 
 STATE_FILE = "train-state.pt"
@@ -64,22 +62,6 @@ class TrainConfig(BaseModel):
     def identity(self) -> dict[str, Any]:
         """What must match for a saved state to be resumed."""
         return self.model_dump(mode="json", exclude={"epochs", "device", "progress", "out"})
-
-
-def load_images(
-    samples: Sequence[Sample], preprocessing: Preprocessing, progress: bool, desc: str = "loading"
-) -> torch.Tensor:
-    """Decodes and resizes every image once: (N, H, W, 3) uint8, kept in memory for all epochs."""
-
-    def one(sample: Sample) -> NDArray[Any]:
-        with Image.open(sample.path) as image:
-            return resize(image, preprocessing)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        arrays = list(
-            tqdm(pool.map(one, samples), total=len(samples), desc=desc, unit="img", disable=not progress)
-        )
-    return torch.from_numpy(np.stack(arrays))
 
 
 def seed_everything(seed: int) -> None:
@@ -309,7 +291,7 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
             },
         },
     )
-    write_plots(config.out, card, history, split.test, y_test, test_p)
+    plots.run_figures(config.out, card, history, split.test, y_test, test_p)
     plots.reliability(y_test, raw_test_p, test_p, calibration, config.out / "reliability.png")
     return card
 
@@ -324,38 +306,3 @@ def describe_split(config: TrainConfig, split: Split) -> dict[str, Any]:
         "images": {p: len(getattr(split, p)) for p in ("train", "validation", "test")},
         "patients": {p: split.patients(p) for p in ("train", "validation", "test")},
     }
-
-
-def write_plots(
-    out: Path,
-    card: ModelCard,
-    history: Sequence[dict[str, float]],
-    test: Sequence[Sample],
-    y: NDArray[Any],
-    p: NDArray[Any],
-) -> None:
-    plots.curves(history, out / "curves.png")
-    plots.roc(y, p, card.metrics["test_roc_auc"], out / "roc.png")
-    plots.confusion(y, (p >= card.threshold).astype(int), card.labels, out / "confusion.png")
-    by_class = [np.flatnonzero(y == label)[:8] for label in range(len(card.labels))]
-    shown = [int(i) for pair in zip(*by_class, strict=False) for i in pair]
-    plots.grid(
-        [test[i].path for i in shown], y[shown], p[shown], card.threshold, card.labels, out / "test-grid.png"
-    )
-
-
-def predict_samples(
-    predictor: Predictor, samples: Sequence[Sample], batch_size: int = 32, progress: bool = False
-) -> NDArray[Any]:
-    """Probabilities for samples, decoding images batch by batch."""
-    out = []
-    for start in tqdm(
-        range(0, len(samples), batch_size), desc="predicting", unit="batch", disable=not progress
-    ):
-        batch = samples[start : start + batch_size]
-        images = []
-        for sample in batch:
-            with Image.open(sample.path) as image:
-                images.append(image.convert("RGB"))
-        out.append(predictor.predict(images))
-    return np.concatenate(out) if out else np.empty(0)

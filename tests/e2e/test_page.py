@@ -44,6 +44,17 @@ def connect(session: Session, stack: PageStack) -> None:
     expect(session.page.locator("#model")).to_be_enabled()
 
 
+def failure_reason(session: Session, stack: PageStack) -> int | None:
+    """The oracle's stored reason for the image the page last uploaded."""
+    cid = session.page.locator("#local-cid").inner_text()
+    with jobs(stack) as db:
+        row = db.execute(
+            "SELECT failure_reason FROM jobs WHERE image_id = ?",
+            (image_id_for(dev_account(PATIENT).address, cid),),
+        ).fetchone()
+    return None if row is None else row[0]
+
+
 def step_state(session: Session, step: str) -> str | None:
     return session.page.locator(f'#steps [data-step="{step}"]').get_attribute("data-state")
 
@@ -235,13 +246,7 @@ def test_an_oracle_failure_shows_its_reason(session: Session, page_stack: PageSt
     expect(page.locator("#result-status")).to_have_attribute("data-status", "failed", timeout=ORACLE_WAIT)
     expect(page.locator("#result-status")).to_contain_text("too large")
     expect(page.get_by_role("button", name="Choose another image")).to_be_visible()
-    cid = page.locator("#local-cid").inner_text()
-    with jobs(page_stack) as db:
-        reason = db.execute(
-            "SELECT failure_reason FROM jobs WHERE image_id = ?",
-            (image_id_for(dev_account(PATIENT).address, cid),),
-        ).fetchone()
-    assert reason == (FailureReason.TOO_LARGE,)
+    assert failure_reason(session, page_stack) == FailureReason.TOO_LARGE
     session.shot("oracle-failed")
 
 
@@ -259,13 +264,7 @@ def test_an_image_that_is_not_tissue_is_refused_and_the_owner_reads_why(
     page.get_by_role("button", name="Sign in and see why").click()
     expect(page.locator("#result-why")).to_contain_text("not tissue (flat)")
     expect(page.locator("#result-why")).to_contain_text("a drawing or a solid colour")
-    cid = page.locator("#local-cid").inner_text()
-    with jobs(page_stack) as db:
-        reason = db.execute(
-            "SELECT failure_reason FROM jobs WHERE image_id = ?",
-            (image_id_for(dev_account(PATIENT).address, cid),),
-        ).fetchone()
-    assert reason == (FailureReason.NOT_TISSUE,)
+    assert failure_reason(session, page_stack) == FailureReason.NOT_TISSUE
     session.shot("not-tissue")
 
 
