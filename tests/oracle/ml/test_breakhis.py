@@ -2,11 +2,15 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+from oracle.cli import main
+from oracle.ml.card import ModelCard
 from oracle.ml.data.breakhis import DatasetError, parse_name, scan
-from oracle.ml.data.synth import synthesize
+from oracle.ml.data.synth import synth_png, synthesize
 
 
 @pytest.mark.parametrize(
@@ -85,3 +89,56 @@ def test_unusable_folders_fail_clearly(tmp_path: Path, make: str):
         DatasetError, match="no such data folder" if make == "missing" else "neither BreakHis"
     ):
         scan(root)
+
+
+# Real BreakHis patients (folder SOB_<class>_<type>_<year>-<id>), as the archive names them.
+REAL_PATIENTS = {
+    ("benign", "adenosis", "A"): ["14-22549AB", "14-29960AB"],
+    ("benign", "fibroadenoma", "F"): ["14-9133", "14-14134"],
+    ("benign", "phyllodes_tumor", "PT"): ["14-21998AB", "14-29315EF"],
+    ("benign", "tubular_adenoma", "TA"): ["14-13200", "14-16184"],
+    ("malignant", "ductal_carcinoma", "DC"): ["14-2523", "14-10926"],
+    ("malignant", "lobular_carcinoma", "LC"): ["14-12204", "14-15570"],
+    ("malignant", "mucinous_carcinoma", "MC"): ["14-13418DE", "14-18842D"],
+    ("malignant", "papillary_carcinoma", "PC"): ["15-190EF", "14-9146"],
+}
+
+
+def miniature_breakhis(root: Path) -> Path:
+    """BreakHis's download layout in miniature: BreaKHis_v1/histology_slides/breast/<class>/SOB/
+    <type>/SOB_<C>_<T>_<patient>/<mag>X/SOB_<C>_<T>-<patient>-<mag>-<seq>.png, two 400X images and
+    one 40X image per patient (the pixels are synthetic: only the tree and the names are BreakHis's)."""
+    rng = np.random.default_rng(5)
+    breast = root / "BreaKHis_v1" / "histology_slides" / "breast"
+    for (label, folder, code), patients in REAL_PATIENTS.items():
+        letter = label[0].upper()
+        for patient in patients:
+            for magnification, count in ((400, 2), (40, 1)):
+                where = (
+                    breast / label / "SOB" / folder / f"SOB_{letter}_{code}_{patient}" / f"{magnification}X"
+                )
+                where.mkdir(parents=True, exist_ok=True)
+                for seq in range(1, count + 1):
+                    name = f"SOB_{letter}_{code}-{patient}-{magnification}-{seq:03d}.png"
+                    (where / name).write_bytes(synth_png(rng, label == "malignant"))
+    return root
+
+
+def test_train_reads_the_breakhis_download_layout(tmp_path: Path):
+    root = miniature_breakhis(tmp_path / "download")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        main,
+        [
+            *("train", "--model", "basecnn", "--data", str(root), "--out", str(out)),
+            *("--epochs", "1", "--image-size", "32", "--bootstrap", "10", "--magnification", "400"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    card = ModelCard.load(out / "model-card.json")
+    splits = card.data["patients"]
+    every = {p for patients in REAL_PATIENTS.values() for p in patients}
+    assert set(splits["train"]) | set(splits["validation"]) | set(splits["test"]) == every
+    assert sum(card.data["images"].values()) == 2 * len(every)  # 400X only
+    assert card.data["provenance"].startswith("user-supplied")
+    assert card.data["magnification"] == 400
