@@ -19,6 +19,8 @@ from oracle.ml.card import ModelCard
 from oracle.ml.models import Classifier
 from oracle.ml.preprocess import normalise, resize
 
+MAX_SIDE = 1024  # pixels on the map's longer side, at most
+
 
 def heat(model: Classifier, x: torch.Tensor, positive: Sequence[bool]) -> torch.Tensor:
     """Maps (N, H, W) in [0, 1] for a normalised batch `x`, each for its image's predicted label."""
@@ -41,12 +43,16 @@ def explain(
     positive: bool,
     device: torch.device | str = "cpu",
 ) -> npt.NDArray[np.float32]:
-    """The map for one image at its own size (H x W, [0, 1]); an ensemble's is its members' mean."""
+    """The map for one image at its own size, or scaled to at most MAX_SIDE on its longer side
+    (H x W, [0, 1]: the map holds no finer detail than the model's input, and a 50-megapixel
+    image must not cost a float per pixel); an ensemble's is its members' mean."""
+    scale = min(1.0, MAX_SIDE / max(image.size))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     maps = []
     for card, model in members:
         batch = torch.from_numpy(np.stack([resize(image, card.preprocessing)])).to(device)
         cam = heat(model, normalise(batch, card.preprocessing), [positive])[0].cpu().numpy()
-        maps.append(np.asarray(Image.fromarray(cam).resize(image.size, Image.Resampling.BILINEAR)))
+        maps.append(np.asarray(Image.fromarray(cam).resize(size, Image.Resampling.BILINEAR)))
     mean = np.mean(maps, axis=0)
     return np.asarray(mean / max(float(mean.max()), 1e-12), dtype=np.float32)
 

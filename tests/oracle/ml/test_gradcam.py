@@ -9,7 +9,7 @@ from PIL import Image
 from oracle.ml import checkpoint
 from oracle.ml.card import ModelCard
 from oracle.ml.data.synth import synth_focus
-from oracle.ml.gradcam import explain, mass_inside, overlay_png
+from oracle.ml.gradcam import MAX_SIDE, explain, mass_inside, overlay_png
 from oracle.ml.train import TrainConfig
 
 FOCI, SHARE = 24, 0.25
@@ -53,3 +53,11 @@ def test_the_overlay_is_an_8_bit_grey_png_of_the_map(tmp_path: Path) -> None:
         pixels = np.asarray(image)
     assert pixels[0, 0] == 0
     assert pixels[-1, -1] == 255
+
+
+def test_a_large_image_gets_a_map_of_bounded_size(trained: ModelCard, ci_config: TrainConfig) -> None:
+    loaded = checkpoint.load(ci_config.out)
+    image, _ = synth_focus(np.random.default_rng(12))
+    huge = image.resize((4 * image.width, 4 * image.height))
+    cam = explain(loaded.members, huge, positive=True)
+    assert cam.shape == (round(MAX_SIDE * huge.height / huge.width), MAX_SIDE)
