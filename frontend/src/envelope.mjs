@@ -83,13 +83,23 @@ export function bindingLine({ owner, chainId, registry, mediaType, length, reply
   return encoder.encode(`${canonicalize(validBinding(binding))}\n`);
 }
 
+function isRecipient(text) {
+  if (typeof text !== "string" || !AGE_RECIPIENT.test(text)) return false;
+  try {
+    keyOfRecipient(text); // the bech32 checksum, which the pattern cannot check
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function validBinding(binding) {
   const ok =
     binding !== null &&
     typeof binding === "object" &&
     !Array.isArray(binding) &&
     [BINDING_KEYS.join(), WITH_REPLY_TO.join()].includes(Object.keys(binding).sort().join()) &&
-    (!("reply_to" in binding) || (typeof binding.reply_to === "string" && AGE_RECIPIENT.test(binding.reply_to))) &&
+    (!("reply_to" in binding) || isRecipient(binding.reply_to)) &&
     binding.app === "histochain" &&
     binding.version === 1 &&
     ADDRESS.test(binding.owner) &&

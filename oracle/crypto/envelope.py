@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pyrage
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pyrage import x25519
 
 from oracle.chain.reasons import FailureReason
-from oracle.crypto.keys import parse_recipient
+from oracle.crypto.keys import KeyFormatError, key_of_recipient, parse_recipient
 from oracle.errors import HistochainError
 from oracle.jcs import canonical
 
@@ -60,6 +60,17 @@ class Binding(BaseModel):
         description="The owner's age recipient: what the oracle makes from the image (a heat map, an "
         "upscaled image) is encrypted to it. Absent: the oracle makes nothing for the owner.",
     )
+
+    @field_validator("reply_to")
+    @classmethod
+    def _a_real_key(cls, value: str | None) -> str | None:
+        """The pattern admits strings whose bech32 checksum fails: those are no key to seal to."""
+        if value is not None:
+            try:
+                key_of_recipient(value)
+            except KeyFormatError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @classmethod
     def of(

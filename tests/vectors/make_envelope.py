@@ -54,6 +54,11 @@ def small_png() -> bytes:
     return out.getvalue()
 
 
+def flip(char: str) -> str:
+    """Another bech32 character: the string keeps the pattern and loses its checksum."""
+    return "q" if char != "q" else "p"
+
+
 def bad_binding_lines(good: bytes) -> dict[str, bytes]:
     """Lines both languages must refuse, each for one reason."""
     binding = json.loads(good)
@@ -74,6 +79,9 @@ def bad_binding_lines(good: bytes) -> dict[str, bytes]:
         "not JSON": b"histochain\n",
         "a reply_to that is not an age recipient": good.replace(
             binding["reply_to"].encode(), binding["reply_to"][:-1].encode() + b"b1"
+        ),
+        "a reply_to whose bech32 checksum fails": good.replace(
+            binding["reply_to"].encode(), (binding["reply_to"][:-1] + flip(binding["reply_to"][-1])).encode()
         ),
         "a null reply_to": good.replace(b'"' + binding["reply_to"].encode() + b'"', b"null"),
     }

@@ -135,18 +135,20 @@ class ClassifyStage:
         explanation, not the result: the document says it is unavailable."""
         if self.pinner is None or decoded.reply_to is None:
             return {}
-        png = await asyncio.get_running_loop().run_in_executor(
-            self.inference, predictor.explain, decoded.image, positive
-        )
         deployment = self.core.chain.deployment
-        binding = Binding.of(job.owner, deployment.chain_id, deployment.address, "image/png", len(png))
         try:
-            pin = await self.pinner.pin_file(
-                seal(png, binding, [decoded.reply_to]), f"{job.image_id}.grad-cam.age"
+            png = await asyncio.get_running_loop().run_in_executor(
+                self.inference, predictor.explain, decoded.image, positive
             )
+            binding = Binding.of(job.owner, deployment.chain_id, deployment.address, "image/png", len(png))
+            sealed = seal(png, binding, [decoded.reply_to])
+            pin = await self.pinner.pin_file(sealed, f"{job.image_id}.grad-cam.age")
         except PinningError as exc:
             log.warning("image %s: explanation not pinned: %s", job.image_id, exc)
             return {"grad_cam_unavailable": f"pinning failed: {exc}"[:200]}
+        except Exception as exc:  # one image's optional output never fails its batch
+            log.exception("image %s: no explanation", job.image_id)
+            return {"grad_cam_unavailable": f"not made: {type(exc).__name__}"}
         return {"grad_cam": pin.cid, "grad_cam_sha256": hashlib.sha256(png).hexdigest()}
 
     def close(self) -> None:
