@@ -120,3 +120,18 @@ def test_the_cli_offers_exactly_the_models_there_are_builders_for() -> None:
     from oracle.ml.names import CLASSIFIERS
 
     assert tuple(REGISTRY) == CLASSIFIERS
+
+
+def test_mobilenet_batch_norm_statistics_follow_a_short_training_run():
+    """torchvision's momentum 0.01 left them near their initial values after a few hundred steps:
+    the model learnt in training mode and answered one constant in eval mode."""
+    torch.manual_seed(0)
+    model = build("mobilenet_v3_small")
+    first = next(m for m in model.features.modules() if isinstance(m, nn.BatchNorm2d))
+    model.train()
+    with torch.no_grad():
+        for _ in range(20):
+            model(torch.rand(4, 3, 64, 64))
+        model.augment.eval()
+        batch_mean = model.features[0][0](torch.rand(4, 3, 64, 64)).mean(dim=(0, 2, 3))
+    assert torch.allclose(first.running_mean, batch_mean, atol=0.2 * float(batch_mean.abs().max()))
