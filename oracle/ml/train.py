@@ -157,6 +157,7 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
         if scaler is not None and state["scaler"]:
             scaler.load_state_dict(state["scaler"])
         history, best, bad_epochs = state["history"], state["best"], state["bad_epochs"]
+        started -= state.get("seconds", 0.0)  # the card counts every session's training time
         torch.set_rng_state(state["rng"])
         first_epoch = state["epoch"] + 1
         if config.progress:
@@ -224,6 +225,7 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
                 "best": best,
                 "bad_epochs": bad_epochs,
                 "rng": torch.get_rng_state(),
+                "seconds": time.monotonic() - started,
             },
             state_path,
         )

@@ -77,6 +77,7 @@ def test_resume_continues_the_saved_run(synthetic: Path, tmp_path: Path):
 
     longer = train(config.model_copy(update={"epochs": 3}))
     assert [h["epoch"] for h in longer.training["history"]] == [1, 2, 3]
+    assert longer.training["seconds"] > state["seconds"] > 0  # the first session's time is counted
     assert longer.training["history"][:2] == first.training["history"]
 
     with pytest.raises(TrainingError, match="different configuration"):
