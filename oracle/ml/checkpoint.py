@@ -13,6 +13,8 @@ from torch import nn
 from oracle.ml.card import CARD_FILE, ModelCard, ModelCardError
 from oracle.ml.models import Classifier, build
 from oracle.ml.names import ENSEMBLE
+from oracle.ml.ood import PREFIX as FEATURE_PREFIX
+from oracle.ml.ood import FeatureDistribution
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -34,10 +36,16 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def save(model: nn.Module, out: Path, card_fields: dict[str, object]) -> ModelCard:
-    """Writes the weights, then the card that names their sha256; returns the card."""
+def save(
+    model: nn.Module,
+    out: Path,
+    card_fields: dict[str, object],
+    distribution: FeatureDistribution | None = None,
+) -> ModelCard:
+    """Writes the weights (and the feature check's tensors beside them), then the card that names
+    their sha256; returns the card."""
     out.mkdir(parents=True, exist_ok=True)
-    save_file(_state(model), str(out / WEIGHTS_FILE))
+    save_file(_state(model) | (distribution.tensors() if distribution else {}), str(out / WEIGHTS_FILE))
     card = ModelCard.model_validate(
         card_fields | {"weights_file": WEIGHTS_FILE, "weights_sha256": sha256_file(out / WEIGHTS_FILE)}
     )
@@ -47,10 +55,12 @@ def save(model: nn.Module, out: Path, card_fields: dict[str, object]) -> ModelCa
 
 @dataclass
 class Loaded:
-    """A loaded checkpoint: the card and one (card, module) per member (itself, unless an ensemble)."""
+    """A loaded checkpoint: the card and one (card, module) per member (itself, unless an
+    ensemble), with each member's feature distribution where its card names a feature check."""
 
     card: ModelCard
     members: list[tuple[ModelCard, Classifier]]
+    distributions: list[FeatureDistribution | None]
 
 
 def load(checkpoint: Path, device: torch.device | str = "cpu") -> Loaded:
@@ -63,18 +73,32 @@ def load(checkpoint: Path, device: torch.device | str = "cpu") -> Loaded:
     if actual != card.weights_sha256:
         raise ModelCardError(f"{weights}: sha256 {actual} does not match the card's {card.weights_sha256}")
     state = load_file(str(weights), device=str(device))
-    if card.architecture == ENSEMBLE:
-        members = []
-        for index, member in enumerate(card.member_cards):
-            prefix = f"members.{index}."
-            module = _module(
-                member.architecture,
-                {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)},
-                device,
-            )
-            members.append((member, module))
-        return Loaded(card, members)
-    return Loaded(card, [(card, _module(card.architecture, state, device))])
+    if card.architecture != ENSEMBLE:
+        module, distribution = _member(card, state, device)
+        return Loaded(card, [(card, module)], [distribution])
+    loaded = Loaded(card, [], [])
+    for index, member in enumerate(card.member_cards):
+        prefix = f"members.{index}."
+        module, distribution = _member(
+            member, {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}, device
+        )
+        loaded.members.append((member, module))
+        loaded.distributions.append(distribution)
+    return loaded
+
+
+def _member(
+    card: ModelCard, state: dict[str, torch.Tensor], device: torch.device | str
+) -> tuple[Classifier, FeatureDistribution | None]:
+    """One model's module, and its feature distribution (whose tensors share its file)."""
+    distribution = FeatureDistribution.from_tensors(state)
+    if (distribution is None) != (card.features is None):
+        raise ModelCardError(
+            f"{card.name}: the card {'names' if card.features else 'names no'} feature check, "
+            f"the weights file {'holds none' if distribution is None else 'holds one'}"
+        )
+    weights = {k: v for k, v in state.items() if not k.startswith(FEATURE_PREFIX)}
+    return _module(card.architecture, weights, device), distribution
 
 
 def _module(architecture: str, state: dict[str, torch.Tensor], device: torch.device | str) -> Classifier:
@@ -99,8 +123,9 @@ def save_ensemble(members: Sequence[Path], out: Path, name: str, threshold: floa
         raise ModelCardError(f"members disagree on labels: {sorted(labels)}")
     state = {}
     for index, item in enumerate(loaded):
-        (_, module) = item.members[0]
-        state.update({f"members.{index}.{k}": v for k, v in _state(module).items()})
+        (_, module), distribution = item.members[0], item.distributions[0]
+        member_state = _state(module) | (distribution.tensors() if distribution else {})
+        state.update({f"members.{index}.{k}": v for k, v in member_state.items()})
     out.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out / WEIGHTS_FILE))
     card = ModelCard(

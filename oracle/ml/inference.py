@@ -36,6 +36,7 @@ class Predictor:
     def __init__(self, loaded: Loaded, device: torch.device | str = "cpu") -> None:
         self.card = loaded.card
         self.members = loaded.members
+        self.distributions = loaded.distributions
         self.device = torch.device(device)
 
     def resize(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
@@ -49,11 +50,11 @@ class Predictor:
     def forward(self, batches: Sequence[torch.Tensor]) -> Assessment:
         probs: list[torch.Tensor] = []
         refused: list[str | None] = [None] * len(batches[0])
-        for (card, model), batch in zip(self.members, batches, strict=True):
+        for (card, model), distribution, batch in zip(self.members, self.distributions, batches, strict=True):
             hidden = model.embed(normalise(batch.to(self.device, non_blocking=True), card.preprocessing))
             probs.append(torch.sigmoid(model.logit(hidden).float()))
-            if card.features is not None:
-                distances = card.features.distance(hidden.float().cpu().numpy())
+            if card.features is not None and distribution is not None:
+                distances = distribution.distance(hidden.float().cpu().numpy())
                 for i in np.flatnonzero(distances > card.features.threshold):
                     refused[i] = refused[i] or card.features.describe(float(distances[i]))
         mean = torch.stack(probs).mean(0).cpu().numpy().astype(np.float64)

@@ -10,10 +10,11 @@ The largest of a few dozen validation images understates the tail of held-out ti
 keeps false refusals of it rare, and the card records them per split. (On the CI-sized run, held-out
 tissue reaches 0.6 of the validation maximum and H&E-tinted photographs 2 to 3 times it.)"""
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 import torch
-from sklearn.covariance import LedoitWolf
 
 from oracle.ml.card import FeatureCheck, Preprocessing
 from oracle.ml.models import Classifier
@@ -22,6 +23,39 @@ from oracle.ml.preprocess import normalise
 QUANTILE = 1.0  # of the validation distances: their maximum
 MARGIN = 1.25
 MIN_VALIDATION = 40  # images: fewer give no threshold worth the name
+PREFIX = "feature_check."  # its tensors' names in the checkpoint's safetensors file
+
+Floats = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FeatureDistribution:
+    """The training images' class means (classes x D) and the inverse of their shared covariance."""
+
+    means: Floats
+    precision: Floats
+
+    def distance(self, features: npt.ArrayLike) -> Floats:
+        """Distance of each row of `features` (N x D) to the nearest class mean."""
+        f = np.asarray(features, dtype=np.float64)
+        nearest = np.full(len(f), np.inf)
+        for mean in self.means:
+            d = f - mean
+            nearest = np.minimum(nearest, np.einsum("nd,de,ne->n", d, self.precision, d))
+        return np.asarray(np.sqrt(np.maximum(nearest, 0.0)))
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {
+            PREFIX + "means": torch.from_numpy(self.means.astype(np.float32)),
+            PREFIX + "precision": torch.from_numpy(self.precision.astype(np.float32)),
+        }
+
+    @classmethod
+    def from_tensors(cls, state: dict[str, torch.Tensor]) -> "FeatureDistribution | None":
+        if PREFIX + "means" not in state:
+            return None
+        means, precision = (state[PREFIX + n].detach().cpu().double().numpy() for n in ("means", "precision"))
+        return cls(means, precision)
 
 
 @torch.inference_mode()
@@ -31,7 +65,7 @@ def embed(
     preprocessing: Preprocessing,
     device: torch.device,
     batch_size: int = 64,
-) -> npt.NDArray[np.float64]:
+) -> Floats:
     """The pooled features of uint8 images (N, H, W, 3), in eval mode."""
     model.eval()
     out = [
@@ -42,26 +76,29 @@ def embed(
 
 
 def fit(
-    train: tuple[npt.NDArray[np.float64], npt.ArrayLike],
-    validation: npt.NDArray[np.float64],
+    train: tuple[Floats, npt.ArrayLike],
+    validation: Floats,
     quantile: float = QUANTILE,
     margin: float = MARGIN,
-) -> FeatureCheck:
+) -> tuple[FeatureCheck, FeatureDistribution]:
     """Means and shared covariance from the (features, labels) of training; threshold from validation."""
+    from sklearn.covariance import LedoitWolf  # fitting only: the predictor never imports sklearn
+
     features, labels = train[0], np.asarray(train[1])
     classes = sorted(set(labels.tolist()))
     means = np.stack([features[labels == c].mean(0) for c in classes])
     centred = features - means[np.searchsorted(classes, labels)]
-    precision = LedoitWolf(assume_centered=True).fit(centred).precision_
-    unfitted = FeatureCheck(
-        means=tuple(map(tuple, means.tolist())),
-        precision=tuple(map(tuple, precision.tolist())),
-        threshold=1.0,
+    distribution = FeatureDistribution(means, LedoitWolf(assume_centered=True).fit(centred).precision_)
+    # as the predictor will see it: the tensors are stored in float32
+    distribution = FeatureDistribution.from_tensors(distribution.tensors()) or distribution
+    threshold = margin * float(np.quantile(distribution.distance(validation), quantile))
+    check = FeatureCheck(
+        dimensions=features.shape[1],
+        threshold=max(threshold, float(np.finfo(np.float32).tiny)),
         quantile=quantile,
         margin=margin,
     )
-    threshold = margin * float(np.quantile(unfitted.distance(validation), quantile))
-    return unfitted.model_copy(update={"threshold": max(threshold, np.finfo(np.float32).tiny)})
+    return check, distribution
 
 
 def fit_on_splits(
@@ -70,15 +107,15 @@ def fit_on_splits(
     labels: dict[str, torch.Tensor],
     preprocessing: Preprocessing,
     device: torch.device,
-) -> FeatureCheck | None:
+) -> tuple[FeatureCheck, FeatureDistribution] | None:
     """The check for a trained model, with the share of validation and test images it refuses;
     None when the validation split is too small to fit a threshold on."""
     if len(images["validation"]) < MIN_VALIDATION:
         return None
     features = {part: embed(model, images[part], preprocessing, device) for part in images}
-    check = fit((features["train"], labels["train"].numpy()), features["validation"])
+    check, distribution = fit((features["train"], labels["train"].numpy()), features["validation"])
     refused = {
-        part: float((check.distance(features[part]) > check.threshold).mean())
+        part: float((distribution.distance(features[part]) > check.threshold).mean())
         for part in ("validation", "test")
     }
-    return check.model_copy(update={"refused": refused})
+    return check.model_copy(update={"refused": refused}), distribution

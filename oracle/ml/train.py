@@ -245,7 +245,8 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
     # on the calibrated P: the same decisions as the raw P at config.threshold
     threshold = float(calibration.apply([config.threshold])[0])
     test_metrics = metrics.point(y_test, test_p, threshold)
-    features = ood.fit_on_splits(model, images, labels, preprocessing, device)
+    fitted = ood.fit_on_splits(model, images, labels, preprocessing, device)
+    features, distribution = fitted or (None, None)
     patients = [s.patient for s in split.test]
     _, py, pp = metrics.by_patient(patients, y_test, test_p)
     patient_metrics = metrics.point(py, pp, threshold)
@@ -292,6 +293,7 @@ def train(config: TrainConfig, resume: bool = True) -> ModelCard:
                 ),
             },
         },
+        distribution,
     )
     plots.run_figures(config.out, card, history, split.test, y_test, test_p)
     plots.reliability(y_test, raw_test_p, test_p, calibration, config.out / "reliability.png")

@@ -1,6 +1,9 @@
 """The feature-space check: Mahalanobis distance to the training classes, threshold from
 validation; what it lets through and what it refuses."""
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import skimage.data
@@ -8,10 +11,10 @@ from PIL import Image
 
 from oracle.gate import check_tissue
 from oracle.ml import checkpoint
-from oracle.ml.card import FeatureCheck, ModelCard
+from oracle.ml.card import CARD_FILE, ModelCard, ModelCardError
 from oracle.ml.data.breakhis import scan
 from oracle.ml.inference import Predictor
-from oracle.ml.ood import fit
+from oracle.ml.ood import FeatureDistribution, fit
 from oracle.ml.train import TrainConfig
 
 
@@ -24,29 +27,35 @@ def classes(seed: int, n: int, dim: int = 16) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_the_distance_is_mahalanobis_to_the_nearest_class_mean() -> None:
-    check = FeatureCheck(
-        means=((0.0, 0.0), (10.0, 0.0)), precision=((4.0, 0.0), (0.0, 1.0)), threshold=1, quantile=1
+    distribution = FeatureDistribution(
+        np.array([[0.0, 0.0], [10.0, 0.0]]), np.array([[4.0, 0.0], [0.0, 1.0]])
     )
-    assert check.distance([[1.0, 0.0], [10.0, 3.0], [5.0, 0.0]]) == pytest.approx([2.0, 3.0, 10.0])
+    assert distribution.distance([[1.0, 0.0], [10.0, 3.0], [5.0, 0.0]]) == pytest.approx([2.0, 3.0, 10.0])
 
 
 def test_held_out_images_of_the_training_classes_pass_and_far_ones_are_refused() -> None:
     train, validation, test = classes(1, 400), classes(2, 100), classes(3, 2000)
-    check = fit(train, validation[0])
-    assert check.threshold == pytest.approx(1.25 * check.distance(validation[0]).max())
-    refused_held_out = float((check.distance(test[0]) > check.threshold).mean())
+    check, distribution = fit(train, validation[0])
+    assert check.threshold == pytest.approx(1.25 * distribution.distance(validation[0]).max())
+    assert check.dimensions == 16
+    refused_held_out = float((distribution.distance(test[0]) > check.threshold).mean())
     print(f"\nfalse refusals of held-out in-distribution points: {refused_held_out:.2%}")
     assert refused_held_out <= 0.02
     rng = np.random.default_rng(4)
     shifted = test[0][:200] + rng.normal(0, 1, 16) * 3  # one direction, far from both classes
-    assert (check.distance(shifted) > check.threshold).all()
+    assert (distribution.distance(shifted) > check.threshold).all()
 
 
-def test_a_card_round_trips_the_check_and_its_model_id_commits_to_it(trained: ModelCard) -> None:
+def test_the_check_s_tensors_live_in_the_weights_file_and_the_model_id_commits_to_it(
+    trained: ModelCard, ci_config: TrainConfig
+) -> None:
     features = trained.features
     assert features is not None
-    assert len(features.means) == 2
-    assert np.allclose(np.asarray(features.precision), np.asarray(features.precision).T)
+    (distribution,) = checkpoint.load(ci_config.out).distributions
+    assert distribution is not None
+    assert distribution.means.shape == (2, features.dimensions)
+    assert np.allclose(distribution.precision, distribution.precision.T)
+    assert (ci_config.out / CARD_FILE).stat().st_size < 1_000_000  # matrices stay out of the card
     looser = trained.model_copy(
         update={"features": features.model_copy(update={"threshold": features.threshold * 2})}
     )
@@ -54,6 +63,17 @@ def test_a_card_round_trips_the_check_and_its_model_id_commits_to_it(trained: Mo
     print(f"\nfeature check (CI-sized run): threshold {features.threshold:.2f}, refused {features.refused}")
     assert features.refused["validation"] == 0.0
     assert features.refused["test"] <= 0.02
+
+
+def test_a_card_and_a_weights_file_that_disagree_on_the_check_are_refused(
+    trained: ModelCard, ci_config: TrainConfig, tmp_path: Path
+) -> None:
+    target = tmp_path / "copy"
+    shutil.copytree(ci_config.out, target)
+    card = ModelCard.load(target / CARD_FILE)
+    card.model_copy(update={"features": None}).save(target / CARD_FILE)
+    with pytest.raises(ModelCardError, match="the weights file holds one"):
+        checkpoint.load(target)
 
 
 def he_tinted(name: str) -> Image.Image:
