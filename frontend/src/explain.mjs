@@ -93,6 +93,7 @@ export function renderCard(element, card) {
     "Refuses",
     "what does not look like H&E tissue (size, flat colours, too little tissue, other stains, blur)" +
       (features ? ", and images unlike the training images in the model's own features" : "") +
-      (refused === undefined ? "" : `; held-out tissue refused: ${percent(refused + (features?.refused?.test ?? 0))}`),
+      (refused === undefined ? "" : `; of the test patients' tissue, the gate refused ${percent(refused)}`) +
+      (features?.refused?.test === undefined ? "" : `, the feature check ${percent(features.refused.test)}`),
   );
 }
