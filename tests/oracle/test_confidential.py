@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from oracle.dev.ipfs import IpfsNode
 from oracle.document import verify
 from oracle.errors import ConfigError
 from oracle.ipfs.cid import normalise
+from oracle.settings import Settings
 from oracle.store.db import Database
 from tests.oracle.api.client import get, sign_in
 from tests.oracle.daemon_support import (
@@ -74,6 +76,25 @@ async def failure_reasons(stack: Stack) -> dict[str, FailureReason]:
         from_block=stack.deployment.block
     )
     return {hex32(e["args"]["imageId"]): FailureReason(e["args"]["reason"]) for e in failed}
+
+
+async def settled_document(
+    stack: Stack, settings: Settings, registration: Callable[[], Awaitable[str]]
+) -> tuple[str, dict[str, Any]]:
+    """The daemon run until the image `registration` registers is settled: its id and the
+    document the oracle stored for it."""
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(settings, stop))
+    try:
+        image_id = await registration()
+        await until_settled(stack, [image_id])
+        await until_jobs_settled([settings], [image_id])
+    finally:
+        stop.set()
+        await daemon
+    with sqlite3.connect(settings.data_dir / "oracle.db") as db:
+        ((document,),) = db.execute("SELECT document FROM jobs WHERE image_id = ?", (image_id,))
+    return image_id, json.loads(document)
 
 
 async def transact(stack: Stack, account_index: int, call: Any, value: int = 0) -> Any:
@@ -286,21 +307,9 @@ async def test_the_cid_a_patient_registers_is_the_envelopes(stack: Stack) -> Non
     image = png(np.random.default_rng(67), malignant=True)
     sealed = await envelope(stack, image, PATIENT, reply=False)
     cid = await upload(stack, sealed)
-    stop = asyncio.Event()
-    daemon = asyncio.create_task(run_daemon(stack.settings, stop))
-    try:
-        image_id = await send_registration(stack, cid, PATIENT)
-        await until_settled(stack, [image_id])
-        await until_jobs_settled([stack.settings], [image_id])
-    finally:
-        stop.set()
-        await daemon
-    (document,) = (
-        sqlite3.connect(stack.settings.data_dir / "oracle.db")
-        .execute("SELECT document FROM jobs WHERE image_id = ?", (image_id,))
-        .fetchone()
+    _, document = await settled_document(
+        stack, stack.settings, lambda: send_registration(stack, cid, PATIENT)
     )
-    document = json.loads(document)
     assert normalise(document["cid"]) == normalise(cid)
     assert (
         document["content_sha256"] == hashlib.sha256(image).hexdigest() != hashlib.sha256(sealed).hexdigest()
@@ -312,18 +321,8 @@ async def test_the_owner_gets_a_heat_map_only_their_key_opens(stack: Stack, ipfs
     """The envelope names the patient's key: the oracle seals the Grad-CAM map to it, pins it, and
     the document names its CID and the sha256 of the PNG inside, bound to the owner."""
     image = png(np.random.default_rng(71), malignant=True)
-    stop = asyncio.Event()
-    daemon = asyncio.create_task(run_daemon(stack.settings, stop))
-    try:
-        image_id = await register(stack, image, PATIENT)
-        await until_settled(stack, [image_id])
-        await until_jobs_settled([stack.settings], [image_id])
-    finally:
-        stop.set()
-        await daemon
-    with sqlite3.connect(stack.settings.data_dir / "oracle.db") as db:
-        ((document,),) = db.execute("SELECT document FROM jobs WHERE image_id = ?", (image_id,))
-    outputs = json.loads(document)["outputs"]
+    _, document = await settled_document(stack, stack.settings, lambda: register(stack, image, PATIENT))
+    outputs = document["outputs"]
     assert set(outputs) == {"grad_cam", "grad_cam_sha256"}
     sealed = await gateway_bytes(ipfs_node, outputs["grad_cam"])
     patient_key = dev_patient_identity(PATIENT, stack.deployment.chain_id, stack.deployment.address)
@@ -348,19 +347,9 @@ async def test_an_explanation_that_cannot_be_pinned_costs_the_explanation_not_th
 ) -> None:
     settings = stack.settings.model_copy(update={"ipfs_port": free_port()})  # nothing listens there
     image = png(np.random.default_rng(73), malignant=False)
-    stop = asyncio.Event()
-    daemon = asyncio.create_task(run_daemon(settings, stop))
-    try:
-        image_id = await register(stack, image, PATIENT)
-        statuses = await until_settled(stack, [image_id])
-        await until_jobs_settled([settings], [image_id])
-    finally:
-        stop.set()
-        await daemon
-    assert statuses == {image_id: Status.CLASSIFIED}
-    with sqlite3.connect(settings.data_dir / "oracle.db") as db:
-        ((document,),) = db.execute("SELECT document FROM jobs WHERE image_id = ?", (image_id,))
-    (why,) = json.loads(document)["outputs"].values()
+    image_id, document = await settled_document(stack, settings, lambda: register(stack, image, PATIENT))
+    assert await stack.registry.status(image_id) == Status.CLASSIFIED
+    (why,) = document["outputs"].values()
     assert why.startswith("pinning failed: ")
 
 
