@@ -11,6 +11,7 @@ import click
 
 from oracle.errors import HistochainError
 from oracle.ml.commands import COMMANDS as ML_COMMANDS
+from oracle.ml.sr.commands import sr
 from oracle.settings import Settings
 
 # Verbs of the local dev stack, loaded only when named: production verbs never import oracle.dev.
@@ -56,7 +57,7 @@ def main() -> None:
     """histochain: register pathology images on Ethereum, classified by an AI oracle."""
 
 
-for command in ML_COMMANDS:
+for command in [*ML_COMMANDS, sr]:
     main.add_command(command)
 for verb, summary in DEV_VERBS.items():
     main.add_command(DevVerb(verb, help=summary))

@@ -8,7 +8,7 @@ decrypted image bytes; the task kind, a calibration note and the task's output C
 import secrets
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oracle.jcs import commitment
 
@@ -17,6 +17,10 @@ UNCALIBRATED = "not calibrated: the model's sigmoid output"
 
 
 class ResultDocument(BaseModel):
+    """A classification names its label, probabilities, threshold and calibration; an image-to-image
+    task (super-resolution) names its output file under `outputs` and its `measures` instead.
+    Fields a task does not use are left out of the canonical form, not written as null."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: int = SCHEMA_VERSION
@@ -25,11 +29,12 @@ class ResultDocument(BaseModel):
     content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     model_id: str = Field(pattern=r"^0x[0-9a-f]{64}$")
     model_name: str
-    task: Literal["classification"] = "classification"
-    label: str
-    probabilities: dict[str, float]
-    threshold: float
-    calibration: str = UNCALIBRATED
+    task: Literal["classification", "super-resolution"] = "classification"
+    label: str | None = None
+    probabilities: dict[str, float] | None = None
+    threshold: float | None = None
+    calibration: str | None = UNCALIBRATED
+    measures: dict[str, int | float] | None = None
     oracle: str
     chain_id: int
     registry: str
@@ -37,8 +42,17 @@ class ResultDocument(BaseModel):
     outputs: dict[str, str] = Field(default_factory=dict)
     salt: str = Field(pattern=r"^0x[0-9a-f]{64}$")
 
+    @model_validator(mode="after")
+    def _task_fields(self) -> "ResultDocument":
+        if self.task == "classification":
+            if self.label is None or self.probabilities is None or self.threshold is None:
+                raise ValueError("a classification names its label, probabilities and threshold")
+        elif not {"image", "image_sha256"} <= self.outputs.keys() or self.measures is None:
+            raise ValueError("an image-to-image result names its output image, its sha256 and its measures")
+        return self
+
     def canonical_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude_none=True)
 
     @property
     def result_hash(self) -> bytes:

@@ -11,6 +11,7 @@ slide); palette, bilevel, grey, CMYK and YCbCr through Pillow's own conversions.
 
 import io
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -26,6 +27,17 @@ WITH_ALPHA = {"RGBA", "RGBa", "LA", "La", "PA"}
 WHITE = (255, 255, 255)
 
 
+@dataclass(frozen=True)
+class InputPolicy:
+    """What one model accepts: at most `max_pixels`; a longer side than `refuse_side` refused
+    (None: reduced to MAX_SIDE, for models that read a reduced copy anyway); `tissue`: the input
+    gate must pass it."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    refuse_side: int | None = None
+    tissue: bool = True
+
+
 class ImageRejected(HistochainError):
     reason = FailureReason.UNSUPPORTED_IMAGE
 
@@ -34,8 +46,14 @@ class ImageTooLarge(ImageRejected):
     reason = FailureReason.TOO_LARGE
 
 
-def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = MAX_SIDE) -> Image.Image:
-    """8-bit RGB, at most `max_side` pixels on its longer side, or a verdict."""
+def decode(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: int = MAX_SIDE,
+    refuse_side: int | None = None,
+) -> Image.Image:
+    """8-bit RGB, at most `max_side` pixels on its longer side, or a verdict (also for a side
+    longer than `refuse_side`, where given)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # corrupt-tag chatter: hostile bytes need no log
@@ -46,6 +64,8 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = MA
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageTooLarge(f"{width}x{height} pixels, more than {max_pixels}")
+            if refuse_side is not None and max(width, height) > refuse_side:
+                raise ImageTooLarge(f"{width}x{height} pixels, a side longer than {refuse_side}")
             if image.format == "JPEG":
                 image.draft("RGB", (max_side, max_side))  # decodes at 1/2, 1/4 or 1/8 scale
             image.load()

@@ -190,6 +190,7 @@ class Settings(BaseSettings):
     dev_train_images_per_patient: int = Field(4, ge=1, description="dev up's quick model: images each.")
     dev_train_epochs: int = Field(30, ge=1, description="dev up's quick model: training epochs.")
     dev_train_image_size: int = Field(64, ge=16, description="dev up's quick model: input side.")
+    dev_sr_steps: int = Field(120, ge=1, description="dev up's demo super-resolution model: training steps.")
     metrics_host: str = Field("127.0.0.1", description="Interface of the daemon's /metrics and /health.")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Port of /metrics (0: any free port).")
 

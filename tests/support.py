@@ -10,6 +10,9 @@ from oracle.dev.ipfs import IpfsNode
 from oracle.dev.process import free_port
 from oracle.ml.card import ModelCard
 from oracle.ml.data.synth import synth_png, synthesize
+from oracle.ml.sr.card import SrCard
+from oracle.ml.sr.train import SrTrainConfig
+from oracle.ml.sr.train import train as train_sr
 from oracle.ml.train import TrainConfig, train
 
 MAX_UPLOAD = 12 << 20
@@ -49,6 +52,26 @@ def tiny_checkpoint(data: Path, models: Path) -> ModelCard:
             epochs=1,
             image_size=32,
             bootstrap=20,
+            progress=False,
+        )
+    )
+
+
+def tiny_sr_checkpoint(models: Path, name: str = "srresnet-tiny") -> SrCard:
+    """An SRResNet (the paper's 16 blocks) after two steps on 48 px crops: a real, loadable SR
+    checkpoint in seconds; it is not trained, and the tests about it ask nothing of its quality."""
+    return train_sr(
+        SrTrainConfig(
+            model="srresnet",
+            out=models / name,
+            name=name,
+            steps=2,
+            batch_size=2,
+            crop=48,
+            synthetic=1,
+            save_every=1,
+            evaluate=False,
+            device="cpu",
             progress=False,
         )
     )

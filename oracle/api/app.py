@@ -24,6 +24,8 @@ from oracle.chain.registry import image_id_for
 from oracle.ipfs import cid as cids
 from oracle.ipfs.errors import CidError
 from oracle.ml.card import CARD_FILE, ModelCard
+from oracle.ml.cards import AnyCard, load_card
+from oracle.ml.sr.card import SrCard
 from oracle.store.db import Database
 from oracle.store.models import Job, JobState, Outcome
 
@@ -133,13 +135,36 @@ async def openapi(request: web.Request) -> web.Response:
 async def models(request: web.Request) -> web.Response:
     directory = request.app[CONFIG].model_dir
     cards = sorted(directory.rglob(CARD_FILE)) if directory and directory.is_dir() else []
-    return web.json_response({"models": [_model(ModelCard.load(path)) for path in cards]})
+    return web.json_response({"models": [_model(load_card(path)) for path in cards]})
 
 
-def _model(card: ModelCard) -> dict[str, Any]:
+def _model(card: AnyCard) -> dict[str, Any]:
+    if isinstance(card, SrCard):
+        return {
+            "model_id": "0x" + card.model_id.hex(),
+            "name": card.name,
+            "task": card.task,
+            "architecture": card.architecture,
+            "input": card.input.model_dump(mode="json"),
+            "metrics": card.metrics,
+            "card": {
+                "intended_use": card.intended_use,
+                "out_of_scope": list(card.out_of_scope),
+                "provenance": card.data.get("source", "not recorded"),
+                "data": {k: card.data[k] for k in ("training", "held_out", "lr") if k in card.data},
+                "evaluation": card.evaluation,
+                "metrics": card.metrics,
+                "training": {
+                    k: card.training[k]
+                    for k in ("objective", "steps", "device", "parameters", "seconds")
+                    if k in card.training
+                },
+            },
+        }
     return {
         "model_id": "0x" + card.model_id.hex(),
         "name": card.name,
+        "task": card.task,
         "architecture": card.architecture,
         "labels": list(card.labels),
         "threshold": card.threshold,

@@ -13,7 +13,7 @@ from oracle.chain.deployment import DeployedModel, Deployment
 from oracle.errors import HistochainError
 from oracle.ipfs.cid import raw_cid
 from oracle.jcs import canonical
-from oracle.ml.card import ModelCard
+from oracle.ml.cards import AnyCard
 
 DEV_REQUEST_TIMEOUT = 3600
 
@@ -22,7 +22,7 @@ class DeployError(HistochainError):
     """The deployment could not be completed as asked."""
 
 
-def card_uri(card: ModelCard) -> str:
+def card_uri(card: AnyCard) -> str:
     """The card's content address: the raw CID of its canonical JSON, servable by any IPFS node."""
     return "ipfs://" + raw_cid(canonical(card.model_dump(mode="json")))
 
@@ -36,7 +36,7 @@ def deploy_registry(
     request_fee: int,
     request_timeout: int,
     failure_fee: int = 0,
-    cards: Sequence[ModelCard],
+    cards: Sequence[AnyCard],
     default_model: str | None,
 ) -> Deployment:
     """`project`, `chain` and `sender` are Ape's; the caller chooses the network."""
@@ -85,7 +85,7 @@ def deploy_registry(
 def deploy_on_devnet(
     rpc_url: str,
     out: Path,
-    cards: Sequence[ModelCard] = (),
+    cards: Sequence[AnyCard] = (),
     oracle_key: bytes | None = None,
     request_fee: int = 0,
     failure_fee: int = 0,

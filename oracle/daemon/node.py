@@ -88,7 +88,7 @@ class Oracle:
             assert fetcher is not None
             assert opener is not None
             assert catalog is not None
-            self.fetch = FetchStage(self.core, fetcher, opener, catalog.__contains__)
+            self.fetch = FetchStage(self.core, fetcher, opener, catalog.policy)
             self.classify = ClassifyStage(self.core, catalog, oracle_address, pinner)
             self.loops["classify"] = self.classify.loop
             slow = min(tuning.slow_lane_workers, tuning.fetch_concurrency - 1)

@@ -13,6 +13,7 @@ from oracle.chain.registry import ImageRecord, Registration, Status
 from oracle.chain.submitter import Sent
 from oracle.daemon.untrusted import Opened
 from oracle.daemon.writes import Classified
+from oracle.imaging import InputPolicy
 from oracle.ipfs.fetch import Attempt
 from oracle.ipfs.pinata import Pin
 from oracle.store.models import Checkpoint, Job, JobState
@@ -66,7 +67,13 @@ class Opener(Protocol):
     """Decrypts and decodes untrusted bytes, out of the daemon's process."""
 
     async def open(
-        self, data: bytes, owner: str, chain_id: int, registry: str, accept_plaintext: bool, max_pixels: int
+        self,
+        data: bytes,
+        owner: str,
+        chain_id: int,
+        registry: str,
+        accept_plaintext: bool,
+        policy: InputPolicy,
     ) -> Opened: ...
 
 

@@ -14,6 +14,7 @@ from pebble import ProcessExpired, ProcessPool
 
 from oracle.daemon.untrusted import Opened, open_image, start_worker, verify_answer
 from oracle.errors import HistochainError
+from oracle.imaging import InputPolicy
 from oracle.settings import GateLimits
 
 T = TypeVar("T")
@@ -60,9 +61,15 @@ class Sandbox:
         return await self.run(verify_answer, cid, raw, body, max_bytes)
 
     async def open(
-        self, data: bytes, owner: str, chain_id: int, registry: str, accept_plaintext: bool, max_pixels: int
+        self,
+        data: bytes,
+        owner: str,
+        chain_id: int,
+        registry: str,
+        accept_plaintext: bool,
+        policy: InputPolicy,
     ) -> Opened:
-        return await self.run(open_image, data, owner, chain_id, registry, accept_plaintext, max_pixels)
+        return await self.run(open_image, data, owner, chain_id, registry, accept_plaintext, policy)
 
     def close(self) -> None:
         """Kills the workers now, whatever they are doing."""

@@ -17,7 +17,7 @@ from pyrage import x25519
 
 from oracle.crypto.envelope import EnvelopeError, check_binding, is_envelope, open_envelope
 from oracle.gate import check_tissue
-from oracle.imaging import ImageRejected, ImageTooLarge, decode
+from oracle.imaging import ImageRejected, ImageTooLarge, InputPolicy, decode
 from oracle.ipfs.errors import ContentMismatch, ContentTooLarge
 from oracle.ipfs.verify import verify_car, verify_raw
 from oracle.settings import GateLimits
@@ -65,10 +65,11 @@ class Opened:
 
 
 def open_image(
-    data: bytes, owner: str, chain_id: int, registry: str, accept_plaintext: bool, max_pixels: int
+    data: bytes, owner: str, chain_id: int, registry: str, accept_plaintext: bool, policy: InputPolicy
 ) -> Opened:
     """Decrypts the envelope (plaintext only where accepted), refuses one made for another
-    registration, decodes, and refuses what the input gate says is not tissue. The plaintext
+    registration, decodes within the model's `policy`, and refuses what the input gate says is not
+    tissue where the policy asks for the gate. The plaintext
     never leaves this process but as pixels."""
     try:
         reply_to = None
@@ -78,8 +79,8 @@ def open_image(
             opened = open_envelope(data, [_identity])
             check_binding(opened.binding, owner, chain_id, registry)
             data, reply_to = opened.image, opened.binding.reply_to
-        pixels = np.asarray(decode(data, max_pixels))
-        if _gate is not None:
+        pixels = np.asarray(decode(data, policy.max_pixels, refuse_side=policy.refuse_side))
+        if _gate is not None and policy.tissue:
             check_tissue(pixels, _gate)
         return Opened(pixels, hashlib.sha256(data).hexdigest(), reply_to)
     except (EnvelopeError, ImageRejected):

@@ -128,6 +128,11 @@ def _summary(stack: DevStack, seconds: float) -> None:
         ("chain", stack.anvil.url, f"chain id {s.chain_id}"),
         ("registry", deployment.address, "deployed now" if stack.deployed else "reused"),
         ("model", f"{card.name} 0x{card.model_id.hex()}", "trained now" if stack.trained else "reused"),
+        *(
+            [("model", f"{stack.sr_card.name} 0x{stack.sr_card.model_id.hex()}", "super-resolution 4x")]
+            if stack.sr_card
+            else []
+        ),
         ("oracle", f"{stack.oracle.url}/metrics", "Prometheus metrics"),
     ]
     for name, where, note in rows:

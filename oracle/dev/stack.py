@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,14 @@ from oracle.dev.services import ApiProcess, OracleProcess, PageServer
 from oracle.dev.site import build_site
 from oracle.errors import HistochainError
 from oracle.ml.card import CARD_FILE, ModelCard
+from oracle.ml.cards import AnyCard
+from oracle.ml.sr.card import SrCard
 from oracle.settings import Settings
 
 MAX_RESTARTS = 3
 RESTART_WINDOW = 60.0
 DEMO_MODEL = "basecnn-demo"
+DEMO_SR_MODEL = "srresnet-demo"
 
 Echo = Callable[[str], None]
 
@@ -110,6 +113,36 @@ def ensure_demo_model(settings: Settings, echo: Echo) -> tuple[ModelCard, bool]:
     return card, True
 
 
+def ensure_demo_sr_model(settings: Settings, echo: Echo) -> tuple[SrCard, bool]:
+    """The demo super-resolution checkpoint: an SRResNet trained briefly (it is not yet better
+    than bicubic; its card says so), then reused. `histochain sr train` makes a real one, and any
+    checkpoint under the model directory is served."""
+    from oracle.ml.sr.train import SrTrainConfig, train
+
+    out = settings.models_path / DEMO_SR_MODEL
+    if (out / CARD_FILE).is_file():
+        return SrCard.load(out / CARD_FILE), False
+    echo(
+        f"no super-resolution model yet: a demo SRResNet, {settings.dev_sr_steps} steps on scikit-image's "
+        "photographs and synthetic fields, evaluated on the held-out ones; later runs reuse it"
+    )
+    card = train(
+        SrTrainConfig(
+            model="srresnet",
+            out=out,
+            name=DEMO_SR_MODEL,
+            steps=settings.dev_sr_steps,
+            batch_size=8,
+            crop=64,
+            lr=2e-4,
+            synthetic=4,
+            save_every=max(1, settings.dev_sr_steps // 5),
+            device=settings.device,
+        )
+    )
+    return card, True
+
+
 def ensure_oracle_key(settings: Settings, echo: Echo) -> bytes:
     """The oracle's age identity (<data dir>/oracle-age.key, made once, owner-only, never committed);
     returns its public key."""
@@ -120,14 +153,15 @@ def ensure_oracle_key(settings: Settings, echo: Echo) -> bytes:
 
 
 def ensure_deployment(
-    settings: Settings, rpc_url: str, card: ModelCard, oracle_key: bytes
+    settings: Settings, rpc_url: str, cards: Sequence[AnyCard], oracle_key: bytes
 ) -> tuple[Deployment, bool]:
-    """The saved deployment when the chain still holds it and it knows the model, else a new one;
-    either way the dev oracle's encryption key is the one on chain. Returns (deployment, deployed now)."""
+    """The saved deployment when the chain still holds it and it knows every model, else a new one
+    (the first card its default); either way the dev oracle's encryption key is the one on chain.
+    Returns (deployment, deployed now)."""
     deployment = deployment_on_chain(settings.deployment_path, rpc_url)
-    model_id = "0x" + card.model_id.hex()
-    if deployment is None or all(m.model_id != model_id for m in deployment.models):
-        return deploy_on_devnet(rpc_url, settings.deployment_path, [card], oracle_key), True
+    known = set() if deployment is None else {m.model_id for m in deployment.models}
+    if deployment is None or any("0x" + card.model_id.hex() not in known for card in cards):
+        return deploy_on_devnet(rpc_url, settings.deployment_path, cards, oracle_key), True
     oracle = dev_account(DEV_ORACLE_ACCOUNT)
     if published_key(rpc_url, deployment, oracle.address) != oracle_key:
         publish_encryption_key(rpc_url, deployment, oracle, oracle_key)
@@ -188,6 +222,7 @@ class DevStack:
         ]
         self.deployment: Deployment | None = None
         self.card: ModelCard | None = None
+        self.sr_card: SrCard | None = None
         self.deployed = self.trained = False
 
     @property
@@ -208,9 +243,11 @@ class DevStack:
                 if child.critical:  # the distributed mode's stores
                     child.process.start(timeout=60, echo=self._say)
             self.card, self.trained = ensure_demo_model(self.settings, self._say)
+            self.sr_card, sr_trained = ensure_demo_sr_model(self.settings, self._say)
+            self.trained |= sr_trained
             oracle_key = ensure_oracle_key(self.settings, self._say)
             self.deployment, self.deployed = ensure_deployment(
-                self.settings, self.anvil.url, self.card, oracle_key
+                self.settings, self.anvil.url, [self.card, self.sr_card], oracle_key
             )
             self.ipfs.start(echo=self._say)
             self.oracle.start(timeout=120, echo=self._say)

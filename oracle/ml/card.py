@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oracle.errors import HistochainError
 from oracle.jcs import commitment
+from oracle.ml.names import CLASSIFICATION_TASK
 from oracle.ml.statement import INTENDED_USE, OUT_OF_SCOPE
 
 CARD_FILE = "model-card.json"  # next to model.safetensors in a checkpoint folder
@@ -119,6 +120,7 @@ class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = 1
+    task: Literal["classification"] = CLASSIFICATION_TASK
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
     architecture: str = Field(min_length=1, description="Builder name in the model registry.")
     labels: tuple[str, ...] = Field(min_length=2)
@@ -150,6 +152,7 @@ class ModelCard(BaseModel):
             mode="json",
             include={
                 "schema_version",
+                "task",
                 "architecture",
                 "labels",
                 "threshold",

@@ -25,7 +25,7 @@ from oracle.dev.ipfs import IpfsNode
 from oracle.dev.services import ApiProcess, OracleProcess, PageServer
 from oracle.dev.site import build_site
 from oracle.settings import DEV_IPFS_TOKEN, Settings
-from tests.support import free_port, tiny_checkpoint
+from tests.support import free_port, tiny_checkpoint, tiny_sr_checkpoint
 
 HERE = Path(__file__).parent
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "e2e"
@@ -55,6 +55,7 @@ class PageStack:
     api_url: str
     ipfs_url: str
     oracle: OracleProcess
+    sr_model_id: str  # a super-resolution model beside the default classifier
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +64,16 @@ def page_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageStack]:
     logs = work / "logs"
     models = work / "models"
     card = tiny_checkpoint(work / "synth", models)
+    sr_card = tiny_sr_checkpoint(models)
     host = "127.0.0.1"
     with contextlib.ExitStack() as stack:
         anvil = stack.enter_context(
             Anvil(host, free_port(), Settings().chain_id, work / "chain" / "state.json", logs / "anvil.log")
         )
         oracle_key = write_identity(work / "oracle-age.key")  # where the oracle process looks (data dir)
-        deployment = deploy_on_devnet(anvil.url, work / "deployment.json", [card], public_key(oracle_key))
+        deployment = deploy_on_devnet(
+            anvil.url, work / "deployment.json", [card, sr_card], public_key(oracle_key)
+        )
         node = stack.enter_context(
             IpfsNode(host, free_port(), work / "ipfs", DEV_IPFS_TOKEN, logs / "ipfs.log", MAX_UPLOAD)
         )
@@ -99,7 +103,16 @@ def page_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageStack]:
         site = build_site(work / "www", settings, deployment)
         page = stack.enter_context(PageServer(host, page_port, site, logs / "page.log"))
         yield PageStack(
-            page.url, anvil.url, anvil.chain_id, deployment, site, work, api.url, node.url, oracle
+            page.url,
+            anvil.url,
+            anvil.chain_id,
+            deployment,
+            site,
+            work,
+            api.url,
+            node.url,
+            oracle,
+            "0x" + sr_card.model_id.hex(),
         )
 
 

@@ -392,3 +392,70 @@ def test_a_saved_key_opens_my_images_later_without_a_signature(
         expect(page.locator("#message")).to_contain_text("holds no histochain key")
     finally:
         context.close()
+
+
+def photo_png(width: int, height: int) -> bytes:
+    """A real photograph (scikit-image's coffee) at `width` x `height`."""
+    from oracle.ml.sr.data import bundled, load_rgb
+
+    buffer = io.BytesIO()
+    picture = Image.fromarray(load_rgb(bundled(["coffee.png"])[0]))
+    picture.resize((width, height), Image.Resampling.BICUBIC).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_low_resolution_image_comes_back_4x_larger_beside_it_with_a_slider_and_a_download(
+    session: Session, page_stack: PageStack, tmp_path: Path
+):
+    page, shot = session.page, session.shot
+    connect(session, page_stack)
+    groups = page.locator("#model optgroup")
+    expect(groups).to_have_count(2)
+    assert sorted(groups.evaluate_all("gs => gs.map(g => g.label)")) == [
+        "Classification (benign or malignant)",
+        "Super-resolution (4\u00d7 larger image)",
+    ]
+    page.locator("#model").select_option(page_stack.sr_model_id)
+
+    too_large = photo_png(300, 300)  # past the card's 65,536 pixels
+    page.locator("#file").set_input_files(image_file(tmp_path, "large.png", too_large))
+    expect(page.locator('#steps [data-step="check"]')).to_have_attribute("data-state", "done")
+    page.get_by_role("button", name="Upload and register").click()
+    expect(page.locator("#message-text")).to_contain_text("upscales images of at most 65,536 pixels")
+    expect(page.locator('#steps [data-step="check"]')).to_have_attribute("data-state", "failed")
+    assert "personal_sign" not in session.wallet["calls"]  # refused before the key, the seal, the upload
+    assert page.locator("#local-cid").inner_text() == "—"
+
+    data = photo_png(48, 40)
+    page.locator("#file").set_input_files(image_file(tmp_path, "small.png", data))
+    page.get_by_role("button", name="Upload and register").click()
+    expect(page.locator("#result-status")).to_have_attribute("data-status", "classified", timeout=ORACLE_WAIT)
+    page.get_by_role("button", name="Sign in and read the result").click()
+    expect(page.locator("#verified")).to_have_attribute("data-verified", "true")
+    cid = page.locator("#local-cid").inner_text()
+    with jobs(page_stack) as db:
+        (stored,) = db.execute(
+            "SELECT document FROM jobs WHERE image_id = ?", (image_id_for(dev_account(PATIENT).address, cid),)
+        ).fetchone()
+    document = json.loads(stored)
+    assert document["task"] == "super-resolution"
+    expect(page.locator("#sr-figure")).to_have_attribute("data-sha256", document["outputs"]["image_sha256"])
+    expect(page.locator("#classification-body")).to_be_hidden()
+    output = page.locator("#sr-compare img.compare-output")
+    assert output.evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])") == [
+        192,
+        160,
+    ]
+    slider = page.get_by_label("Compare: your image on the left, the 4\u00d7 image on the right")
+    slider.fill("20")
+    assert page.locator("#sr-compare img.compare-input").evaluate("img => img.style.clipPath") == (
+        "inset(0px 80% 0px 0px)"
+    )
+    expect(page.locator("#sr-caption")).to_contain_text("48\u00d740 → 192\u00d7160")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the 4\u00d7 image").click()
+    saved = Path(download.value.path()).read_bytes()
+    assert hashlib.sha256(saved).hexdigest() == document["outputs"]["image_sha256"]
+    with Image.open(io.BytesIO(saved)) as image:
+        assert image.size == (192, 160)
+    shot("upscaled")

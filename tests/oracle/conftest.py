@@ -18,6 +18,7 @@ from oracle.dev.anvil import Anvil
 from oracle.dev.ipfs import IpfsNode
 from oracle.ipfs.pinata import PinataClient
 from oracle.ml.card import ModelCard
+from oracle.ml.cards import AnyCard
 from oracle.settings import Settings, Tuning
 from tests.oracle.daemon_support import Chain, Mode, Stack
 from tests.support import free_port, tiny_checkpoint
@@ -30,13 +31,19 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModelCar
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory, checkpoint: tuple[Path, ModelCard]) -> Iterator[Chain]:
+def deployed_cards(checkpoint: tuple[Path, ModelCard]) -> list[AnyCard]:
+    """The models the module's registry knows, the first its default (a module may add some)."""
+    return [checkpoint[1]]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory, deployed_cards: list[AnyCard]) -> Iterator[Chain]:
     work = tmp_path_factory.mktemp("chain")
     settings = Settings()
     oracle_key = x25519.Identity.generate()
     with Anvil("127.0.0.1", free_port(), settings.chain_id, work / "state.json", work / "anvil.log") as anvil:
         deployment = deploy_on_devnet(
-            anvil.url, work / "deployment.json", [checkpoint[1]], public_key(oracle_key)
+            anvil.url, work / "deployment.json", deployed_cards, public_key(oracle_key)
         )
         yield Chain(anvil.url, deployment, oracle_key)
 

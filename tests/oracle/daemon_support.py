@@ -49,6 +49,9 @@ class Stack:
     card: ModelCard
 
 
+DEFAULT_MODEL = b"\x00" * 32  # registerImage's "the current default model"
+
+
 async def envelope(
     stack: Stack, image: bytes, patient: int, media_type: MediaType | None = None, reply: bool = True
 ) -> bytes:
@@ -70,14 +73,17 @@ async def upload(stack: Stack, data: bytes) -> str:
     return (await stack.pinata.pin_file(data, "image.age", 1)).cid
 
 
-async def register(stack: Stack, image: bytes, patient: int) -> str:
-    """As the page does: seal, upload, then registerImage(cid, 0) signed by the patient's wallet."""
-    return await send_registration(stack, await upload(stack, await envelope(stack, image, patient)), patient)
+async def register(stack: Stack, image: bytes, patient: int, model_id: bytes = DEFAULT_MODEL) -> str:
+    """As the page does: seal, upload, then registerImage(cid, modelId) signed by the patient's wallet."""
+    cid = await upload(stack, await envelope(stack, image, patient))
+    return await send_registration(stack, cid, patient, model_id=model_id)
 
 
-async def send_registration(stack: Stack, cid: str, patient: int, fee: int = 0) -> str:
+async def send_registration(
+    stack: Stack, cid: str, patient: int, fee: int = 0, model_id: bytes = DEFAULT_MODEL
+) -> str:
     account = dev_account(patient)
-    call = stack.registry.contract.functions.registerImage(cid, b"\x00" * 32)
+    call = stack.registry.contract.functions.registerImage(cid, model_id)
     tx = await call.build_transaction(
         {
             "from": account.address,

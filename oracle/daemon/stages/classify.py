@@ -1,26 +1,30 @@
 """Classify: micro-batches of decoded images, one forward pass per model, each result written as
-a salted document into a job that still waits for exactly that image (compare-and-set)."""
+a salted document into a job that still waits for exactly that image (compare-and-set). A
+super-resolution model's images take the image-to-image path of upscale.py."""
 
 import asyncio
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from oracle.chain.reasons import FailureReason
 from oracle.crypto.envelope import Binding, seal
 from oracle.daemon.core import Core, gather_batch
 from oracle.daemon.ports import Pinner
 from oracle.daemon.stages.fetch import Decoded
+from oracle.daemon.stages.upscale import Upscaling
 from oracle.daemon.writes import Classified
 from oracle.document import UNCALIBRATED, ResultDocument, new_salt
 from oracle.errors import HistochainError
 from oracle.ipfs.errors import PinningError
 from oracle.ml.catalog import ModelCatalog
+from oracle.ml.names import SUPER_RESOLUTION_TASK
 from oracle.store.models import Job, JobState
 
 if TYPE_CHECKING:
     from oracle.ml.inference import Predictor
+    from oracle.ml.sr.infer import Upscaler
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ class ClassifyStage:
         self.core, self.catalog, self.oracle_address, self.pinner = core, catalog, oracle_address, pinner
         # Inference gets a thread of its own: in the shared pool it would queue behind decoding.
         self.inference = ThreadPoolExecutor(1, thread_name_prefix="classify")
+        self.upscaling = Upscaling(core, self.inference, oracle_address, pinner)
 
     async def loop(self, stop: asyncio.Event) -> None:
         queue, tuning = self.core.lanes.classify, self.core.tuning
@@ -71,17 +76,34 @@ class ClassifyStage:
                 await core.later(core.lanes.fetch, again, "classify", exc)
 
     async def _classify(self, model_id: str, items: list[tuple[Job, Decoded]]) -> None:
+        """Routes by the model's task; either way, results are written compare-and-set, then sent."""
         core = self.core
         try:
             loop = asyncio.get_running_loop()
-            predictor = await loop.run_in_executor(self.inference, self.catalog.predictor, model_id)
-            assessment = await loop.run_in_executor(
-                self.inference, predictor.assess, [d.image for _, d in items]
-            )
+            model = await loop.run_in_executor(self.inference, self.catalog.model, model_id)
+            if self.catalog.card(model_id).task == SUPER_RESOLUTION_TASK:
+                classified = await self.upscaling.results(model_id, cast("Upscaler", model), items)
+            else:
+                classified = await self._classifications(model_id, cast("Predictor", model), items)
         except (HistochainError, RuntimeError) as exc:
+            if isinstance(exc, PinningError):
+                raise  # the pinning service's trouble, not the model's: tried again
             for job, _ in items:
                 await core.fail(job, FailureReason.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
             return
+        written = await core.jobs.classified(classified)
+        core.metrics.stale_writes.labels("classified").inc(len(classified) - len(written))
+        for image_id in written:
+            core.forget(image_id)
+            core.lanes.submit.put(image_id)
+
+    async def _classifications(
+        self, model_id: str, predictor: "Predictor", items: list[tuple[Job, Decoded]]
+    ) -> list[Classified]:
+        core = self.core
+        assessment = await asyncio.get_running_loop().run_in_executor(
+            self.inference, predictor.assess, [d.image for _, d in items]
+        )
         card, deployment = predictor.card, core.chain.deployment
         kept = []
         for (job, decoded), p, refused in zip(items, assessment.p, assessment.refused, strict=True):
@@ -121,11 +143,7 @@ class ClassifyStage:
                     result_hash="0x" + document.result_hash.hex(),
                 )
             )
-        written = await core.jobs.classified(classified)
-        core.metrics.stale_writes.labels("classified").inc(len(classified) - len(written))
-        for image_id in written:
-            core.forget(image_id)
-            core.lanes.submit.put(image_id)
+        return classified
 
     async def _explain(
         self, predictor: "Predictor", job: Job, decoded: Decoded, positive: bool

@@ -19,7 +19,7 @@ from oracle.crypto.envelope import EnvelopeError
 from oracle.daemon.core import Core
 from oracle.daemon.ports import Fetcher, Opener, WorkQueue
 from oracle.daemon.sandbox import Strike
-from oracle.imaging import ImageRejected
+from oracle.imaging import ImageRejected, InputPolicy
 from oracle.ipfs.errors import IpfsError
 from oracle.ipfs.fetch import Attempt
 from oracle.store.models import Job, JobState
@@ -43,9 +43,10 @@ class Decoded:
 
 class FetchStage:
     def __init__(
-        self, core: Core, fetcher: Fetcher, opener: Opener, has_model: Callable[[str], bool]
+        self, core: Core, fetcher: Fetcher, opener: Opener, policy: Callable[[str, int], InputPolicy | None]
     ) -> None:
-        self.core, self.fetcher, self.opener, self.has_model = core, fetcher, opener, has_model
+        """`policy(model_id, max_pixels)`: what that model accepts, None for a model not here."""
+        self.core, self.fetcher, self.opener, self.policy = core, fetcher, opener, policy
         self.inflight: Counter[str] = Counter()  # owner: fetches under way
         self.parked: dict[str, deque[str]] = {}  # owner: images waiting for the owner's share
 
@@ -81,7 +82,8 @@ class FetchStage:
         core, tuning = self.core, self.core.tuning
         if not await self._still_pending(job):
             return
-        if not self.has_model(job.model_id):
+        policy = self.policy(job.model_id, tuning.max_image_pixels)
+        if policy is None:
             await core.fail(job, FailureReason.MODEL_UNAVAILABLE, f"no checkpoint for model {job.model_id}")
             return
         try:
@@ -106,7 +108,7 @@ class FetchStage:
                 deployment.chain_id,
                 deployment.address,
                 tuning.accept_plaintext,
-                tuning.max_image_pixels,
+                policy,
             )
         except (EnvelopeError, ImageRejected) as exc:
             await core.fail(job, exc.reason, str(exc))

@@ -16,7 +16,7 @@ from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.reasons import FailureReason
 from oracle.crypto.envelope import EnvelopeError, WrongBinding, seal_image
 from oracle.daemon.sandbox import Sandbox, Strike
-from oracle.imaging import ImageRejected, ImageTooLarge
+from oracle.imaging import ImageRejected, ImageTooLarge, InputPolicy
 from oracle.ipfs.cid import raw_cid
 from oracle.ipfs.errors import ContentMismatch, WrongAnswer
 from tests.oracle.daemon import sandboxed
@@ -43,7 +43,7 @@ async def test_verified_and_opened_in_a_worker(sandbox: Sandbox) -> None:
     envelope = seal_image(image, OWNER, 1, REGISTRY, [str(KEY.to_public())])
     cid = raw_cid(envelope)
     data = await sandbox.verify(cid, True, envelope, 1 << 20)
-    opened = await sandbox.open(data, OWNER, 1, REGISTRY, False, 1_000_000)
+    opened = await sandbox.open(data, OWNER, 1, REGISTRY, False, InputPolicy(1_000_000))
     assert opened.pixels.shape == (30, 40, 3)
     assert (opened.pixels[0, 0] == (120, 60, 200)).all()
     assert opened.content_sha256 == hashlib.sha256(image).hexdigest()
@@ -57,15 +57,17 @@ async def test_verdicts_cross_the_process_boundary_typed(sandbox: Sandbox) -> No
         await sandbox.verify(raw_cid(b"x"), False, b"\x00not a car", 1 << 20)
     envelope = seal_image(image, OWNER, 1, REGISTRY, [str(KEY.to_public())])
     with pytest.raises(WrongBinding) as refused:
-        await sandbox.open(envelope, dev_account(3).address, 1, REGISTRY, False, 1_000_000)
+        await sandbox.open(envelope, dev_account(3).address, 1, REGISTRY, False, InputPolicy(1_000_000))
     assert refused.value.reason is FailureReason.WRONG_BINDING
     with pytest.raises(EnvelopeError, match="plaintext"):
-        await sandbox.open(image, OWNER, 1, REGISTRY, False, 1_000_000)
+        await sandbox.open(image, OWNER, 1, REGISTRY, False, InputPolicy(1_000_000))
     with pytest.raises(ImageRejected) as rejected:
-        await sandbox.open(b"\x89PNG\r\n\x1a\n" + bytes(100), OWNER, 1, REGISTRY, True, 1_000_000)
+        await sandbox.open(
+            b"\x89PNG\r\n\x1a\n" + bytes(100), OWNER, 1, REGISTRY, True, InputPolicy(1_000_000)
+        )
     assert rejected.value.reason is FailureReason.UNSUPPORTED_IMAGE
     with pytest.raises(ImageTooLarge):
-        await sandbox.open(png(), OWNER, 1, REGISTRY, True, 100)
+        await sandbox.open(png(), OWNER, 1, REGISTRY, True, InputPolicy(100))
 
 
 async def test_a_task_past_its_deadline_is_killed_and_the_pool_goes_on(sandbox: Sandbox) -> None:

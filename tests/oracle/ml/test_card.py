@@ -29,6 +29,7 @@ def test_model_id_is_keccak_of_the_canonical_identity() -> None:
     assert c.model_id == keccak(rfc8785.dumps(c.identity()))
     assert set(c.identity()) == {
         "schema_version",
+        "task",
         "architecture",
         "labels",
         "threshold",
@@ -37,6 +38,7 @@ def test_model_id_is_keccak_of_the_canonical_identity() -> None:
         "members",
     }
     assert c.identity()["preprocessing"]["resize"] == "pil-bilinear"
+    assert c.identity()["task"] == "classification"  # DESIGN v2: the task kind is committed to
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,134 @@
+"""Super-resolution on real parts (anvil, the local IPFS node, the daemon): an encrypted LR image
+registered with the SR model comes back as a 4x image sealed to its owner alone, named by CID and
+sha256 in a document whose hash is on chain; inputs past the card's limits, and envelopes that
+name no key to seal the output to, end in their reasons."""
+
+import asyncio
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pyrage import x25519
+
+from oracle.chain.anvil_accounts import dev_account
+from oracle.chain.reasons import FailureReason
+from oracle.chain.registry import Status
+from oracle.crypto.envelope import EnvelopeError, open_envelope
+from oracle.daemon.app import run_daemon
+from oracle.dev.anvil import dev_patient_identity
+from oracle.dev.ipfs import IpfsNode
+from oracle.document import verify
+from oracle.ml.card import ModelCard
+from oracle.ml.cards import AnyCard
+from oracle.ml.sr.card import SrCard
+from oracle.ml.sr.data import bundled, load_rgb
+from tests.oracle.daemon_support import (
+    Stack,
+    envelope,
+    register,
+    send_registration,
+    until_jobs_settled,
+    until_settled,
+    upload,
+)
+from tests.oracle.test_confidential import PATIENT, failure_reasons, gateway_bytes, settled_document
+from tests.support import tiny_sr_checkpoint
+
+OTHER_PATIENT = 3
+
+
+@pytest.fixture(scope="module")
+def sr_card(checkpoint: tuple[Path, ModelCard]) -> SrCard:
+    return tiny_sr_checkpoint(checkpoint[0])  # beside the classifier: one catalog serves both
+
+
+@pytest.fixture(scope="module")
+def deployed_cards(checkpoint: tuple[Path, ModelCard], sr_card: SrCard) -> list[AnyCard]:
+    return [checkpoint[1], sr_card]
+
+
+def lr_png(width: int, height: int) -> bytes:
+    """A real photograph at `width` x `height`, as PNG."""
+    photo = Image.fromarray(load_rgb(bundled(["coffee.png"])[0]))
+    buffer = io.BytesIO()
+    photo.resize((width, height), Image.Resampling.BICUBIC).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def test_an_encrypted_lr_image_comes_back_4x_larger_sealed_to_its_owner_alone(
+    stack: Stack, ipfs_node: IpfsNode, sr_card: SrCard
+) -> None:
+    image = lr_png(60, 44)
+    image_id, document = await settled_document(
+        stack, stack.settings, lambda: register(stack, image, PATIENT, sr_card.model_id)
+    )
+    record = await stack.registry.image(image_id)
+    assert record.status == Status.CLASSIFIED
+    assert verify(document, bytes.fromhex(record.result_hash.removeprefix("0x")))
+    assert document["task"] == "super-resolution"
+    assert document["model_id"] == "0x" + sr_card.model_id.hex()
+    assert "label" not in document
+    assert "probabilities" not in document
+    assert document["content_sha256"] == hashlib.sha256(image).hexdigest()
+    measures = document["measures"]
+    assert (measures["input_width"], measures["input_height"]) == (60, 44)
+    assert (measures["output_width"], measures["output_height"]) == (240, 176)
+    sealed = await gateway_bytes(ipfs_node, document["outputs"]["image"])
+    deployment = stack.deployment
+    owner_key = dev_patient_identity(PATIENT, deployment.chain_id, deployment.address)
+    opened = open_envelope(sealed, [owner_key])
+    assert hashlib.sha256(opened.image).hexdigest() == document["outputs"]["image_sha256"]
+    assert opened.binding.owner == dev_account(PATIENT).address.lower()
+    assert opened.binding.media_type == "image/png"
+    with Image.open(io.BytesIO(opened.image)) as output:
+        assert (output.mode, output.size) == ("RGB", (240, 176))
+    assert stack.settings.oracle_age_key is not None
+    strangers = [
+        x25519.Identity.from_str(stack.settings.oracle_age_key.get_secret_value()),
+        dev_patient_identity(OTHER_PATIENT, deployment.chain_id, deployment.address),
+    ]
+    for stranger in strangers:
+        with pytest.raises(EnvelopeError):
+            open_envelope(sealed, [stranger])
+
+
+async def test_inputs_past_the_cards_limits_and_envelopes_without_the_owners_key_fail_with_reasons(
+    stack: Stack, sr_card: SrCard
+) -> None:
+    """A classifier would read a reduced copy of a large image; an SR model reads every pixel, so
+    its card's limits refuse what would cost too much (pixels, or a side), before any inference."""
+    side = int(sr_card.input.max_pixels**0.5) + 1
+    model = sr_card.model_id
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(stack.settings, stop))
+    try:
+        too_many = await register(stack, lr_png(side, side), PATIENT, model)
+        too_long = await register(stack, lr_png(sr_card.input.max_side + 1, 2), PATIENT, model)
+        sealed = await envelope(stack, lr_png(32, 32), PATIENT, reply=False)
+        no_key = await send_registration(stack, await upload(stack, sealed), PATIENT, model_id=model)
+        ids = [too_many, too_long, no_key]
+        await until_settled(stack, ids)
+        await until_jobs_settled([stack.settings], ids)
+    finally:
+        stop.set()
+        await daemon
+    reasons = await failure_reasons(stack)
+    assert [reasons[i] for i in ids] == [
+        FailureReason.TOO_LARGE,
+        FailureReason.TOO_LARGE,
+        FailureReason.WRONG_BINDING,
+    ]
+
+
+def test_the_same_picture_goes_to_the_classifier_through_the_tissue_gate_only() -> None:
+    """The input gate is the classifier's: a photograph is no tissue, but any picture may be upscaled."""
+    from oracle.ml.cards import input_policy
+
+    classifier = input_policy(ModelCard.model_construct(task="classification"), 10**6)
+    upscaler = input_policy(SrCard.model_construct(), 10**6)
+    assert classifier.tissue
+    assert classifier.refuse_side is None
+    assert not upscaler.tissue
+    assert upscaler.max_pixels == min(10**6, SrCard.model_fields["input"].default.max_pixels)
