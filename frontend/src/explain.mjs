@@ -2,17 +2,11 @@
 // to the owner's key, oracle/ml/gradcam.py), why an image was refused as not tissue (the input
 // gate's words, from the query API), and the model card (/v1/models).
 import { ApiError } from "./api.mjs";
-import { openEnvelope } from "./envelope.mjs";
-import { sha256Hex } from "./verify.mjs";
+import { openOutput } from "./verify.mjs";
 
-/** The map's PNG from its envelope, checked: sealed to this owner, and the bytes the signed
- *  document names (a swapped or altered map is refused, not shown). */
-export async function openHeatMap(envelope, identity, owner, expectedSha256) {
-  const { binding, image } = await openEnvelope(envelope, identity);
-  if (binding.owner !== owner.toLowerCase()) throw new Error("the heat map is bound to another account");
-  if (binding.media_type !== "image/png") throw new Error("the heat map is not a PNG");
-  if ((await sha256Hex(image)) !== expectedSha256) throw new Error("the heat map is not the one the result names");
-  return image;
+/** The map's PNG from its envelope, checked against the signed document (verify.mjs). */
+export function openHeatMap(envelope, identity, owner, expectedSha256) {
+  return openOutput(envelope, identity, owner, expectedSha256, "heat map");
 }
 
 /** A canvas: the image, and over it the map from transparent (no evidence) through yellow to red. */
@@ -77,6 +71,16 @@ export function renderCard(element, card) {
   item(element, "Intended use", card.intended_use);
   item(element, "Not for", card.out_of_scope.join("; "));
   item(element, "Trained on", card.provenance);
+  const sr = card.metrics;
+  if (sr?.psnr_y !== undefined) {
+    const images = card.data?.held_out?.length ?? "the";
+    item(
+      element,
+      `Held-out photographs (${images})`,
+      `Y-PSNR ${sr.psnr_y.toFixed(2)} dB, SSIM ${sr.ssim_y.toFixed(3)}; bicubic ${sr.bicubic_psnr_y.toFixed(2)} dB, ${sr.bicubic_ssim_y.toFixed(3)}`,
+    );
+    return;
+  }
   const patients = card.evaluation?.patient_level;
   if (patients) {
     item(

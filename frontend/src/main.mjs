@@ -7,6 +7,7 @@ import { explain } from "./errors.mjs";
 import { openHeatMap, overlay, refusalWords, renderCard } from "./explain.mjs";
 import { PatientKey } from "./patient.mjs";
 import { FAILURE_REASONS, NOT_TISSUE, Registry, STATUS_NAMES, Status, imageIdOf } from "./registry.mjs";
+import { SUPER_RESOLUTION, compareSlider, describeUpscaled, modelOptions, openUpscaled, sizeProblem } from "./superres.mjs";
 import { UploadError, formatBytes, localCid, pin, readImage } from "./upload.mjs";
 import { matchesChain, sha256Hex } from "./verify.mjs";
 import { Wallet, discoverWallets } from "./wallet.mjs";
@@ -165,18 +166,20 @@ async function switchNetwork() {
 
 async function loadChainData() {
   try {
-    const [models, fee, kept] = await Promise.all([
+    const [models, fee, kept, described] = await Promise.all([
       state.registry.models(),
       state.registry.fee(),
       state.registry.failureFee(),
+      state.api.models().then((answer) => answer.models, () => []), // tasks and cards; the chain has the rest
     ]);
+    state.described = new Map(described.map((m) => [m.model_id.toLowerCase(), m]));
     state.fee = fee;
     $("fee").textContent =
       fee === 0n
         ? "free on this chain"
         : `${formatEther(fee)} ETH; if the oracle cannot read your image, ${formatEther(fee - kept)} ETH of it comes back`;
     const select = $("model");
-    select.replaceChildren(...models.map((m) => new Option(m.isDefault ? `${m.name} (default)` : m.name, m.modelId)));
+    select.replaceChildren(...modelOptions(models, state.described));
     select.disabled = models.length === 0;
     if (models.length === 0) say("No active model is registered on chain yet.");
     await refreshMine();
@@ -316,6 +319,12 @@ async function uploadAndRegister() {
       return;
     }
     const apiUrl = provider === "pinata" && state.config.ipfs.provider !== "pinata" ? PINATA_API : state.config.ipfs.apiUrl;
+    const tooLarge = await sizeForModel(file);
+    if (tooLarge) {
+      step("check", "failed", "too large for this model");
+      say(tooLarge, { action: () => $("file").click(), label: "Choose another file" });
+      return;
+    }
 
     step("key", "active", "sign the message in your wallet: no gas, nothing is sent");
     const key = await ensureKey();
@@ -361,6 +370,23 @@ async function uploadAndRegister() {
   }
 }
 
+/** Why the chosen model would refuse this image's size (a super-resolution model reads every
+ *  pixel, so its card limits them), said before anything is uploaded; "" when it would not. An
+ *  image this browser cannot decode is left to the oracle's verdict. */
+async function sizeForModel(file) {
+  const model = state.described?.get($("model").value.toLowerCase());
+  if (model?.task !== SUPER_RESOLUTION) return "";
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(new Blob([file.bytes], { type: file.mediaType }));
+  } catch {
+    return "";
+  }
+  const problem = sizeProblem(model, bitmap.width, bitmap.height);
+  bitmap.close();
+  return problem;
+}
+
 /** The file sealed for this account, to every oracle key on chain and the patient's own; kept, so a
  *  retry sends the same envelope (the same CID) instead of a new one. */
 async function sealFor(file, key) {
@@ -378,7 +404,7 @@ async function sealFor(file, key) {
     chainId: config.chain.id,
     registry: config.registry.address,
     mediaType: file.mediaType,
-    replyTo: key.recipient, // what the oracle makes from the image (the heat map) is sealed to it
+    replyTo: key.recipient, // what the oracle makes from the image (heat map, 4x image) is sealed to it
   };
   const envelope = await seal(file.bytes, binding, [...keys.map(recipientOfKey), key.recipient]);
   if (envelope.length > config.maxUploadBytes) {
@@ -416,6 +442,7 @@ async function follow(imageId, cid) {
   $("result-why").hidden = true;
   $("see-why").hidden = true;
   $("heat-figure").hidden = true;
+  $("sr-figure").hidden = true;
   $("card-details").hidden = true;
   $("cancel").hidden = true;
   for (const id of ["result-model", "result-oracle", "result-registered", "result-answered", "result-registration-tx", "result-tx", "result-hash"]) {
@@ -479,12 +506,16 @@ async function readResult() {
   try {
     const [served, record] = await Promise.all([state.api.document(imageId), state.registry.image(imageId)]);
     const doc = served.document;
-    const malignant = doc.probabilities.malignant ?? Math.max(...Object.values(doc.probabilities));
+    const upscaled = doc.task === SUPER_RESOLUTION;
     $("result-body").hidden = false;
-    $("result-label").textContent = doc.label;
-    $("result-probability").value = malignant;
-    $("result-probability-text").textContent = `${(malignant * 100).toFixed(1)} % (threshold ${doc.threshold})`;
-    $("result-calibration").textContent = `Probability: ${doc.calibration}.`;
+    $("classification-body").hidden = upscaled;
+    if (!upscaled) {
+      const malignant = doc.probabilities.malignant ?? Math.max(...Object.values(doc.probabilities));
+      $("result-label").textContent = doc.label;
+      $("result-probability").value = malignant;
+      $("result-probability-text").textContent = `${(malignant * 100).toFixed(1)} % (threshold ${doc.threshold})`;
+      $("result-calibration").textContent = `Probability: ${doc.calibration}.`;
+    }
     $("result-model").textContent = doc.model_name;
     $("result-oracle").textContent = doc.oracle;
     const ok = matchesChain(doc, record.resultHash);
@@ -493,7 +524,11 @@ async function readResult() {
       ? "✓ Verified: this document hashes to the result hash on chain."
       : "✗ Not verified: this document does NOT hash to the result hash on chain. Do not trust it.";
     $("read-result").hidden = true;
-    await Promise.all([showModelCard(doc.model_id), ok && doc.outputs?.grad_cam ? showHeatMap(doc) : null]);
+    await Promise.all([
+      showModelCard(doc.model_id),
+      ok && upscaled ? showUpscaled(doc) : null,
+      ok && !upscaled && doc.outputs?.grad_cam ? showHeatMap(doc) : null,
+    ]);
   } catch (err) {
     fail(err);
   }
@@ -533,6 +568,25 @@ async function showHeatMap(doc) {
   $("heat-canvas").replaceChildren(await overlay(blob, heat));
   $("heat-figure").dataset.sha256 = doc.outputs.grad_cam_sha256;
   $("heat-figure").hidden = false;
+}
+
+/** The 4x image the oracle sealed to the owner, opened and checked here, beside the input. */
+async function showUpscaled(doc) {
+  const key = await ensureKey();
+  const [picture, sealed] = await Promise.all([
+    fetchEnvelope(state.shown.cid).then((envelope) => openEnvelope(envelope, key.identity)),
+    fetchEnvelope(doc.outputs.image),
+  ]);
+  const output = await openUpscaled(sealed, key.identity, state.wallet.account, doc);
+  const inputUrl = URL.createObjectURL(new Blob([picture.image], { type: picture.binding.media_type }));
+  const outputUrl = URL.createObjectURL(new Blob([output], { type: "image/png" }));
+  const { output_width: width, output_height: height } = doc.measures;
+  $("sr-compare").replaceChildren(compareSlider(inputUrl, outputUrl, width, height));
+  $("sr-caption").textContent = describeUpscaled(doc, state.described?.get(doc.model_id.toLowerCase()));
+  $("sr-download").href = outputUrl;
+  $("sr-download").download = `histochain-${state.shown.cid.slice(-10)}-x4.png`;
+  $("sr-figure").dataset.sha256 = doc.outputs.image_sha256;
+  $("sr-figure").hidden = false;
 }
 
 async function cancelRequest() {
