@@ -89,6 +89,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "HISTOCHAIN_DEV_TRAIN_IMAGES_PER_PATIENT": "2",
         "HISTOCHAIN_DEV_TRAIN_EPOCHS": "2",
         "HISTOCHAIN_DEV_TRAIN_IMAGE_SIZE": "32",
+        "HISTOCHAIN_DEV_SR_STEPS": "4",
     }
 
 
@@ -133,6 +134,8 @@ def test_dev_up_runs_the_demo_serves_the_page_and_restarts_what_dies(
     assert f"page      {page_url}" in output
     assert f"registry  {deployment['address']}  (deployed now)" in output
     assert "(trained now)" in output
+    sr_model = next(m for m in deployment["models"] if m["name"] == "srresnet-demo")
+    assert f"srresnet-demo {sr_model['model_id']}  (super-resolution 4x)" in output
     assert "SYNTHETIC" in output
     assert dev_account(2).address in output
     assert any(line.startswith(" anvil | ") for line in up.lines[:summary])

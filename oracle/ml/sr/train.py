@@ -8,6 +8,7 @@ Seeded; bf16 autocast where the CPU or GPU has it; a progress bar; resumable fro
 every `save_every` steps and at the end (a later run with more --steps continues)."""
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -93,22 +94,87 @@ class Perceptual(nn.Module):
         return out
 
 
+@dataclass
+class Nets:
+    """What a run trains: the generator, and for SRGAN the discriminator and the frozen features."""
+
+    generator: SRResNet
+    opt_g: torch.optim.Adam
+    discriminator: Discriminator | None = None
+    opt_d: torch.optim.Adam | None = None
+    perceptual: Perceptual | None = None
+
+    def optimizers(self) -> list[torch.optim.Adam]:
+        return [self.opt_g] if self.opt_d is None else [self.opt_g, self.opt_d]
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "discriminator": self.discriminator.state_dict() if self.discriminator else None,
+            "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        if self.discriminator and self.opt_d:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.opt_d.load_state_dict(state["opt_d"])
+
+
+def _nets(config: SrTrainConfig, device: torch.device) -> Nets:
+    if config.model == "srgan" and config.init is None:
+        raise SrTrainingError("SRGAN starts from a trained SRResNet: give --init <checkpoint>")
+    generator = SRResNet().to(device)
+    if config.init is not None:
+        generator.load_state_dict(checkpoint.load(config.init, device)[1].state_dict())
+    nets = Nets(generator, torch.optim.Adam(generator.parameters(), config.lr, betas=(0.9, 0.999)))
+    if config.model == "srgan":
+        nets.discriminator = Discriminator().to(device)
+        nets.opt_d = torch.optim.Adam(nets.discriminator.parameters(), config.lr, betas=(0.9, 0.999))
+        nets.perceptual = Perceptual().to(device)
+    return nets
+
+
+def _update(
+    nets: Nets, lr_batch: torch.Tensor, hr_batch: torch.Tensor, config: SrTrainConfig, bf16: bool
+) -> dict[str, float]:
+    """One step: SRResNet's MSE, or SRGAN's discriminator step then its generator step."""
+    autocast = torch.autocast(lr_batch.device.type, dtype=torch.bfloat16, enabled=bf16)
+    with autocast:
+        sr = nets.generator(lr_batch)
+    logs: dict[str, float] = {}
+    if nets.discriminator is None or nets.opt_d is None or nets.perceptual is None:
+        loss = F.mse_loss(sr.float(), hr_batch)
+        logs["mse"] = loss.item()
+    else:
+        with autocast:
+            real, fake = nets.discriminator(hr_batch).float(), nets.discriminator(sr.detach()).float()
+        ones, zeros = torch.ones_like(real), torch.zeros_like(real)
+        loss_d = F.binary_cross_entropy_with_logits(real, ones) + F.binary_cross_entropy_with_logits(
+            fake, zeros
+        )
+        nets.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()  # type: ignore[no-untyped-call]
+        nets.opt_d.step()
+        with autocast:
+            content = F.mse_loss(nets.perceptual(sr).float(), nets.perceptual(hr_batch).float())
+            fooled = nets.discriminator(sr).float()
+        adversarial = F.binary_cross_entropy_with_logits(fooled, ones)
+        loss = content + config.adversarial_weight * adversarial
+        logs |= {"content": content.item(), "adversarial": adversarial.item(), "d": loss_d.item()}
+    nets.opt_g.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]
+    nets.opt_g.step()
+    return logs
+
+
 def train(config: SrTrainConfig, resume: bool = True) -> SrCard:
     device = resolve_device(config.device)
     bf16 = _use_bf16(device, config.bf16)
     torch.manual_seed(config.seed)
-    generator = SRResNet().to(device)
-    if config.model == "srgan":
-        if config.init is None:
-            raise SrTrainingError("SRGAN starts from a trained SRResNet: give --init <checkpoint>")
-        generator.load_state_dict(checkpoint.load(config.init, device)[1].state_dict())
-    elif config.init is not None:
-        generator.load_state_dict(checkpoint.load(config.init, device)[1].state_dict())
-    discriminator = Discriminator().to(device) if config.model == "srgan" else None
-    perceptual = Perceptual().to(device) if config.model == "srgan" else None
-    opt_g = torch.optim.Adam(generator.parameters(), config.lr, betas=(0.9, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), config.lr) if discriminator else None
-
+    nets = _nets(config, device)
     photos = data.bundled(data.TRAINING)
     images = [data.load_rgb(p) for p in photos] + data.synthetic(config.synthetic, config.seed)
     share = config.synthetic_share if config.synthetic else 0.0
@@ -125,84 +191,49 @@ def train(config: SrTrainConfig, resume: bool = True) -> SrCard:
     state_path = config.out / STATE_FILE
     step, seconds, history = 0, 0.0, []
     if resume and state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=False)
+        state = torch.load(state_path, map_location=device, weights_only=True)
         if state["config"] != config.identity():
             raise SrTrainingError(
                 f"{state_path} was saved by another configuration; use --no-resume or another --out"
             )
-        generator.load_state_dict(state["generator"])
-        opt_g.load_state_dict(state["opt_g"])
-        if discriminator and opt_d:
-            discriminator.load_state_dict(state["discriminator"])
-            opt_d.load_state_dict(state["opt_d"])
+        nets.restore(state)
         sampler.restore(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         step, seconds, history = state["step"], state["seconds"], state["history"]
 
-    def save_state() -> None:
-        config.out.mkdir(parents=True, exist_ok=True)
-        state = {
-            "config": config.identity(),
-            "generator": generator.state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "discriminator": discriminator.state_dict() if discriminator else None,
-            "opt_d": opt_d.state_dict() if opt_d else None,
-            "sampler": sampler.state(),
-            "torch_rng": torch.get_rng_state(),
-            "step": step,
-            "seconds": seconds,
-            "history": history,
-        }
-        torch.save(state, state_path.with_suffix(".tmp"))
-        state_path.with_suffix(".tmp").replace(state_path)
-
     decay = config.decay_step()
     bar = tqdm(total=config.steps, initial=step, desc=config.model, disable=not config.progress, unit="step")
-    generator.train()
+    nets.generator.train()
     started = time.monotonic()
     while step < config.steps:
         lr_now = config.lr * (0.1 if decay is not None and step >= decay else 1.0)
-        for opt in (opt_g, opt_d):
-            for group in opt.param_groups if opt else []:
+        for optimizer in nets.optimizers():
+            for group in optimizer.param_groups:
                 group["lr"] = lr_now
         lr_batch, hr_batch = (torch.from_numpy(a).to(device) for a in sampler.batch(config.batch_size))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            sr = generator(lr_batch)
-        logs: dict[str, float] = {}
-        if discriminator is None or perceptual is None or opt_d is None:
-            loss = F.mse_loss(sr.float(), hr_batch)
-            logs["mse"] = loss.item()
-        else:
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                real, fake = discriminator(hr_batch), discriminator(sr.detach())
-            ones, zeros = torch.ones_like(real.float()), torch.zeros_like(real.float())
-            loss_d = F.binary_cross_entropy_with_logits(
-                real.float(), ones
-            ) + F.binary_cross_entropy_with_logits(fake.float(), zeros)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()  # type: ignore[no-untyped-call]
-            opt_d.step()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                content = F.mse_loss(perceptual(sr).float(), perceptual(hr_batch).float())
-                fooled = discriminator(sr).float()
-            adversarial = F.binary_cross_entropy_with_logits(fooled, ones)
-            loss = content + config.adversarial_weight * adversarial
-            logs |= {"content": content.item(), "adversarial": adversarial.item(), "d": loss_d.item()}
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        opt_g.step()
+        logs = _update(nets, lr_batch, hr_batch, config, bf16)
         step += 1
         bar.update(1)
         if step % config.save_every == 0 or step == config.steps:
-            generator.eval()
+            nets.generator.eval()
             with torch.inference_mode():
-                logs["probe_psnr"] = float(batch_psnr(generator(probe[0]), probe[1], SCALE).mean())
-            generator.train()
+                logs["probe_psnr"] = float(batch_psnr(nets.generator(probe[0]), probe[1], SCALE).mean())
+            nets.generator.train()
             seconds += time.monotonic() - started
             started = time.monotonic()
             history.append({"step": step, "lr": lr_now, **logs})
             bar.set_postfix(psnr=f"{logs['probe_psnr']:.2f}", bicubic=f"{bicubic:.2f}")
-            save_state()
+            state = nets.state() | {
+                "config": config.identity(),
+                "sampler": sampler.state(),
+                "torch_rng": torch.get_rng_state(),
+                "step": step,
+                "seconds": seconds,
+                "history": history,
+            }
+            config.out.mkdir(parents=True, exist_ok=True)
+            torch.save(state, state_path.with_suffix(".tmp"))
+            state_path.with_suffix(".tmp").replace(state_path)
     bar.close()
     seconds += time.monotonic() - started
 
@@ -213,6 +244,7 @@ def train(config: SrTrainConfig, resume: bool = True) -> SrCard:
         "data": {
             "training": [p.name for p in photos]
             + [f"{config.synthetic} synthetic H&E-like fields (700x460)"],
+            "synthetic_share": share,
             "held_out": list(data.EVALUATION),
             "source": "scikit-image's bundled photographs (in its wheel) and histochain data synth",
             "lr": f"bicubic x1/{SCALE} of random {config.crop}x{config.crop} HR crops (Pillow)",
@@ -224,7 +256,7 @@ def train(config: SrTrainConfig, resume: bool = True) -> SrCard:
             "lr": config.lr,
             "lr_decay_step": decay,
             "blocks": BLOCKS,
-            "parameters": parameter_count(generator),
+            "parameters": parameter_count(nets.generator),
             "seconds": round(seconds, 1),
             "device": str(device),
             "bf16": bf16,
@@ -233,7 +265,8 @@ def train(config: SrTrainConfig, resume: bool = True) -> SrCard:
             "history": history,
         },
     }
-    card = checkpoint.save(generator.eval(), config.out, fields)
+    generator = nets.generator.eval()
+    card = checkpoint.save(generator, config.out, fields)
     if config.evaluate:
         report = evaluate_checkpoints([config.out], data.bundled(data.EVALUATION), device)
         card = checkpoint.save(generator, config.out, fields | report.card_fields(card.name))

@@ -205,3 +205,24 @@ async def test_reads_keep_working_while_the_oracle_writes(api: str, database: Da
     _status, body = await get(f"{api}/v1/owners/{OWNER}/images", params={"limit": "100"})
     assert len(body["images"]) == 100
     assert body["next_cursor"] is not None
+
+
+async def test_a_super_resolution_model_is_served_with_its_task_limits_and_figures(api: str, tmp_path: Path):
+    from oracle.ml.sr import checkpoint as sr_checkpoint
+    from oracle.ml.sr.models import SRResNet
+
+    torch.manual_seed(0)
+    figures = {"psnr_y": 29.9, "ssim_y": 0.81, "bicubic_psnr_y": 28.6, "bicubic_ssim_y": 0.79}
+    card = sr_checkpoint.save(
+        SRResNet(), tmp_path / "models" / "sr", {"name": "sr1", "architecture": "srresnet", "metrics": figures}
+    )
+    status, body = await get(api + "/v1/models")
+    assert status == 200
+    (served,) = body["models"]
+    assert served["model_id"] == "0x" + card.model_id.hex()
+    assert served["task"] == "super-resolution"
+    assert served["input"]["scale"] == 4
+    assert served["input"]["max_pixels"] == card.input.max_pixels
+    assert "labels" not in served
+    assert served["card"]["metrics"] == figures
+    assert "Not for diagnosis" in served["card"]["intended_use"]
