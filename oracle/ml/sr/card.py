@@ -25,6 +25,11 @@ OUT_OF_SCOPE = (
 )
 
 
+# At most 512 x 512 in, 2048 x 2048 out: the output PNG (12 MiB raw at worst) stays under the
+# IPFS node's default upload cap (ipfs_max_upload_bytes, 32 MiB), so it can always be pinned.
+MAX_INPUT_PIXELS = 512 * 512
+
+
 class SrInput(BaseModel):
     """What the model takes, and how the oracle runs it. Inference is tiled: tiles of `tile` LR
     pixels with `margin` pixels of context on each side (at least the network's receptive
@@ -34,8 +39,13 @@ class SrInput(BaseModel):
 
     scale: Literal[4] = SCALE
     colour: Literal["RGB, 8 bits per channel, in [0, 1]"] = "RGB, 8 bits per channel, in [0, 1]"
-    max_pixels: int = Field(256 * 256, gt=0, description="Largest LR input the oracle accepts.")
-    max_side: int = Field(1024, gt=0, description="Longest LR side the oracle accepts.")
+    max_pixels: int = Field(
+        256 * 256,
+        gt=0,
+        le=MAX_INPUT_PIXELS,
+        description="Largest LR input the oracle accepts (its cost is linear in it).",
+    )
+    max_side: int = Field(1024, gt=0, le=4096, description="Longest LR side the oracle accepts.")
     tile: int = Field(160, ge=16)
     margin: int = Field(40, ge=0)
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from oracle.ml.names import SUPER_RESOLUTION
+from oracle.ml.sr.card import MAX_INPUT_PIXELS
 
 EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -31,7 +32,13 @@ def sr() -> None:
     help="Fraction of the steps after which lr x0.1 (SRGAN default 0.5; SRResNet none).",
 )
 @click.option("--synthetic", type=click.IntRange(min=0), default=24, show_default=True)
-@click.option("--max-pixels", type=click.IntRange(min=1), default=256 * 256, show_default=True)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1, max=MAX_INPUT_PIXELS),
+    default=256 * 256,
+    show_default=True,
+    help="Largest LR image the oracle will accept for this model.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--resume/--no-resume", default=True, show_default=True)

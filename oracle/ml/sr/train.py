@@ -23,7 +23,7 @@ from oracle.ml.inference import resolve_device
 from oracle.ml.models import efficientnet_lite0, parameter_count
 from oracle.ml.names import SR_SCALE as SCALE
 from oracle.ml.sr import checkpoint, data
-from oracle.ml.sr.card import SrCard, SrInput
+from oracle.ml.sr.card import MAX_INPUT_PIXELS, SrCard, SrInput
 from oracle.ml.sr.evaluate import evaluate_checkpoints
 from oracle.ml.sr.metrics import batch_psnr
 from oracle.ml.sr.models import BLOCKS, Discriminator, SRResNet
@@ -56,7 +56,9 @@ class SrTrainConfig(BaseModel):
     )
     seed: int = 0
     save_every: int = Field(100, ge=1)
-    max_pixels: int = Field(256 * 256, gt=0, description="Largest LR input the oracle will accept.")
+    max_pixels: int = Field(
+        256 * 256, gt=0, le=MAX_INPUT_PIXELS, description="Largest LR input the oracle will accept."
+    )
     device: str = "auto"
     bf16: bool | None = Field(None, description="bf16 autocast; None: where the hardware has it.")
     evaluate: bool = Field(True, description="Evaluate on the held-out photographs into the card.")

@@ -62,3 +62,11 @@ def test_a_card_refuses_a_tile_smaller_than_it_can_use(side: int) -> None:
     assert SrInput(tile=side).tile == side
     with pytest.raises(ValueError, match="greater than or equal"):
         SrInput(tile=8)
+
+
+def test_a_card_cannot_promise_an_output_too_large_to_pin() -> None:
+    from oracle.ml.sr.card import MAX_INPUT_PIXELS
+
+    assert SrInput(max_pixels=MAX_INPUT_PIXELS).max_pixels * 16 * 3 < 32 << 20  # the node's default cap
+    with pytest.raises(ValueError, match="less than or equal"):
+        SrInput(max_pixels=MAX_INPUT_PIXELS + 1)
