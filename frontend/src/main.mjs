@@ -472,10 +472,15 @@ async function follow(imageId, cid) {
 
 async function settled(imageId, record) {
   await refreshMine();
+  const upscaling = state.described?.get(record.modelId.toLowerCase())?.task === SUPER_RESOLUTION;
+  const verb = upscaling ? "upscale" : "classify";
   if (record.status === Status.Classified) {
     step("oracle", "done");
     step("result", "done");
-    showStatus("Classified. The result is committed on chain.", "classified");
+    showStatus(
+      upscaling ? "Done: the 4× image is ready, and its result's hash is committed on chain." : "Classified. The result is committed on chain.",
+      "classified",
+    );
     $("result-hash").textContent = record.resultHash;
     const log = await state.registry.resultLog(imageId);
     if (log) {
@@ -489,8 +494,8 @@ async function settled(imageId, record) {
     const reason = await state.registry.failureReason(imageId);
     const why = FAILURE_REASONS[reason] ?? `reason ${reason}`;
     const refund = record.feePaid > 0n ? ` The fee (${formatEther(record.feePaid)} ETH) was refunded.` : "";
-    showStatus(`The oracle could not classify this image: ${why}.${refund}`, "failed");
-    say(`The oracle could not classify this image: ${why}.`, { action: () => $("file").click(), label: "Choose another image" });
+    showStatus(`The oracle could not ${verb} this image: ${why}.${refund}`, "failed");
+    say(`The oracle could not ${verb} this image: ${why}.`, { action: () => $("file").click(), label: "Choose another image" });
     if (reason === NOT_TISSUE) {
       $("see-why").hidden = false;
       if (state.api.token()) await seeWhy();

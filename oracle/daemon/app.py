@@ -159,7 +159,8 @@ async def _classifier(
 
 
 def pinner(settings: Settings, http: "aiohttp.ClientSession") -> "PinataClient":
-    """Where explanations are pinned: Pinata where a JWT is set, else the local node."""
+    """Where what the oracle makes for owners (heat maps, upscaled images) is pinned: Pinata where a
+    JWT is set, else the local node."""
     from oracle.ipfs.pinata import PinataClient
 
     if settings.pinata_jwt:
