@@ -114,9 +114,9 @@ def ensure_demo_model(settings: Settings, echo: Echo) -> tuple[ModelCard, bool]:
 
 
 def ensure_demo_sr_model(settings: Settings, echo: Echo) -> tuple[SrCard, bool]:
-    """The demo super-resolution checkpoint: an SRResNet trained briefly (it is not yet better
-    than bicubic; its card says so), then reused. `histochain sr train` makes a real one, and any
-    checkpoint under the model directory is served."""
+    """The demo super-resolution checkpoint: an SRResNet trained briefly (its held-out figures on
+    its card), then reused. `histochain sr train` makes a real one, and any checkpoint under the
+    model directory is served."""
     from oracle.ml.sr.train import SrTrainConfig, train
 
     out = settings.models_path / DEMO_SR_MODEL
