@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from oracle.imaging import MAX_SIDE
 from oracle.jcs import commitment
 from oracle.ml.card import SHA256_HEX, ModelCardError
 from oracle.ml.names import SR_SCALE as SCALE
@@ -45,7 +46,12 @@ class SrInput(BaseModel):
         le=MAX_INPUT_PIXELS,
         description="Largest LR input the oracle accepts (its cost is linear in it).",
     )
-    max_side: int = Field(1024, gt=0, le=4096, description="Longest LR side the oracle accepts.")
+    max_side: int = Field(
+        1024,
+        gt=0,
+        le=MAX_SIDE,  # past it, decoding would reduce the image instead of refusing it
+        description="Longest LR side the oracle accepts.",
+    )
     tile: int = Field(160, ge=16)
     margin: int = Field(40, ge=0)
 

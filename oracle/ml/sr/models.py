@@ -62,11 +62,10 @@ class SRResNet(nn.Module):
             nn.Conv2d(channels, channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(channels),
         )
-        self.tail = nn.Sequential(
-            Upsample(channels), Upsample(channels), nn.Conv2d(channels, 3, 9, padding=4)
-        )
-        nn.init.zeros_(self.tail[-1].weight)
-        nn.init.zeros_(self.tail[-1].bias)
+        last = nn.Conv2d(channels, 3, 9, padding=4)
+        nn.init.zeros_(last.weight)  # the output starts as the bicubic enlargement
+        nn.init.zeros_(last.bias)  # type: ignore[arg-type]  # Conv2d's bias: typed Optional, here present
+        self.tail = nn.Sequential(Upsample(channels), Upsample(channels), last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.head(x)

@@ -214,7 +214,9 @@ async def test_a_super_resolution_model_is_served_with_its_task_limits_and_figur
     torch.manual_seed(0)
     figures = {"psnr_y": 29.9, "ssim_y": 0.81, "bicubic_psnr_y": 28.6, "bicubic_ssim_y": 0.79}
     card = sr_checkpoint.save(
-        SRResNet(), tmp_path / "models" / "sr", {"name": "sr1", "architecture": "srresnet", "metrics": figures}
+        SRResNet(),
+        tmp_path / "models" / "sr",
+        {"name": "sr1", "architecture": "srresnet", "metrics": figures},
     )
     status, body = await get(api + "/v1/models")
     assert status == 200
