@@ -63,15 +63,21 @@ class Loaded:
     distributions: list[FeatureDistribution | None]
 
 
+def verified_weights(card_file: Path, weights_file: str, sha256: str) -> Path:
+    """The weights file a card names, once its sha256 is the card's: no tensor of another is used."""
+    weights = card_file.parent / weights_file
+    if not weights.is_file():
+        raise ModelCardError(f"{weights}: weights file named by {card_file} is missing")
+    actual = sha256_file(weights)
+    if actual != sha256:
+        raise ModelCardError(f"{weights}: sha256 {actual} does not match the card's {sha256}")
+    return weights
+
+
 def load(checkpoint: Path, device: torch.device | str = "cpu") -> Loaded:
     path = card_path(checkpoint)
     card = ModelCard.load(path)
-    weights = path.parent / card.weights_file
-    if not weights.is_file():
-        raise ModelCardError(f"{weights}: weights file named by {path} is missing")
-    actual = sha256_file(weights)
-    if actual != card.weights_sha256:
-        raise ModelCardError(f"{weights}: sha256 {actual} does not match the card's {card.weights_sha256}")
+    weights = verified_weights(path, card.weights_file, card.weights_sha256)
     state = load_file(str(weights), device=str(device))
     if card.architecture != ENSEMBLE:
         module, distribution = _member(card, state, device)

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from oracle.ml.card import CARD_FILE, ModelCardError
-from oracle.ml.checkpoint import WEIGHTS_FILE, card_path, sha256_file
+from oracle.ml.checkpoint import WEIGHTS_FILE, card_path, sha256_file, verified_weights
 from oracle.ml.sr.card import SrCard
 from oracle.ml.sr.models import SRResNet
 
@@ -25,12 +25,7 @@ def save(model: SRResNet, out: Path, card_fields: dict[str, object]) -> SrCard:
 def load(checkpoint: Path, device: torch.device | str = "cpu") -> tuple[SrCard, SRResNet]:
     path = card_path(checkpoint)
     card = SrCard.load(path)
-    weights = path.parent / card.weights_file
-    if not weights.is_file():
-        raise ModelCardError(f"{weights}: weights file named by {path} is missing")
-    actual = sha256_file(weights)
-    if actual != card.weights_sha256:
-        raise ModelCardError(f"{weights}: sha256 {actual} does not match the card's {card.weights_sha256}")
+    weights = verified_weights(path, card.weights_file, card.weights_sha256)
     model = SRResNet()
     try:
         model.load_state_dict(load_file(str(weights), device=str(device)), strict=True)
