@@ -8,7 +8,7 @@ import pytest
 
 from oracle.chain.reasons import FailureReason
 from oracle.daemon.untrusted import open_image
-from oracle.imaging import DEFAULT_MAX_PIXELS, ImageRejected
+from oracle.imaging import ImageRejected, InputPolicy
 from tests.oracle.adversarial.make_corpus import CORPUS, pillow_raises
 
 MANIFEST = json.loads((CORPUS / "MANIFEST.json").read_text())
@@ -24,7 +24,7 @@ def test_the_manifest_names_every_file_and_only_those() -> None:
 def test_each_poison_ends_in_its_verdict(name: str) -> None:
     data = (CORPUS / name).read_bytes()
     with pytest.raises(ImageRejected) as rejected:
-        open_image(data, "0x" + "11" * 20, *ANVIL, True, DEFAULT_MAX_PIXELS)
+        open_image(data, "0x" + "11" * 20, *ANVIL, True, InputPolicy())
     assert rejected.value.reason == FailureReason[MANIFEST[name]["reason"]]
 
 
