@@ -7,18 +7,17 @@ names a record only together with an owner: the signed-in reader's own.
 """
 
 import json
-import re
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
-from oracle.api import auth
+from oracle.api import auth, sharing
+from oracle.api.bodies import json_body
+from oracle.api.context import AUTH, CONFIG, DB, LIMITER, ApiConfig, RateLimiter
 from oracle.api.errors import ApiError, Handler, json_errors
+from oracle.api.records import IMAGE_ID, page_of_jobs, public
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import image_id_for
 from oracle.ipfs import cid as cids
@@ -30,44 +29,8 @@ from oracle.store.db import Database
 from oracle.store.models import Job, JobState, Outcome
 
 OPENAPI = Path(__file__).with_name("openapi.json")
-IMAGE_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
 MAX_BODY = 64 * 1024
-PAGE_LIMIT = 100
-MAX_BLOCK = 2**63 - 1  # SQLite's INTEGER
-
-
-@dataclass
-class ApiConfig:
-    cors_origins: tuple[str, ...] = ("*",)
-    rate_per_second: float = 20.0
-    rate_burst: int = 60
-    model_dir: Path | None = None
-
-
-@dataclass
-class RateLimiter:
-    """A token bucket per client key (IP address, or the authenticated address)."""
-
-    rate: float
-    burst: int
-    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-    def allow(self, key: str) -> float:
-        """0 when allowed, else the seconds until a token is available."""
-        now = time.monotonic()
-        tokens, last = self.buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        if tokens < 1:
-            self.buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
-        self.buckets[key] = (tokens - 1, now)
-        return 0.0
-
-
-DB = web.AppKey("db", Database)
-CONFIG = web.AppKey("config", ApiConfig)
-AUTH = web.AppKey("auth", auth.AuthConfig)
-LIMITER = web.AppKey("limiter", RateLimiter)
+__all__ = ["ApiConfig", "create_app"]
 
 
 def create_app(
@@ -89,8 +52,10 @@ def create_app(
         app.router.add_post("/v1/auth/verify", sign_in_verify)
         app.router.add_post("/v1/auth/signout", sign_out)
         app.router.add_get("/v1/images/{ref}/document", document)
-        app.router.add_post("/v1/grants", grants)
-        app.router.add_post("/v1/grants/revoke", revoke)
+        app.router.add_post("/v1/grants", sharing.add_grant)
+        app.router.add_get("/v1/grants", sharing.list_grants)
+        app.router.add_post("/v1/grants/revoke", sharing.revoke)
+        app.router.add_get("/v1/shared-with-me", sharing.shared_with_me)
     return app
 
 
@@ -234,26 +199,6 @@ async def find_job(db: Database, ref: str, owner: str | None) -> Job:
     return job
 
 
-def public(job: Job) -> dict[str, Any]:
-    reason = job.failure_reason
-    return {
-        "image_id": job.image_id,
-        "cid": job.cid,
-        "owner": job.owner,
-        "model_id": job.model_id,
-        "state": job.state,
-        "outcome": job.outcome,
-        "failure_reason": FailureReason(reason).name.lower() if reason else None,
-        "result_hash": job.result_hash if job.state == JobState.CONFIRMED else None,
-        "registration_tx": job.registration_tx,
-        "registration_block": job.block_number,
-        "result_tx": job.submit_tx,
-        "result_block": job.confirmed_block,
-        "created_at": job.created_at.isoformat(),
-        "updated_at": job.updated_at.isoformat(),
-    }
-
-
 async def image(request: web.Request) -> web.Response:
     """The public record; with a session of the owner or a granted viewer, the document too."""
     db = request.app[DB]
@@ -266,51 +211,15 @@ async def image(request: web.Request) -> web.Response:
     return web.json_response(public(job) | {"document": document})
 
 
-def _query_int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    text = query.get(name, str(default))
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ApiError(400, "invalid_parameter", f"{name} must be an integer from {low} to {high}")
-    return int(text)
-
-
 async def owner_images(request: web.Request) -> web.Response:
     """Oldest first, `limit` per page; `cursor` is the `next_cursor` of the previous page."""
     owner = auth.checksum(request.match_info["address"])
-    limit = _query_int(request.query, "limit", 20, 1, PAGE_LIMIT)
-    query = select(Job).where(Job.owner == owner)
-    state = request.query.get("state")
-    if state is not None:
-        if state not in {s.value for s in JobState}:
-            raise ApiError(400, "invalid_parameter", f"state must be one of {[s.value for s in JobState]}")
-        query = query.where(Job.state == state)
-    cursor = request.query.get("cursor")
-    if cursor is not None:
-        block, _, image_id = cursor.partition(":")
-        if not block.isdigit() or int(block) > MAX_BLOCK or not IMAGE_ID.match(image_id):
-            raise ApiError(400, "invalid_parameter", "cursor is not a next_cursor from this API")
-        query = query.where(
-            or_(Job.block_number > int(block), and_(Job.block_number == int(block), Job.image_id > image_id))
-        )
-    query = query.order_by(Job.block_number, Job.image_id).limit(limit + 1)
-    async with request.app[DB].transaction() as session:
-        jobs = list((await session.scalars(query)).all())
-    page, more = jobs[:limit], len(jobs) > limit
-    next_cursor = f"{page[-1].block_number}:{page[-1].image_id}" if more else None
+    page, next_cursor = await page_of_jobs(
+        request.app[DB], select(Job).where(Job.owner == owner), request.query
+    )
     return web.json_response(
         {"owner": owner, "images": [public(j) for j in page], "next_cursor": next_cursor}
     )
-
-
-async def json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send application/json")
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    return body
 
 
 async def sign_in_nonce(request: web.Request) -> web.Response:
@@ -351,14 +260,3 @@ async def document(request: web.Request) -> web.Response:
 
 async def sign_out(request: web.Request) -> web.Response:
     return web.json_response({"address": await auth.sign_out(request, request.app[DB]), "signed_out": True})
-
-
-async def grants(request: web.Request) -> web.Response:
-    grant = await auth.add_grant(request.app[DB], request.app[AUTH], await json_body(request))
-    return web.json_response({"grant": grant}, status=201)
-
-
-async def revoke(request: web.Request) -> web.Response:
-    return web.json_response(
-        await auth.revoke_grant(request.app[DB], request.app[AUTH], await json_body(request))
-    )
