@@ -80,15 +80,30 @@ export class Api {
     return this.call(`/v1/images/${imageId}`);
   }
 
-  async document(imageId) {
+  /** A GET that needs a session: signs in when there is none, and once more when it expired. */
+  async signedGet(path) {
     const token = this.token() ?? (await this.signIn());
     try {
-      return await this.call(`/v1/images/${imageId}/document`, { token });
+      return await this.call(path, { token });
     } catch (err) {
       if (err.status !== 401) throw err;
       sessionStorage.removeItem(this.tokenKey());
-      return this.call(`/v1/images/${imageId}/document`, { token: await this.signIn() });
+      return this.call(path, { token: await this.signIn() });
     }
+  }
+
+  document(imageId) {
+    return this.signedGet(`/v1/images/${imageId}/document`);
+  }
+
+  /** The signed-in owner's grants, newest first (one page of up to 100). */
+  grants() {
+    return this.signedGet("/v1/grants?limit=100");
+  }
+
+  /** What the signed-in viewer may read now (one page of up to 100). */
+  sharedWithMe() {
+    return this.signedGet("/v1/shared-with-me?limit=100");
   }
 
   async grant(viewer, imageId, expiry) {

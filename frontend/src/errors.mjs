@@ -19,12 +19,15 @@ const REVERTS = {
 const USER_REJECTED = 4001;
 
 /** {message, kind, rejected} where kind names the way on: "retry", "network", "funds", "upload",
- *  "api", "envelope"; `rejected` when the user turned the wallet's request down. */
+ *  "api", "forbidden" (no retry can help), "envelope"; `rejected` when the user turned the
+ *  wallet's request down. */
 export function explain(err) {
   if (err instanceof UploadError) return { kind: "upload", message: err.message };
   if (err instanceof EnvelopeError) return { kind: "envelope", message: `This image cannot be opened here: ${err.message}.` };
   if (err instanceof ApiError) {
-    if (err.status === 403) return { kind: "api", message: "This account may not read that result." };
+    if (err.status === 403) {
+      return { kind: "forbidden", message: "This account may not read that result: its owner has not shared it with you, or has revoked it." };
+    }
     return { kind: "api", message: `The query API refused: ${err.message}` };
   }
   const rejected = err?.code === USER_REJECTED || (err instanceof BaseError && err.walk((e) => e instanceof UserRejectedRequestError || e?.code === USER_REJECTED));

@@ -68,23 +68,25 @@ export class Registry {
     return this.read("getImage", [imageId]);
   }
 
-  /** Simulates first, so a revert (already registered, wrong fee, retired model) is named before signing. */
-  async register(cid, modelId, fee) {
-    const request = {
+  /** Simulates first, so a revert (already registered, wrong fee, retired model) is named before
+   *  the wallet asks; the wallet then signs exactly the simulated request. */
+  async write(functionName, args, value) {
+    const { request } = await this.wallet.public.simulateContract({
       ...this.contract,
-      functionName: "registerImage",
-      args: [cid, modelId ?? zeroHash],
-      value: fee,
+      functionName,
+      args,
+      value,
       account: this.wallet.account,
-    };
-    await this.wallet.public.simulateContract(request);
+    });
     return this.wallet.client.writeContract(request);
   }
 
-  async cancel(imageId) {
-    const request = { ...this.contract, functionName: "cancel", args: [imageId], account: this.wallet.account };
-    await this.wallet.public.simulateContract(request);
-    return this.wallet.client.writeContract(request);
+  register(cid, modelId, fee) {
+    return this.write("registerImage", [cid, modelId ?? zeroHash], fee);
+  }
+
+  cancel(imageId) {
+    return this.write("cancel", [imageId]);
   }
 
   receipt(hash) {

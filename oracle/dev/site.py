@@ -15,7 +15,7 @@ from oracle.errors import HistochainError
 from oracle.settings import DEV_IPFS_TOKEN, Settings
 
 FRONTEND = REPO_ROOT / "frontend"
-FILES = ("index.html", "style.css", "dist/app.js", "dist/app.js.map")
+FILES = ("index.html", "style.css", "favicon.svg", "dist/app.js", "dist/app.js.map")
 
 
 class SiteError(HistochainError):

@@ -162,8 +162,8 @@ def test_dev_up_runs_the_demo_serves_the_page_and_restarts_what_dies(
     try:
         page = session.page
         page.get_by_role("button", name="Connect wallet").click()
-        expect(page.locator("#mine tbody tr")).to_have_count(3)
-        expect(page.locator('#mine tbody tr[data-status="2"]')).to_have_count(3)
+        expect(page.locator("#mine li")).to_have_count(3)
+        expect(page.locator('#mine li[data-status="2"]')).to_have_count(3)
         session.shot("my-demo-images")
     finally:
         context.close()

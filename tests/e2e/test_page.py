@@ -46,7 +46,7 @@ def connect(session: Session, stack: PageStack) -> None:
 
 def failure_reason(session: Session, stack: PageStack) -> int | None:
     """The oracle's stored reason for the image the page last uploaded."""
-    cid = session.page.locator("#local-cid").inner_text()
+    cid = session.page.locator("#local-cid").text_content()
     with jobs(stack) as db:
         row = db.execute(
             "SELECT failure_reason FROM jobs WHERE image_id = ?",
@@ -79,7 +79,7 @@ def test_upload_register_and_read_a_verified_result(session: Session, page_stack
     expect(page.locator('#steps [data-step="mined"]')).to_have_attribute("data-state", "done")
     shot("mined")
     assert session.wallet["calls"].count("personal_sign") == 1  # the key, unlocked once
-    cid = page.locator("#local-cid").inner_text()
+    cid = page.locator("#local-cid").text_content()
     assert cid.startswith("bafy")
     with urllib.request.urlopen(f"{page_stack.ipfs_url}/ipfs/{cid}") as response:
         served = response.read()
@@ -99,7 +99,7 @@ def test_upload_register_and_read_a_verified_result(session: Session, page_stack
         row = db.execute("SELECT document, result_hash FROM jobs WHERE image_id = ?", (image_id,)).fetchone()
     document = json.loads(row[0])
     assert "0x" + commitment(document).hex() == row[1]
-    assert page.locator("#result-hash").inner_text() == row[1]
+    assert page.locator("#result-hash").text_content() == row[1]
     assert page.locator("#result-label").inner_text() == document["label"]
     assert document["content_sha256"] == hashlib.sha256(data).hexdigest()
     assert (
@@ -115,7 +115,7 @@ def test_upload_register_and_read_a_verified_result(session: Session, page_stack
     page.locator("#card-details summary").click()
     expect(page.locator("#model-card")).to_contain_text("Not a diagnosis")
     expect(page.locator("#model-card")).to_contain_text("synthetic")
-    row = page.locator(f'#mine tr[data-image-id="{image_id}"]')
+    row = page.locator(f'#mine li[data-image-id="{image_id}"]')
     expect(row).to_contain_text("classified")
     row.get_by_role("button", name="Show image").click()
     expect(page.locator("#viewer-figure")).to_have_attribute("data-sha256", hashlib.sha256(data).hexdigest())
@@ -129,9 +129,10 @@ def test_upload_register_and_read_a_verified_result(session: Session, page_stack
     shot("my-image")
 
     viewer = dev_account(VIEWER).address
-    page.get_by_label("Viewer address").fill(viewer)
+    page.get_by_label("Their Ethereum address").fill(viewer)
     page.get_by_role("button", name="Sign and share").click()
     expect(page.locator("#grants li")).to_contain_text("may read")
+    expect(page.locator("#share-message")).to_contain_text("Shared")
     with jobs(page_stack) as db:
         grant = db.execute(
             "SELECT image_id, revoked_at FROM grants WHERE viewer = ? AND owner = ?",
@@ -139,7 +140,8 @@ def test_upload_register_and_read_a_verified_result(session: Session, page_stack
         ).fetchone()
     assert grant == (image_id, None)
     page.locator("#grants").get_by_role("button", name="Revoke").click()
-    expect(page.locator("#grants li")).to_contain_text("Revoked")
+    expect(page.locator("#share-message")).to_contain_text("Revoked")
+    expect(page.locator('#grants li[data-state="revoked"]')).to_have_count(1)
     with jobs(page_stack) as db:
         assert (
             db.execute("SELECT revoked_at FROM grants WHERE viewer = ?", (viewer,)).fetchone()[0] is not None
@@ -155,6 +157,8 @@ def test_a_rejected_signature_is_explained_and_can_be_retried(
     page = session.page
     try:
         page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Skip to")).to_be_focused()
+        page.keyboard.press("Tab")
         expect(page.get_by_role("button", name="Connect wallet")).to_be_focused()
         page.keyboard.press("Enter")
         expect(page.locator("#network")).to_have_text("histochain devnet")
@@ -166,7 +170,7 @@ def test_a_rejected_signature_is_explained_and_can_be_retried(
         page.on("request", lambda r: requests.append(r.url))
         page.evaluate("window.__testWallet.rejectNext.add('personal_sign')")
         page.get_by_role("button", name="Upload and register").click()
-        expect(page.locator("#message")).to_contain_text(
+        expect(page.locator("#register-message")).to_contain_text(
             "You rejected the request in your wallet. Nothing was sent"
         )
         assert step_state(session, "key") == "failed"
@@ -176,17 +180,17 @@ def test_a_rejected_signature_is_explained_and_can_be_retried(
 
         page.evaluate("window.__testWallet.rejectNext.add('eth_sendTransaction')")
         page.get_by_role("button", name="Try again").click()
-        expect(page.locator("#message")).to_contain_text("was uploaded to IPFS")
-        expect(page.locator("#message")).to_contain_text("it is not registered")
-        expect(page.locator("#message")).not_to_contain_text("Nothing was sent")
+        expect(page.locator("#register-message")).to_contain_text("was uploaded to IPFS")
+        expect(page.locator("#register-message")).to_contain_text("it is not registered")
+        expect(page.locator("#register-message")).not_to_contain_text("Nothing was sent")
         assert step_state(session, "sign") == "failed"
-        uploaded_cid = page.locator("#local-cid").inner_text()
+        uploaded_cid = page.locator("#local-cid").text_content()
         assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
         session.shot("rejected-on-a-phone")
 
         page.get_by_role("button", name="Try again").click()
         expect(page.locator('#steps [data-step="mined"]')).to_have_attribute("data-state", "done")
-        assert page.locator("#local-cid").inner_text() == uploaded_cid  # the same envelope, not a new one
+        assert page.locator("#local-cid").text_content() == uploaded_cid  # the same envelope, not a new one
         session.shot("retried")
     finally:
         context.close()
@@ -224,12 +228,12 @@ def test_files_the_oracle_could_not_read_are_refused_before_upload(
     page.on("request", lambda r: requests.append(r.url))
     oversized = b"\x89PNG\r\n\x1a\n" + bytes(MAX_UPLOAD)
     page.locator("#file").set_input_files(image_file(tmp_path, "huge.png", oversized))
-    expect(page.locator("#message")).to_contain_text("the limit is 1.0 MiB")
+    expect(page.locator("#register-message")).to_contain_text("the limit is 1.0 MiB")
     expect(page.get_by_role("button", name="Upload and register")).to_be_disabled()
     session.shot("oversized")
 
     page.locator("#file").set_input_files(image_file(tmp_path, "notes.png", b"just some text, not an image"))
-    expect(page.locator("#message")).to_contain_text("is not a PNG, JPEG, TIFF, WebP or BMP image")
+    expect(page.locator("#register-message")).to_contain_text("is not a PNG, JPEG, TIFF, WebP or BMP image")
     expect(page.get_by_role("button", name="Upload and register")).to_be_disabled()
     session.shot("not-an-image")
     assert not [url for url in requests if url.startswith(page_stack.ipfs_url)]
@@ -336,9 +340,10 @@ def test_a_dropped_file_is_taken_and_a_refused_upload_token_is_explained(
     expect(page.locator('#steps [data-step="check"]')).to_have_attribute("data-state", "done")
     expect(page.locator("#preview-caption")).to_contain_text("dropped.png, PNG")
 
+    page.get_by_text("Advanced: where the encrypted image is stored").click()  # a developer's setting
     page.get_by_label("Upload token").fill("not-the-node-token")
     page.get_by_role("button", name="Upload and register").click()
-    expect(page.locator("#message")).to_contain_text("refused the upload token")
+    expect(page.locator("#register-message")).to_contain_text("refused the upload token")
     assert step_state(session, "upload") == "failed"
     assert "eth_sendTransaction" not in session.wallet["calls"]
     session.shot("token-refused")
@@ -346,7 +351,7 @@ def test_a_dropped_file_is_taken_and_a_refused_upload_token_is_explained(
     page.get_by_label("Upload to", exact=True).select_option("pinata")
     page.get_by_label("Upload token").fill("")
     page.get_by_role("button", name="Upload and register").click()
-    expect(page.locator("#message")).to_contain_text("Enter the upload token")
+    expect(page.locator("#register-message")).to_contain_text("Enter the upload token")
     session.shot("pinata-needs-a-token")
 
 
@@ -364,7 +369,7 @@ def test_a_saved_key_opens_my_images_later_without_a_signature(
         page.locator("#file").set_input_files(image_file(tmp_path, "kept.png", data))
         page.get_by_role("button", name="Upload and register").click()
         expect(page.locator('#steps [data-step="mined"]')).to_have_attribute("data-state", "done")
-        cid = page.locator("#local-cid").inner_text()
+        cid = page.locator("#local-cid").text_content()
         with page.expect_download() as download:
             page.get_by_role("button", name="Save my key").click()
         saved = Path(download.value.path()).read_text()
@@ -380,7 +385,7 @@ def test_a_saved_key_opens_my_images_later_without_a_signature(
         connect(session, page_stack)
         page.locator("#key-file").set_input_files(image_file(tmp_path, "my-key.txt", saved.encode()))
         expect(page.locator("#key-status")).to_contain_text("unlocked")
-        row = page.locator(f'#mine tr[data-image-id="{image_id_for(dev_account(account).address, cid)}"]')
+        row = page.locator(f'#mine li[data-image-id="{image_id_for(dev_account(account).address, cid)}"]')
         row.get_by_role("button", name="Show image").click()
         expect(page.locator("#viewer-figure")).to_have_attribute(
             "data-sha256", hashlib.sha256(data).hexdigest()
@@ -389,7 +394,7 @@ def test_a_saved_key_opens_my_images_later_without_a_signature(
         session.shot("opened-with-a-saved-key")
 
         page.locator("#key-file").set_input_files(image_file(tmp_path, "not-a-key.txt", b"hello"))
-        expect(page.locator("#message")).to_contain_text("holds no histochain key")
+        expect(page.locator("#mine-message")).to_contain_text("holds no histochain key")
     finally:
         context.close()
 
@@ -421,10 +426,10 @@ def test_a_low_resolution_image_comes_back_4x_larger_beside_it_with_a_slider_and
     page.locator("#file").set_input_files(image_file(tmp_path, "large.png", too_large))
     expect(page.locator('#steps [data-step="check"]')).to_have_attribute("data-state", "done")
     page.get_by_role("button", name="Upload and register").click()
-    expect(page.locator("#message-text")).to_contain_text("upscales images of at most 65,536 pixels")
+    expect(page.locator("#register-message")).to_contain_text("upscales images of at most 65,536 pixels")
     expect(page.locator('#steps [data-step="check"]')).to_have_attribute("data-state", "failed")
     assert "personal_sign" not in session.wallet["calls"]  # refused before the key, the seal, the upload
-    assert page.locator("#local-cid").inner_text() == "—"
+    assert page.locator("#local-cid").text_content() == "—"
 
     data = photo_png(48, 40)
     page.locator("#file").set_input_files(image_file(tmp_path, "small.png", data))
@@ -432,7 +437,7 @@ def test_a_low_resolution_image_comes_back_4x_larger_beside_it_with_a_slider_and
     expect(page.locator("#result-status")).to_have_attribute("data-status", "classified", timeout=ORACLE_WAIT)
     page.get_by_role("button", name="Sign in and read the result").click()
     expect(page.locator("#verified")).to_have_attribute("data-verified", "true")
-    cid = page.locator("#local-cid").inner_text()
+    cid = page.locator("#local-cid").text_content()
     with jobs(page_stack) as db:
         (stored,) = db.execute(
             "SELECT document FROM jobs WHERE image_id = ?", (image_id_for(dev_account(PATIENT).address, cid),)

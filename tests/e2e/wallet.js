@@ -1,7 +1,8 @@
 // A stand-in for MetaMask in the browser tests: an EIP-1193 provider announced through EIP-6963
 // that relays JSON-RPC to anvil, whose dev accounts are unlocked, so anvil itself signs
 // transactions, personal_sign messages and EIP-712 data. `window.__testWallet` lets a test make
-// the wallet reject the next request of a method (code 4001) or start on another chain.
+// the wallet reject the next request of a method (code 4001), start on another chain, or switch
+// accounts. Like a real wallet it remembers, across reloads, that the site may see the account.
 (() => {
   const cfg = window.__testWalletConfig;
   const wallet = {
@@ -10,8 +11,17 @@
     rejectNext: new Set(),
     calls: [],
     added: null,
-    connected: false,
+    connected: localStorage.getItem("testWallet:connected") === "1",
+    account: sessionStorage.getItem("testWallet:account") ?? cfg.account,
   };
+  Object.defineProperty(wallet, "switchAccount", {
+    enumerable: false, // the test reads the wallet's state as JSON
+    value(address) {
+      wallet.account = address;
+      sessionStorage.setItem("testWallet:account", address);
+      emit("accountsChanged", [address]);
+    },
+  });
   window.__testWallet = wallet;
   const listeners = new Map();
   const emit = (event, value) => (listeners.get(event) ?? []).forEach((f) => f(value));
@@ -39,9 +49,14 @@
       switch (method) {
         case "eth_requestAccounts":
           wallet.connected = true;
-          return [cfg.account];
+          localStorage.setItem("testWallet:connected", "1");
+          return [wallet.account];
         case "eth_accounts":
-          return wallet.connected ? [cfg.account] : [];
+          return wallet.connected ? [wallet.account] : [];
+        case "wallet_revokePermissions":
+          wallet.connected = false;
+          localStorage.removeItem("testWallet:connected");
+          return null;
         case "eth_chainId":
           return `0x${wallet.chainId.toString(16)}`;
         case "wallet_addEthereumChain":

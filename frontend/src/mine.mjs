@@ -1,0 +1,91 @@
+// "My images": the connected account's registrations from the chain, each with a thumbnail
+// decrypted here (once the key is unlocked), its status in words and its label once read.
+import { openEnvelope } from "./envelope.mjs";
+import { fetchEnvelope } from "./gateway.mjs";
+import { ensureKey } from "./keys.mjs";
+import { STATUS_NAMES } from "./registry.mjs";
+import { state } from "./state.mjs";
+import { show } from "./results.mjs";
+import { formatBytes } from "./upload.mjs";
+import { sha256Hex } from "./verify.mjs";
+import { $, el, shortCid, when } from "./ui/dom.mjs";
+import { fail } from "./ui/messages.mjs";
+
+const THUMBNAILS = 12; // the newest; each is a gateway fetch and a decryption
+const BROWSER_IMAGES = new Set(["image/png", "image/jpeg", "image/webp", "image/bmp"]);
+
+function item({ cid, imageId, record }) {
+  const label = state.labels.get(imageId);
+  const thumb = el("span", { className: "thumb", dataset: { cid }, attrs: { "aria-hidden": "true" } });
+  const url = state.thumbs.get(cid);
+  if (url) thumb.append(el("img", { src: url, alt: "" }));
+  const view = el("button", { type: "button", textContent: "Result", onclick: () => show(imageId, cid, state.wallet.account) });
+  view.setAttribute("aria-label", `Result of image ${shortCid(cid)}`);
+  const open = el("button", { type: "button", textContent: "Show image", onclick: () => viewImage(cid) });
+  open.setAttribute("aria-label", `Show image ${shortCid(cid)}`);
+  return el(
+    "li",
+    { dataset: { imageId, status: String(record.status) } },
+    thumb,
+    el(
+      "div",
+      { className: "image-text" },
+      el("code", { textContent: shortCid(cid), title: cid }),
+      el("span", { className: "status", textContent: STATUS_NAMES[record.status] }),
+      label ? el("span", { className: "label", textContent: `answer: ${label}` }) : null,
+      el("span", { className: "hint", textContent: `registered ${when(record.registeredAt)}` }),
+    ),
+    el("span", { className: "actions" }, view, open),
+  );
+}
+
+export async function refreshMine() {
+  if (!state.wallet || !state.rightChain) return;
+  const account = state.wallet.account;
+  const rows = await state.registry.imagesOf(account);
+  if (state.wallet?.account !== account) return; // the account changed meanwhile
+  $("mine").replaceChildren(...rows.map(item));
+  $("mine-empty").textContent = rows.length === 0 ? "No images registered from this account yet." : "";
+  if (state.key?.account === account) await thumbnails(rows.slice(0, THUMBNAILS), account);
+}
+
+/** Decrypts the newest images' envelopes here and shows them small; one that fails stays blank. */
+async function thumbnails(rows, account) {
+  for (const { cid } of rows) {
+    if (state.thumbs.has(cid)) continue;
+    try {
+      const { binding, image } = await openEnvelope(await fetchEnvelope(state.config, cid), state.key.identity);
+      if (state.wallet?.account !== account) return;
+      if (!BROWSER_IMAGES.has(binding.media_type)) continue;
+      state.thumbs.set(cid, URL.createObjectURL(new Blob([image], { type: binding.media_type })));
+    } catch (err) {
+      console.warn(`no thumbnail for ${cid}`, err);
+      continue;
+    }
+    const slot = $("mine").querySelector(`.thumb[data-cid="${cid}"]`);
+    slot?.replaceChildren(el("img", { src: state.thumbs.get(cid), alt: "" }));
+  }
+}
+
+/** Fetches this account's envelope from the gateway and opens it here; the image never leaves the tab. */
+export async function viewImage(cid) {
+  try {
+    const key = await ensureKey();
+    const { binding, image } = await openEnvelope(await fetchEnvelope(state.config, cid), key.identity);
+    const mine = binding.owner === state.wallet.account.toLowerCase() && binding.chain_id === state.config.chain.id;
+    const digest = await sha256Hex(image);
+    const type = binding.media_type;
+    $("viewer-img").src = URL.createObjectURL(new Blob([image], { type }));
+    $("viewer-caption").textContent =
+      `${shortCid(cid)}: ${type}, ${formatBytes(image.length)}, sha256 ${digest}` +
+      (mine ? "" : ". Warning: this envelope is bound to another account or chain.");
+    $("viewer-figure").dataset.sha256 = digest;
+    $("viewer-download").href = $("viewer-img").src;
+    $("viewer-download").download = `histochain-${cid.slice(-10)}.${type.split("/")[1]}`;
+    $("viewer-figure").hidden = false;
+    $("viewer-figure").scrollIntoView({ block: "nearest" });
+    await refreshMine();
+  } catch (err) {
+    fail("mine", err, { retry: () => viewImage(cid) });
+  }
+}

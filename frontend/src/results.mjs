@@ -1,0 +1,192 @@
+// The Result card's flow: follow one image's request until it ends, then read the document (after
+// sign-in), check it against the chain, and open what the oracle sealed to the owner.
+import { formatEther } from "viem";
+import { openEnvelope } from "./envelope.mjs";
+import { openHeatMap, overlay, refusalWords, renderCard } from "./explain.mjs";
+import { fetchEnvelope } from "./gateway.mjs";
+import { ensureKey } from "./keys.mjs";
+import { refreshMine } from "./mine.mjs";
+import { FAILURE_REASONS, NOT_TISSUE, Status } from "./registry.mjs";
+import { state } from "./state.mjs";
+import { SUPER_RESOLUTION, compareSlider, describeUpscaled, openUpscaled } from "./superres.mjs";
+import { matchesChain } from "./verify.mjs";
+import { $, txLink, when } from "./ui/dom.mjs";
+import { clear, fail, say, toast } from "./ui/messages.mjs";
+import { renderClassification, renderIntegrity, resetResult, showStatus } from "./ui/result.mjs";
+import { step } from "./ui/steps.mjs";
+
+const POLL_MS = 1000;
+
+/** Shows one image and follows it until its request ends (or another image is shown). `fromFlow`:
+ *  it is the image just registered, so the progress steps follow it too. */
+export async function show(imageId, cid, owner, { fromFlow = false } = {}) {
+  clear("result");
+  try {
+    await follow(imageId, cid, owner, fromFlow);
+  } catch (err) {
+    fail("result", err, { retry: () => show(imageId, cid, owner, { fromFlow }) });
+  }
+}
+
+const progress = (name, status) => state.shown?.fromFlow && step(name, status);
+
+async function follow(imageId, cid, owner, fromFlow) {
+  const watch = ++state.watch;
+  state.shown = { imageId, cid, owner, fromFlow };
+  resetResult(cid);
+  if (!fromFlow) $("result-title").focus({ preventScroll: true });
+  $("result").scrollIntoView({ block: "start", behavior: "smooth" });
+  const explorer = state.config.chain.explorer;
+  const registration = await state.registry.registrationLog(imageId);
+  if (watch !== state.watch) return;
+  if (registration) $("result-registration-tx").replaceChildren(txLink(registration.transactionHash, explorer));
+  while (watch === state.watch) {
+    const record = await state.registry.image(imageId);
+    if (watch !== state.watch) return;
+    $("result-registered").textContent = when(record.registeredAt);
+    $("result-model").textContent = state.registry.names.get(record.modelId.toLowerCase()) ?? record.modelId;
+    if (record.status !== Status.Pending) return settled(imageId, record, watch);
+    progress("oracle", "active");
+    const now = await state.registry.latestTimestamp();
+    if (now > record.deadline) {
+      showStatus("The oracle did not answer in time. You can cancel the request; the fee comes back to you.", "timed-out");
+      $("cancel").hidden = record.owner !== state.wallet.account;
+    } else {
+      showStatus("Waiting for the oracle: it usually answers within a minute.", "pending");
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+async function settled(imageId, record, watch) {
+  const mine = record.owner === state.wallet.account;
+  if (mine) await refreshMine();
+  if (watch !== state.watch) return;
+  const upscaling = state.described.get(record.modelId.toLowerCase())?.task === SUPER_RESOLUTION;
+  const verb = upscaling ? "upscale" : "classify";
+  if (record.status === Status.Classified) {
+    progress("oracle", "done");
+    progress("result", "done");
+    showStatus(
+      upscaling
+        ? "Done: the 4× image is ready, and its result's hash is committed on chain."
+        : "The oracle has answered, and its answer is committed on chain. Sign in to read it: only you, and whom you allow, can.",
+      "classified",
+    );
+    $("result-hash").textContent = record.resultHash;
+    const log = await state.registry.resultLog(imageId);
+    if (log) {
+      $("result-tx").replaceChildren(txLink(log.transactionHash, state.config.chain.explorer));
+      $("result-answered").textContent = when(await state.registry.blockTime(log.blockNumber));
+    }
+    $("read-result").hidden = false;
+    if (state.api.token()) await readResult();
+  } else if (record.status === Status.Failed) {
+    progress("oracle", "failed");
+    const reason = await state.registry.failureReason(imageId);
+    const why = FAILURE_REASONS[reason] ?? `reason ${reason}`;
+    const refund = record.feePaid > 0n ? ` The fee (${formatEther(record.feePaid)} ETH) was refunded.` : "";
+    showStatus(`The oracle could not ${verb} this image: ${why}.${refund}`, "failed");
+    if (mine) {
+      say("result", `The oracle could not ${verb} this image: ${why}.`, { action: () => $("file").click(), label: "Choose another image" });
+    }
+    if (reason === NOT_TISSUE && mine) {
+      $("see-why").hidden = false;
+      if (state.api.token()) await seeWhy();
+    }
+  } else if (record.status === Status.Cancelled) {
+    showStatus("This request was cancelled and its fee refunded.", "cancelled");
+  }
+}
+
+export async function readResult() {
+  const shown = state.shown;
+  try {
+    const [served, record] = await Promise.all([state.api.document(shown.imageId), state.registry.image(shown.imageId)]);
+    if (state.shown !== shown) return;
+    const doc = served.document;
+    const upscaled = doc.task === SUPER_RESOLUTION;
+    const model = state.described.get(doc.model_id.toLowerCase());
+    $("result-body").hidden = false;
+    $("classification-body").hidden = upscaled;
+    if (!upscaled) {
+      renderClassification(doc, model);
+      state.labels.set(shown.imageId, doc.label);
+    }
+    $("result-model").textContent = doc.model_name;
+    $("result-oracle").textContent = doc.oracle;
+    const ok = matchesChain(doc, record.resultHash);
+    renderIntegrity(ok);
+    $("read-result").hidden = true;
+    const owner = shown.owner === state.wallet.account;
+    if (model?.card) {
+      renderCard($("model-card"), model.card);
+      $("card-details").hidden = false;
+    }
+    await Promise.all([
+      ok && owner && upscaled ? showUpscaled(doc, shown) : null,
+      ok && owner && !upscaled && doc.outputs?.grad_cam ? showHeatMap(doc, shown) : null,
+      owner ? refreshMine() : null,
+    ]);
+  } catch (err) {
+    fail("result", err, { retry: readResult });
+  }
+}
+
+/** The input gate's words for a NOT_TISSUE refusal: only the owner may read them (sign-in). */
+export async function seeWhy() {
+  try {
+    const words = await refusalWords(state.api, state.shown.imageId);
+    $("result-why").textContent = words ? `Why: ${words}` : "The oracle gave no further reason.";
+    $("result-why").hidden = false;
+    $("see-why").hidden = true;
+  } catch (err) {
+    fail("result", err, { retry: seeWhy });
+  }
+}
+
+/** The owner's image under the oracle's heat map, both opened here with the owner's key. */
+async function showHeatMap(doc, shown) {
+  const key = await ensureKey();
+  const [picture, sealedHeat] = await Promise.all([
+    fetchEnvelope(state.config, shown.cid).then((envelope) => openEnvelope(envelope, key.identity)),
+    fetchEnvelope(state.config, doc.outputs.grad_cam),
+  ]);
+  const heat = await openHeatMap(sealedHeat, key.identity, state.wallet.account, doc.outputs.grad_cam_sha256);
+  const blob = new Blob([picture.image], { type: picture.binding.media_type });
+  $("heat-canvas").replaceChildren(await overlay(blob, heat));
+  $("heat-figure").dataset.sha256 = doc.outputs.grad_cam_sha256;
+  $("heat-figure").hidden = false;
+}
+
+/** The 4x image the oracle sealed to the owner, opened and checked here, beside the input. */
+async function showUpscaled(doc, shown) {
+  const key = await ensureKey();
+  const [picture, sealed] = await Promise.all([
+    fetchEnvelope(state.config, shown.cid).then((envelope) => openEnvelope(envelope, key.identity)),
+    fetchEnvelope(state.config, doc.outputs.image),
+  ]);
+  const output = await openUpscaled(sealed, key.identity, state.wallet.account, doc);
+  const inputUrl = URL.createObjectURL(new Blob([picture.image], { type: picture.binding.media_type }));
+  const outputUrl = URL.createObjectURL(new Blob([output], { type: "image/png" }));
+  const { output_width: width, output_height: height } = doc.measures;
+  $("sr-compare").replaceChildren(compareSlider(inputUrl, outputUrl, width, height));
+  $("sr-caption").textContent = describeUpscaled(doc, state.described.get(doc.model_id.toLowerCase()));
+  $("sr-download").href = outputUrl;
+  $("sr-download").download = `histochain-${shown.cid.slice(-10)}-x4.png`;
+  $("sr-figure").dataset.sha256 = doc.outputs.image_sha256;
+  $("sr-figure").hidden = false;
+}
+
+export async function cancelRequest() {
+  const { imageId, cid, owner } = state.shown;
+  try {
+    const hash = await state.registry.cancel(imageId);
+    toast("Cancellation sent.", txLink(hash, state.config.chain.explorer));
+    await state.registry.receipt(hash);
+    say("result", "Cancelled; the fee was refunded.", { tone: "info" });
+    await show(imageId, cid, owner);
+  } catch (err) {
+    fail("result", err, { retry: cancelRequest });
+  }
+}

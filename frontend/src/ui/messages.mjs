@@ -1,0 +1,57 @@
+// Feedback next to the action that caused it: each section has its own message slot, focus moves
+// to the new message (keyboard and screen-reader users land on it), and its words also go to one
+// polite live region. Transactions get a short toast, linked to the explorer when there is one.
+import { explain } from "../errors.mjs";
+import { $, el } from "./dom.mjs";
+
+const SLOTS = ["wallet", "register", "result", "mine", "share", "shared"];
+const TOAST_MS = 8000;
+
+/** Says `text` in `where`'s slot; `action`+`label` adds the one button that helps (none otherwise). */
+export function say(where, text, { action, label, tone = "error", focus = true } = {}) {
+  const slot = $(`${where}-message`);
+  const close = el("button", { type: "button", className: "message-close", textContent: "×", onclick: () => clear(where) });
+  close.setAttribute("aria-label", "Dismiss message");
+  const act = action && el("button", { type: "button", className: "message-action", textContent: label, onclick: () => { clear(where); action(); } });
+  slot.replaceChildren(el("span", { className: "message-text", textContent: text }), act, close);
+  slot.dataset.tone = tone;
+  slot.setAttribute("role", tone === "error" ? "alert" : "status");
+  slot.hidden = false;
+  $("live").textContent = text;
+  if (focus) {
+    slot.focus({ preventScroll: true });
+    slot.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  }
+}
+
+export function clear(where) {
+  const slot = $(`${where}-message`);
+  slot.hidden = true;
+  slot.replaceChildren();
+}
+
+export function clearAll() {
+  SLOTS.forEach(clear);
+}
+
+/** A transient note (a transaction sent or mined); `link` is an element, e.g. the explorer's. */
+export function toast(text, link) {
+  const note = el("div", { className: "toast", attrs: { role: "status" } }, el("span", { textContent: `${text} ` }), link);
+  $("toasts").append(note);
+  setTimeout(() => note.remove(), TOAST_MS);
+}
+
+/** What went wrong, in `where`'s slot, with the one way on that can help: `retry` repeats exactly
+ *  the action that failed (never another one); a refusal that no retry can change offers none. */
+export function fail(where, err, { retry, network, upload, uploadedMessage } = {}) {
+  console.error(err);
+  const { kind, rejected, message } = explain(err);
+  const text = rejected && uploadedMessage ? uploadedMessage : message;
+  const ways = {
+    retry: retry && { action: retry, label: "Try again" },
+    api: retry && { action: retry, label: "Try again" },
+    network: network && { action: network, label: "Switch network" },
+    upload: upload && { action: upload, label: "Choose another file" },
+  };
+  say(where, text, ways[kind] ?? {});
+}
