@@ -4,6 +4,8 @@ import { bytesToHex, zeroHash } from "viem";
 
 export const ALL_IMAGES = zeroHash;
 
+export const EIP712_DOMAIN = Object.freeze({ name: "histochain", version: "1" });
+
 export class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
@@ -12,7 +14,8 @@ export class ApiError extends Error {
   }
 }
 
-const GRANT_TYPES = {
+/** The EIP-712 types the API verifies (oracle/api/auth.py; tests/test_page_constants.py checks). */
+export const GRANT_TYPES = {
   Grant: [
     { name: "owner", type: "address" },
     { name: "viewer", type: "address" },
@@ -30,7 +33,7 @@ export class Api {
   constructor(url, wallet, registryAddress) {
     this.url = url;
     this.wallet = wallet;
-    this.domain = { name: "histochain", version: "1", chainId: wallet.chain.id, verifyingContract: registryAddress };
+    this.domain = { ...EIP712_DOMAIN, chainId: wallet.chain.id, verifyingContract: registryAddress };
   }
 
   async call(path, { method = "GET", body, token } = {}) {

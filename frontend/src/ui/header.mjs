@@ -26,7 +26,6 @@ export function showConnected(wallet) {
   if (icon) $("wallet-icon").src = icon;
   $("account").textContent = shortHex(wallet.account);
   $("account-button").title = wallet.account;
-  $("account-button").setAttribute("aria-label", `${wallet.info.name}, account ${wallet.account}: menu`);
 }
 
 /** The pill: the chain's name, or "Wrong network" with the banner that offers the switch. */
