@@ -136,10 +136,14 @@ class Shots:
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
 
-    def __call__(self, step: str) -> Path:
+    def __call__(self, step: str, selector: str | None = None) -> Path:
+        """The whole page, or only the element `selector` finds (what docs/screenshots shows)."""
         self.count += 1
         path = self.folder / f"{self.count:02d}-{step}.png"
-        self.page.screenshot(path=path, full_page=True)
+        if selector is None:
+            self.page.screenshot(path=path, full_page=True)
+        else:
+            self.page.locator(selector).screenshot(path=path)
         return path
 
 

@@ -86,6 +86,7 @@ def test_try_again_after_a_rejected_revoke_revokes_and_never_grants(
         assert rows[0][1] is not None
         expect(page.locator('#grants li[data-state="revoked"]')).to_have_count(1)
         expect(page.locator("#grants").get_by_role("button", name="Revoke")).to_have_count(0)
+        session.shot("sharing", "#share-section")
     finally:
         context.close()
 
@@ -159,8 +160,11 @@ def test_the_viewer_reads_what_was_shared_until_the_owner_revokes(
         expect(page.locator("#verified")).to_have_attribute("data-verified", "true")
         expect(page.locator("#result-label")).to_have_text(label)
         expect(page.locator("#cancel")).to_be_hidden()
+        steps = ("check", "key", "seal", "upload", "sign", "mined", "oracle", "result")
+        assert {step_state(viewer, s) for s in steps} == {"todo"}, "opening an image is not registering one"
         assert serious_violations(page) == [], "the viewer's result"
         viewer.shot("viewer-reads")
+        viewer.shot("shared-with-me", "#shared-section")
 
         owner.page.locator("#grants").get_by_role("button", name="Revoke").first.click()
         expect(owner.page.locator("#share-message")).to_contain_text("Revoked")
@@ -264,6 +268,8 @@ def test_a_result_says_what_it_means_and_what_it_is_not(
     expect(support).to_contain_text("Decision support for a clinician, not a diagnosis")
     assert serious_violations(page) == [], "the result"
     session.shot("result-explained")
+    session.shot("result-card", "#result")
+    session.shot("my-images", "#mine-section")
 
 
 def test_feedback_appears_beside_its_action_and_takes_focus(
@@ -283,6 +289,7 @@ def test_feedback_appears_beside_its_action_and_takes_focus(
     assert page.locator("#register-section #register-message").count() == 1
     expect(page.locator("#live")).to_have_text(message.locator(".message-text").inner_text())
     expect(message).to_be_in_viewport()
+    session.shot("error-beside-register", "#register-section")
     assert serious_violations(page) == [], "an error beside Register"
 
 
@@ -348,6 +355,10 @@ def test_wallet_basics_name_icon_favicon_and_a_quiet_console(session: Session, p
     expect(page.locator("#account-options")).to_be_hidden()
     expect(button).to_be_focused()
     assert serious_violations(page) == [], "connected"
+    page.screenshot(path=session.shot.folder / "connected-viewport.png")
+    button.click()
+    session.shot("wallet-menu", ".top")
+    page.keyboard.press("Escape")
     console = (session.shot.folder / "console.log").read_text()
     assert "password" not in console.lower(), console
     assert "favicon" not in console.lower(), console
@@ -383,6 +394,8 @@ def test_on_a_phone_nothing_overflows_and_every_control_is_big_enough(
         assert small == []
         assert serious_violations(page) == [], "my images and the result, on a phone"
         session.shot("phone-result")
+        page.locator("#result").scroll_into_view_if_needed()
+        page.screenshot(path=session.shot.folder / "phone-viewport.png")
     finally:
         context.close()
 
