@@ -56,7 +56,8 @@ async def list_grants(request: web.Request) -> web.Response:
     db = request.app[DB]
     owner = await auth.authenticated(request, db)
     limit = query_int(request.query, "limit", 20, 1, PAGE_LIMIT)
-    query = select(Grant, Job.cid).outerjoin(Job, Job.image_id == Grant.image_id).where(Grant.owner == owner)
+    image = and_(Job.image_id == Grant.image_id, Job.owner == Grant.owner)  # an owner names only its own
+    query = select(Grant, Job.cid).outerjoin(Job, image).where(Grant.owner == owner)
     cursor = request.query.get("cursor")
     if cursor is not None:
         micros, _, nonce = cursor.partition(":")

@@ -83,6 +83,13 @@ async def test_the_owner_lists_its_grants_newest_first_with_their_state(api: str
     assert listed[everything["nonce"]]["state"] == "active"
 
 
+async def test_a_grant_naming_another_owners_image_lists_no_cid(api: str, images: list[str]) -> None:
+    foreign = job(7, owner=STRANGER_KEY.address).image_id
+    await grant(api, foreign, in_hours(1))
+    listed = (await get(api + "/v1/grants", await sign_in(api, OWNER_KEY)))[1]["grants"]
+    assert [(g["image_id"], g["cid"]) for g in listed] == [(foreign, None)]
+
+
 async def test_a_grant_past_its_expiry_is_listed_as_expired(
     api: str, images: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
