@@ -16,10 +16,11 @@ import { clearAll, fail, say } from "./ui/messages.mjs";
 import { resetResult } from "./ui/result.mjs";
 import { resetSteps } from "./ui/steps.mjs";
 
-/** Clears everything one account made visible: result, images, grants, key, messages. */
+/** Clears everything one account made visible: result, images, grants, key, messages, toasts. */
 function clearScreen() {
   forgetAccount();
   clearAll();
+  $("toasts").replaceChildren();
   resetResult(null);
   resetSharing();
   resetSteps(state.file ? "key" : "check");
@@ -50,8 +51,7 @@ export async function connect() {
     fail("wallet", err, { retry: connect });
     return;
   }
-  await use(wallet);
-  $("account-button").focus();
+  await use(wallet, { focus: true });
 }
 
 /** On load: the wallet this browser used last, if it still lets this site see an account. */
@@ -67,7 +67,8 @@ export async function reconnect(wallets) {
   }
 }
 
-async function use(wallet) {
+async function use(wallet, { focus = false } = {}) {
+  state.wallet?.off();
   state.wallet = wallet;
   state.registry = new Registry(wallet, state.config);
   state.api = new Api(state.config.apiUrl, wallet, state.config.registry.address);
@@ -76,15 +77,18 @@ async function use(wallet) {
     checkNetwork();
   });
   wallet.on("accountsChanged", (accounts) => {
-    clearScreen();
     if (!accounts?.length) return disconnected();
-    wallet.account = getAddress(accounts[0]);
+    const account = getAddress(accounts[0]);
+    if (account === wallet.account) return; // e.g. the wallet locked and unlocked: nothing changed
+    clearScreen();
+    wallet.account = account;
     showConnected(wallet);
-    say("wallet", `Switched to account ${shortHex(wallet.account)}: its own images and shares are shown now.`, { tone: "info", focus: false });
+    say("wallet", `Switched to account ${shortHex(account)}: its own images and shares are shown now.`, { tone: "info", focus: false });
     checkNetwork();
   });
   clearAll();
   showConnected(wallet);
+  if (focus) $("account-button").focus();
   await checkNetwork();
 }
 
@@ -97,6 +101,7 @@ export async function disconnect() {
 }
 
 function disconnected() {
+  state.wallet?.off();
   state.wallet = state.registry = state.api = null;
   state.rightChain = false;
   clearScreen();

@@ -99,14 +99,27 @@ export class Api {
     return this.signedGet(`/v1/images/${imageId}/document`);
   }
 
-  /** The signed-in owner's grants, newest first (one page of up to 100). */
-  grants() {
-    return this.signedGet("/v1/grants?limit=100");
+  /** Every item of a listing, following `next_cursor` (at most `pages` pages of 100). */
+  async all(path, key, pages = 20) {
+    const items = [];
+    let cursor = null;
+    for (let page = 0; page < pages; page++) {
+      const answer = await this.signedGet(`${path}?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      items.push(...answer[key]);
+      cursor = answer.next_cursor;
+      if (!cursor) break;
+    }
+    return items;
   }
 
-  /** What the signed-in viewer may read now (one page of up to 100). */
+  /** The signed-in owner's grants, newest first. */
+  grants() {
+    return this.all("/v1/grants", "grants");
+  }
+
+  /** What the signed-in viewer may read now. */
   sharedWithMe() {
-    return this.signedGet("/v1/shared-with-me?limit=100");
+    return this.all("/v1/shared-with-me", "images");
   }
 
   async grant(viewer, imageId, expiry) {

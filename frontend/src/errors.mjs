@@ -25,7 +25,7 @@ export function explain(err) {
   if (err instanceof UploadError) return { kind: "upload", message: err.message };
   if (err instanceof EnvelopeError) return { kind: "envelope", message: `This image cannot be opened here: ${err.message}.` };
   if (err instanceof ApiError) {
-    if (err.status === 403) {
+    if (err.code === "forbidden") {
       return { kind: "forbidden", message: "This account may not read that result: its owner has not shared it with you, or has revoked it." };
     }
     return { kind: "api", message: `The query API refused: ${err.message}` };

@@ -4,7 +4,7 @@ import { openEnvelope } from "./envelope.mjs";
 import { fetchEnvelope } from "./gateway.mjs";
 import { ensureKey } from "./keys.mjs";
 import { STATUS_NAMES } from "./registry.mjs";
-import { state } from "./state.mjs";
+import { state, stillConnected } from "./state.mjs";
 import { show } from "./results.mjs";
 import { formatBytes } from "./upload.mjs";
 import { sha256Hex } from "./verify.mjs";
@@ -43,7 +43,7 @@ export async function refreshMine() {
   if (!state.wallet || !state.rightChain) return;
   const account = state.wallet.account;
   const rows = await state.registry.imagesOf(account);
-  if (state.wallet?.account !== account) return; // the account changed meanwhile
+  if (!stillConnected(account)) return;
   $("mine").replaceChildren(...rows.map(item));
   $("mine-empty").textContent = rows.length === 0 ? "No images registered from this account yet." : "";
   if (state.key?.account === account) await thumbnails(rows.slice(0, THUMBNAILS), account);
@@ -55,7 +55,7 @@ async function thumbnails(rows, account) {
     if (state.thumbs.has(cid)) continue;
     try {
       const { binding, image } = await openEnvelope(await fetchEnvelope(state.config, cid), state.key.identity);
-      if (state.wallet?.account !== account) return;
+      if (!stillConnected(account)) return;
       if (!BROWSER_IMAGES.has(binding.media_type)) continue;
       state.thumbs.set(cid, URL.createObjectURL(new Blob([image], { type: binding.media_type })));
     } catch (err) {
@@ -69,9 +69,11 @@ async function thumbnails(rows, account) {
 
 /** Fetches this account's envelope from the gateway and opens it here; the image never leaves the tab. */
 export async function viewImage(cid) {
+  const account = state.wallet.account;
   try {
     const key = await ensureKey();
     const { binding, image } = await openEnvelope(await fetchEnvelope(state.config, cid), key.identity);
+    if (!stillConnected(account)) return;
     const mine = binding.owner === state.wallet.account.toLowerCase() && binding.chain_id === state.config.chain.id;
     const digest = await sha256Hex(image);
     const type = binding.media_type;
@@ -86,6 +88,6 @@ export async function viewImage(cid) {
     $("viewer-figure").scrollIntoView({ block: "nearest" });
     await refreshMine();
   } catch (err) {
-    fail("mine", err, { retry: () => viewImage(cid) });
+    if (stillConnected(account)) fail("mine", err, { retry: () => viewImage(cid) });
   }
 }

@@ -7,7 +7,7 @@ import { ensureKey } from "./keys.mjs";
 import { refreshMine } from "./mine.mjs";
 import { imageIdOf, Status } from "./registry.mjs";
 import { show } from "./results.mjs";
-import { state } from "./state.mjs";
+import { state, stillConnected } from "./state.mjs";
 import { SUPER_RESOLUTION, sizeProblem } from "./superres.mjs";
 import { UploadError, formatBytes, localCid, pin, readImage } from "./upload.mjs";
 import { $, txLink } from "./ui/dom.mjs";
@@ -16,6 +16,7 @@ import { failActiveStep, resetSteps, step } from "./ui/steps.mjs";
 
 const PINATA_API = "https://api.pinata.cloud";
 const UNDECODABLE_HERE = new Set(["TIFF"]); // browsers do not decode TIFF; the oracle still checks it
+const ACCOUNT_CHANGED = "The account changed in your wallet during the registration, so it stopped: the image was sealed for the previous account. Nothing was registered; press the button again to register it for this one.";
 const UPLOADED_NOT_REGISTERED =
   "You rejected the registration in your wallet. The encrypted image was uploaded to IPFS (only you and the oracle can open it), but it is not registered; you can try again.";
 
@@ -105,6 +106,7 @@ export async function uploadAndRegister() {
   clear("register");
   resetSteps("key");
   let uploaded = false;
+  const account = state.wallet.account;
   try {
     const provider = $("ipfs-provider").value;
     const token = uploadToken();
@@ -143,6 +145,7 @@ export async function uploadAndRegister() {
       return;
     }
     step("upload", "done", "CIDs match");
+    if (!stillConnected(account)) return say("register", ACCOUNT_CHANGED);
 
     step("sign", "active", "confirm in your wallet");
     const modelId = $("model").value || zeroHash;
@@ -154,9 +157,11 @@ export async function uploadAndRegister() {
     if (receipt.status !== "success") throw new Error(`the transaction ${hash} reverted`);
     step("mined", "done", `block ${receipt.blockNumber}`);
     file.registered = true;
+    if (!stillConnected(account)) return;
     await refreshMine();
     await show(imageIdOf(sealed.owner, sealed.cid), sealed.cid, sealed.owner, { fromFlow: true });
   } catch (err) {
+    if (!stillConnected(account)) return say("register", "The account changed in your wallet during the registration, so the page stopped following it.");
     failActiveStep();
     fail("register", err, { retry: uploadAndRegister, upload: chooseAnother, uploadedMessage: uploaded ? UPLOADED_NOT_REGISTERED : null });
   } finally {

@@ -17,37 +17,51 @@ import { step } from "./ui/steps.mjs";
 
 const POLL_MS = 1000;
 
-/** Shows one image and follows it until its request ends (or another image is shown). `fromFlow`:
- *  it is the image just registered, so the progress steps follow it too. */
-export async function show(imageId, cid, owner, { fromFlow = false } = {}) {
-  clear("result");
+/** Thrown when the image under Result changed (another image, account or chain) during a wait:
+ *  what was being fetched for the old one is dropped, never drawn into the new card. */
+class Stale extends Error {}
+
+function live(shown) {
+  if (state.shown !== shown) throw new Stale();
+}
+
+/** Runs `work`, saying its failure in the Result card unless the card moved on meanwhile. */
+async function guarded(work, retry) {
   try {
-    await follow(imageId, cid, owner, fromFlow);
+    await work();
   } catch (err) {
-    fail("result", err, { retry: () => show(imageId, cid, owner, { fromFlow }) });
+    if (!(err instanceof Stale)) fail("result", err, { retry });
   }
 }
 
-const progress = (name, status) => state.shown?.fromFlow && step(name, status);
+/** Shows one image and follows it until its request ends (or another image is shown). `fromFlow`:
+ *  it is the image just registered, so the progress steps follow it too. */
+export function show(imageId, cid, owner, { fromFlow = false } = {}) {
+  clear("result");
+  const shown = { imageId, cid, owner, fromFlow };
+  state.shown = shown;
+  return guarded(() => follow(shown), () => show(imageId, cid, owner, { fromFlow }));
+}
 
-async function follow(imageId, cid, owner, fromFlow) {
-  const watch = ++state.watch;
-  state.shown = { imageId, cid, owner, fromFlow };
-  resetResult(cid);
-  if (!fromFlow) $("result-title").focus({ preventScroll: true });
+const progress = (shown, name, status) => shown.fromFlow && step(name, status);
+
+async function follow(shown) {
+  resetResult(shown.cid);
+  if (!shown.fromFlow) $("result-title").focus({ preventScroll: true });
   $("result").scrollIntoView({ block: "start", behavior: "smooth" });
   const explorer = state.config.chain.explorer;
-  const registration = await state.registry.registrationLog(imageId);
-  if (watch !== state.watch) return;
+  const registration = await state.registry.registrationLog(shown.imageId);
+  live(shown);
   if (registration) $("result-registration-tx").replaceChildren(txLink(registration.transactionHash, explorer));
-  while (watch === state.watch) {
-    const record = await state.registry.image(imageId);
-    if (watch !== state.watch) return;
+  for (;;) {
+    const record = await state.registry.image(shown.imageId);
+    live(shown);
     $("result-registered").textContent = when(record.registeredAt);
     $("result-model").textContent = state.registry.names.get(record.modelId.toLowerCase()) ?? record.modelId;
-    if (record.status !== Status.Pending) return settled(imageId, record, watch);
-    progress("oracle", "active");
+    if (record.status !== Status.Pending) return settled(shown, record);
+    progress(shown, "oracle", "active");
     const now = await state.registry.latestTimestamp();
+    live(shown);
     if (now > record.deadline) {
       showStatus("The oracle did not answer in time. You can cancel the request; the fee comes back to you.", "timed-out");
       $("cancel").hidden = record.owner !== state.wallet.account;
@@ -55,18 +69,19 @@ async function follow(imageId, cid, owner, fromFlow) {
       showStatus("Waiting for the oracle: it usually answers within a minute.", "pending");
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    live(shown);
   }
 }
 
-async function settled(imageId, record, watch) {
+async function settled(shown, record) {
   const mine = record.owner === state.wallet.account;
   if (mine) await refreshMine();
-  if (watch !== state.watch) return;
+  live(shown);
   const upscaling = state.described.get(record.modelId.toLowerCase())?.task === SUPER_RESOLUTION;
   const verb = upscaling ? "upscale" : "classify";
   if (record.status === Status.Classified) {
-    progress("oracle", "done");
-    progress("result", "done");
+    progress(shown, "oracle", "done");
+    progress(shown, "result", "done");
     showStatus(
       upscaling
         ? "Done: the 4× image is ready, and its result's hash is committed on chain."
@@ -74,16 +89,20 @@ async function settled(imageId, record, watch) {
       "classified",
     );
     $("result-hash").textContent = record.resultHash;
-    const log = await state.registry.resultLog(imageId);
+    const log = await state.registry.resultLog(shown.imageId);
+    live(shown);
     if (log) {
+      const answered = await state.registry.blockTime(log.blockNumber);
+      live(shown);
       $("result-tx").replaceChildren(txLink(log.transactionHash, state.config.chain.explorer));
-      $("result-answered").textContent = when(await state.registry.blockTime(log.blockNumber));
+      $("result-answered").textContent = when(answered);
     }
     $("read-result").hidden = false;
-    if (state.api.token()) await readResult();
+    if (state.api.token()) await read(shown);
   } else if (record.status === Status.Failed) {
-    progress("oracle", "failed");
-    const reason = await state.registry.failureReason(imageId);
+    progress(shown, "oracle", "failed");
+    const reason = await state.registry.failureReason(shown.imageId);
+    live(shown);
     const why = FAILURE_REASONS[reason] ?? `reason ${reason}`;
     const refund = record.feePaid > 0n ? ` The fee (${formatEther(record.feePaid)} ETH) was refunded.` : "";
     showStatus(`The oracle could not ${verb} this image: ${why}.${refund}`, "failed");
@@ -92,81 +111,93 @@ async function settled(imageId, record, watch) {
     }
     if (reason === NOT_TISSUE && mine) {
       $("see-why").hidden = false;
-      if (state.api.token()) await seeWhy();
+      if (state.api.token()) await why(shown);
     }
   } else if (record.status === Status.Cancelled) {
     showStatus("This request was cancelled and its fee refunded.", "cancelled");
   }
 }
 
-export async function readResult() {
+export function readResult() {
   const shown = state.shown;
-  try {
-    const [served, record] = await Promise.all([state.api.document(shown.imageId), state.registry.image(shown.imageId)]);
-    if (state.shown !== shown) return;
-    const doc = served.document;
-    const upscaled = doc.task === SUPER_RESOLUTION;
-    const model = state.described.get(doc.model_id.toLowerCase());
-    $("result-body").hidden = false;
-    $("classification-body").hidden = upscaled;
-    if (!upscaled) {
-      renderClassification(doc, model);
-      state.labels.set(shown.imageId, doc.label);
-    }
-    $("result-model").textContent = doc.model_name;
-    $("result-oracle").textContent = doc.oracle;
-    const ok = matchesChain(doc, record.resultHash);
-    renderIntegrity(ok);
-    $("read-result").hidden = true;
-    const owner = shown.owner === state.wallet.account;
-    if (model?.card) {
-      renderCard($("model-card"), model.card);
-      $("card-details").hidden = false;
-    }
-    await Promise.all([
-      ok && owner && upscaled ? showUpscaled(doc, shown) : null,
-      ok && owner && !upscaled && doc.outputs?.grad_cam ? showHeatMap(doc, shown) : null,
-      owner ? refreshMine() : null,
-    ]);
-  } catch (err) {
-    fail("result", err, { retry: readResult });
+  if (!shown) return null;
+  return guarded(() => read(shown), readResult);
+}
+
+async function read(shown) {
+  const [served, record] = await Promise.all([state.api.document(shown.imageId), state.registry.image(shown.imageId)]);
+  live(shown);
+  const doc = served.document;
+  const upscaled = doc.task === SUPER_RESOLUTION;
+  const model = state.described.get(doc.model_id.toLowerCase());
+  $("result-body").hidden = false;
+  $("classification-body").hidden = upscaled;
+  if (!upscaled) {
+    renderClassification(doc, model);
+    state.labels.set(shown.imageId, doc.label);
   }
+  $("result-model").textContent = doc.model_name;
+  $("result-oracle").textContent = doc.oracle;
+  const ok = matchesChain(doc, record.resultHash);
+  renderIntegrity(ok);
+  $("read-result").hidden = true;
+  const owner = shown.owner === state.wallet.account;
+  if (model?.card) {
+    renderCard($("model-card"), model.card);
+    $("card-details").hidden = false;
+  }
+  await Promise.all([
+    ok && owner && upscaled ? showUpscaled(doc, shown) : null,
+    ok && owner && !upscaled && doc.outputs?.grad_cam ? showHeatMap(doc, shown) : null,
+    owner ? refreshMine() : null,
+  ]);
 }
 
 /** The input gate's words for a NOT_TISSUE refusal: only the owner may read them (sign-in). */
-export async function seeWhy() {
-  try {
-    const words = await refusalWords(state.api, state.shown.imageId);
-    $("result-why").textContent = words ? `Why: ${words}` : "The oracle gave no further reason.";
-    $("result-why").hidden = false;
-    $("see-why").hidden = true;
-  } catch (err) {
-    fail("result", err, { retry: seeWhy });
-  }
+export function seeWhy() {
+  const shown = state.shown;
+  if (!shown) return null;
+  return guarded(() => why(shown), seeWhy);
 }
 
-/** The owner's image under the oracle's heat map, both opened here with the owner's key. */
-async function showHeatMap(doc, shown) {
+async function why(shown) {
+  const words = await refusalWords(state.api, shown.imageId);
+  live(shown);
+  $("result-why").textContent = words ? `Why: ${words}` : "The oracle gave no further reason.";
+  $("result-why").hidden = false;
+  $("see-why").hidden = true;
+}
+
+/** The owner's image and an output the oracle sealed to the owner (`outputCid`), both opened here
+ *  with the owner's key, for the image still shown. */
+async function openBoth(shown, outputCid) {
+  live(shown);
   const key = await ensureKey();
-  const [picture, sealedHeat] = await Promise.all([
+  live(shown);
+  const [picture, sealed] = await Promise.all([
     fetchEnvelope(state.config, shown.cid).then((envelope) => openEnvelope(envelope, key.identity)),
-    fetchEnvelope(state.config, doc.outputs.grad_cam),
+    fetchEnvelope(state.config, outputCid),
   ]);
-  const heat = await openHeatMap(sealedHeat, key.identity, state.wallet.account, doc.outputs.grad_cam_sha256);
-  const blob = new Blob([picture.image], { type: picture.binding.media_type });
-  $("heat-canvas").replaceChildren(await overlay(blob, heat));
+  live(shown);
+  return { key, picture, sealed };
+}
+
+/** The owner's image under the oracle's heat map. */
+async function showHeatMap(doc, shown) {
+  const { key, picture, sealed } = await openBoth(shown, doc.outputs.grad_cam);
+  const heat = await openHeatMap(sealed, key.identity, shown.owner, doc.outputs.grad_cam_sha256);
+  const canvas = await overlay(new Blob([picture.image], { type: picture.binding.media_type }), heat);
+  live(shown);
+  $("heat-canvas").replaceChildren(canvas);
   $("heat-figure").dataset.sha256 = doc.outputs.grad_cam_sha256;
   $("heat-figure").hidden = false;
 }
 
-/** The 4x image the oracle sealed to the owner, opened and checked here, beside the input. */
+/** The 4x image beside the input under a slider, with a download. */
 async function showUpscaled(doc, shown) {
-  const key = await ensureKey();
-  const [picture, sealed] = await Promise.all([
-    fetchEnvelope(state.config, shown.cid).then((envelope) => openEnvelope(envelope, key.identity)),
-    fetchEnvelope(state.config, doc.outputs.image),
-  ]);
-  const output = await openUpscaled(sealed, key.identity, state.wallet.account, doc);
+  const { key, picture, sealed } = await openBoth(shown, doc.outputs.image);
+  const output = await openUpscaled(sealed, key.identity, shown.owner, doc);
+  live(shown);
   const inputUrl = URL.createObjectURL(new Blob([picture.image], { type: picture.binding.media_type }));
   const outputUrl = URL.createObjectURL(new Blob([output], { type: "image/png" }));
   const { output_width: width, output_height: height } = doc.measures;
@@ -178,15 +209,15 @@ async function showUpscaled(doc, shown) {
   $("sr-figure").hidden = false;
 }
 
-export async function cancelRequest() {
-  const { imageId, cid, owner } = state.shown;
-  try {
-    const hash = await state.registry.cancel(imageId);
+export function cancelRequest() {
+  const shown = state.shown;
+  if (!shown) return null;
+  return guarded(async () => {
+    const hash = await state.registry.cancel(shown.imageId);
     toast("Cancellation sent.", txLink(hash, state.config.chain.explorer));
     await state.registry.receipt(hash);
+    live(shown);
     say("result", "Cancelled; the fee was refunded.", { tone: "info" });
-    await show(imageId, cid, owner);
-  } catch (err) {
-    fail("result", err, { retry: cancelRequest });
-  }
+    await show(shown.imageId, shown.cid, shown.owner);
+  }, cancelRequest);
 }

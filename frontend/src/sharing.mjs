@@ -3,7 +3,7 @@
 import { getAddress, isAddress } from "viem";
 import { ALL_IMAGES } from "./api.mjs";
 import { show } from "./results.mjs";
-import { state } from "./state.mjs";
+import { state, stillConnected } from "./state.mjs";
 import { $, el, shortCid, shortHex, when } from "./ui/dom.mjs";
 import { clear, fail, say } from "./ui/messages.mjs";
 
@@ -41,6 +41,7 @@ export async function share(event) {
     return refuse("viewer", "That is your own address: you can already read your results. Enter the address of the person you want to share with.");
   }
   $("viewer").removeAttribute("aria-invalid");
+  $("share-days").removeAttribute("aria-invalid");
   const all = $("share-scope").value === "all";
   const shown = state.shown;
   if (!all && shown?.owner !== state.wallet.account) {
@@ -92,8 +93,8 @@ function grantItem(record) {
 export async function listGrants() {
   try {
     const account = state.wallet.account;
-    const { grants } = await state.api.grants();
-    if (state.wallet?.account !== account) return;
+    const grants = await state.api.grants();
+    if (!stillConnected(account)) return;
     const ordered = [...grants.filter((g) => g.state === "active"), ...grants.filter((g) => g.state !== "active")];
     $("grants").replaceChildren(...ordered.map(grantItem));
     $("grants-empty").hidden = grants.length > 0;
@@ -107,8 +108,8 @@ export async function listGrants() {
 export async function listShared() {
   try {
     const account = state.wallet.account;
-    const { images } = await state.api.sharedWithMe();
-    if (state.wallet?.account !== account) return;
+    const images = await state.api.sharedWithMe();
+    if (!stillConnected(account)) return;
     $("shared").replaceChildren(
       ...images.map((image) => {
         const open = el("button", { type: "button", textContent: "Read the result", onclick: () => show(image.image_id, image.cid, image.owner) });

@@ -20,8 +20,8 @@
  * @property {bigint | null} fee
  * @property {ChosenFile | null} file        the image chosen for registration
  * @property {import("./patient.mjs").PatientKey | null} key  the account's unlocked key
- * @property {{imageId: string, cid: string, owner: string, fromFlow: boolean} | null} shown  the image under Result
- * @property {number} watch                  bumped to stop following the previously shown image
+ * @property {{imageId: string, cid: string, owner: string, fromFlow: boolean} | null} shown  the image under
+ *   Result; a new object per showing, so work begun for an earlier one can tell it is stale
  * @property {boolean} busy                  a registration is in progress
  * @property {Map<string, string>} labels    labels read this session, by imageId (memory only)
  * @property {Map<string, string>} thumbs    object URLs of decrypted thumbnails, by CID (memory only)
@@ -40,17 +40,18 @@ export const state = {
   file: null,
   key: null,
   shown: null,
-  watch: 0,
   busy: false,
   labels: new Map(),
   thumbs: new Map(),
 };
 
+/** Whether `account` is still the connected one: work begun for another account stops drawing. */
+export const stillConnected = (account) => state.wallet?.account === account;
+
 /** Forgets everything the previous account (or chain) made visible or unlocked. */
 export function forgetAccount() {
   state.key = null;
   state.shown = null;
-  state.watch += 1;
   state.labels = new Map();
   for (const url of state.thumbs.values()) URL.revokeObjectURL(url);
   state.thumbs = new Map();

@@ -71,8 +71,7 @@ export class Wallet {
   /** Forgets the site here; wallets that support it (EIP-2255) also drop their permission. */
   async disconnect() {
     localStorage.removeItem(REMEMBERED);
-    for (const [event, handler] of this.handlers) this.provider.removeListener?.(event, handler);
-    this.handlers = [];
+    this.off();
     try {
       await this.provider.request({ method: "wallet_revokePermissions", params: [{ eth_accounts: {} }] });
     } catch {
@@ -99,5 +98,11 @@ export class Wallet {
   on(event, handler) {
     this.provider.on?.(event, handler);
     this.handlers.push([event, handler]);
+  }
+
+  /** Stops listening to the provider (this wallet object is done with). */
+  off() {
+    for (const [event, handler] of this.handlers) this.provider.removeListener?.(event, handler);
+    this.handlers = [];
   }
 }

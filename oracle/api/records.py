@@ -13,6 +13,7 @@ from oracle.store.db import Database
 from oracle.store.models import Job, JobState
 
 BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() takes "²", and int() then fails
 IMAGE_ID = BYTES32
 PAGE_LIMIT = 100
 MAX_BLOCK = 2**63 - 1  # SQLite's INTEGER
@@ -40,7 +41,7 @@ def public(job: Job) -> dict[str, Any]:
 
 def query_int(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     text = query.get(name, str(default))
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not DIGITS.fullmatch(text) or not low <= int(text) <= high:
         raise ApiError(400, "invalid_parameter", f"{name} must be an integer from {low} to {high}")
     return int(text)
 
@@ -58,7 +59,7 @@ async def page_of_jobs(
     cursor = params.get("cursor")
     if cursor is not None:
         block, _, image_id = cursor.partition(":")
-        if not block.isdigit() or int(block) > MAX_BLOCK or not IMAGE_ID.match(image_id):
+        if not DIGITS.fullmatch(block) or int(block) > MAX_BLOCK or not IMAGE_ID.match(image_id):
             raise ApiError(400, "invalid_parameter", "cursor is not a next_cursor from this API")
         query = query.where(
             or_(Job.block_number > int(block), and_(Job.block_number == int(block), Job.image_id > image_id))

@@ -5,13 +5,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 
 from oracle.api import auth
 from oracle.api.bodies import json_body
 from oracle.api.context import AUTH, DB
 from oracle.api.errors import ApiError
-from oracle.api.records import BYTES32, PAGE_LIMIT, page_of_jobs, public, query_int
+from oracle.api.records import BYTES32, DIGITS, PAGE_LIMIT, page_of_jobs, public, query_int
 from oracle.store.models import Grant, Job, now
 
 MAX_CURSOR_MICROS = 2**63 - 1
@@ -61,7 +61,7 @@ async def list_grants(request: web.Request) -> web.Response:
     cursor = request.query.get("cursor")
     if cursor is not None:
         micros, _, nonce = cursor.partition(":")
-        if not micros.isdigit() or int(micros) > MAX_CURSOR_MICROS or not BYTES32.match(nonce):
+        if not DIGITS.fullmatch(micros) or int(micros) > MAX_CURSOR_MICROS or not BYTES32.match(nonce):
             raise ApiError(400, "invalid_parameter", "cursor is not a next_cursor from this API")
         try:
             created = datetime.fromtimestamp(int(micros) / 1_000_000, UTC)
@@ -91,32 +91,30 @@ async def shared_with_me(request: web.Request) -> web.Response:
     db = request.app[DB]
     viewer = await auth.authenticated(request, db)
     at = int(now().timestamp())
+    active = and_(Grant.viewer == viewer, Grant.revoked_at.is_(None), Grant.expiry > at)
     covering = and_(
-        Grant.viewer == viewer,
+        active,
         Grant.owner == Job.owner,
         or_(Grant.image_id == Job.image_id, Grant.image_id == auth.ALL_IMAGES),
-        Grant.revoked_at.is_(None),
-        Grant.expiry > at,
     )
-    jobs, next_cursor = await page_of_jobs(db, select(Job).where(exists().where(covering)), request.query)
-    owners = {job.owner for job in jobs}
+    # Only the owners who granted this viewer anything are walked (jobs are indexed by owner).
+    granting = select(Grant.owner).where(active)
+    query = select(Job).where(Job.owner.in_(granting), exists().where(covering))
+    jobs, next_cursor = await page_of_jobs(db, query, request.query)
+    scopes = {job.image_id for job in jobs} | {auth.ALL_IMAGES}
     async with db.transaction() as session:
-        grants = list(
-            await session.scalars(
-                select(Grant).where(
-                    Grant.viewer == viewer,
-                    Grant.owner.in_(owners),
-                    Grant.revoked_at.is_(None),
-                    Grant.expiry > at,
-                )
+        latest = {
+            (owner, image_id): expiry
+            for owner, image_id, expiry in await session.execute(
+                select(Grant.owner, Grant.image_id, func.max(Grant.expiry))
+                .where(active, Grant.owner.in_({job.owner for job in jobs}), Grant.image_id.in_(scopes))
+                .group_by(Grant.owner, Grant.image_id)
             )
-        )
+        }
 
     def until(job: Job) -> int | None:
-        covers = (
-            g.expiry for g in grants if g.owner == job.owner and g.image_id in (job.image_id, auth.ALL_IMAGES)
-        )
-        return max(covers, default=None)  # None: revoked between the two reads
+        covers = [latest.get((job.owner, job.image_id)), latest.get((job.owner, auth.ALL_IMAGES))]
+        return max((c for c in covers if c is not None), default=None)  # None: revoked between the reads
 
     return web.json_response(
         {

@@ -1,6 +1,7 @@
-// Feedback next to the action that caused it: each section has its own message slot, focus moves
-// to the new message (keyboard and screen-reader users land on it), and its words also go to one
-// polite live region. Transactions get a short toast, linked to the explorer when there is one.
+// Feedback next to the action that caused it: each section has its own message slot and focus moves
+// to the new message (keyboard and screen-reader users land on it and hear it); a note that does not
+// take focus is said through one polite live region. Transactions get a short toast, linked to the
+// explorer when there is one.
 import { explain } from "../errors.mjs";
 import { $, el } from "./dom.mjs";
 
@@ -15,12 +16,12 @@ export function say(where, text, { action, label, tone = "error", focus = true }
   const act = action && el("button", { type: "button", className: "message-action", textContent: label, onclick: () => { clear(where); action(); } });
   slot.replaceChildren(el("span", { className: "message-text", textContent: text }), act, close);
   slot.dataset.tone = tone;
-  slot.setAttribute("role", tone === "error" ? "alert" : "status");
   slot.hidden = false;
-  $("live").textContent = text;
   if (focus) {
-    slot.focus({ preventScroll: true });
+    slot.focus({ preventScroll: true }); // read out as it takes focus
     slot.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  } else {
+    $("live").textContent = text; // said without moving the reader
   }
 }
 

@@ -57,7 +57,8 @@ async def revoke(api: str, nonce: str) -> None:
 async def test_the_owner_lists_its_grants_newest_first_with_their_state(api: str, images: list[str]) -> None:
     first = await grant(api, images[0], in_hours(1))
     everything = await grant(api, auth.ALL_IMAGES, in_hours(2))
-    await post(api + "/v1/grants", signed_grant(STRANGER_KEY, VIEWER_KEY.address, images[1], in_hours(1)))
+    stranger = signed_grant(STRANGER_KEY, VIEWER_KEY.address, images[1], in_hours(1))
+    assert (await post(api + "/v1/grants", stranger))[0] == 201
     await revoke(api, first["nonce"])
 
     status, body = await get(api + "/v1/grants", await sign_in(api, OWNER_KEY))
@@ -118,10 +119,28 @@ async def test_grants_page_without_gaps_or_repeats(api: str, images: list[str]) 
     assert set(seen) == made
 
 
-@pytest.mark.parametrize("cursor", ["x", "12:0x12", "99999999999999999999:0x" + "00" * 32, "1:" + "0" * 66])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "x",
+        "12:0x12",
+        "99999999999999999999:0x" + "00" * 32,
+        "1:" + "0" * 66,
+        "\u00b2:0x" + "00" * 32,  # a digit to str.isdigit(), not to int()
+        "9" * 5000 + ":0x" + "00" * 32,  # past int()'s digit limit
+    ],
+)
 async def test_a_foreign_cursor_is_a_400(api: str, cursor: str) -> None:
     status, body = await get(f"{api}/v1/grants?cursor={cursor}", await sign_in(api, OWNER_KEY))
     assert (status, body["error"]["code"]) == (400, "invalid_parameter")
+
+
+@pytest.mark.parametrize("limit", ["\u00b2", "0", "101", "9" * 5000])
+async def test_a_limit_out_of_range_is_a_400(api: str, limit: str) -> None:
+    token = await sign_in(api, VIEWER_KEY)
+    for path in ("/v1/grants", "/v1/shared-with-me"):
+        status, body = await get(f"{api}{path}?limit={limit}", token)
+        assert (status, body["error"]["code"]) == (400, "invalid_parameter")
 
 
 async def test_listings_need_a_session(api: str) -> None:
