@@ -111,7 +111,7 @@ function disconnected() {
   updateRegisterButton();
 }
 
-export async function checkNetwork() {
+async function checkNetwork() {
   const { wallet, config } = state;
   const id = await wallet.chainId();
   state.rightChain = id === config.chain.id;

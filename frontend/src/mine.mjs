@@ -68,7 +68,7 @@ async function thumbnails(rows, account) {
 }
 
 /** Fetches this account's envelope from the gateway and opens it here; the image never leaves the tab. */
-export async function viewImage(cid) {
+async function viewImage(cid) {
   const account = state.wallet.account;
   try {
     const key = await ensureKey();

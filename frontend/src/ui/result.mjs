@@ -39,7 +39,7 @@ export function showStatus(text, status) {
 }
 
 /** How the model did on its held-out patients, from its card; "" when the card has no figures. */
-export function validationWords(model) {
+function validationWords(model) {
   const patients = model?.card?.evaluation?.patient_level;
   if (!patients?.recall || !patients?.accuracy) return "";
   const count = model.card.evaluation.patients;
