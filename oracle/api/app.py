@@ -172,7 +172,7 @@ def model_card(card: ModelCard) -> dict[str, Any]:
 def image_ids_of(ref: str, owner: str | None) -> list[str]:
     """Candidate imageIds, best first: the id itself; or, for `owner`, the CID exactly as given,
     then in CIDv1 base32 (a CID registered in another form is another record)."""
-    if IMAGE_ID.match(ref):
+    if IMAGE_ID.fullmatch(ref):
         return [ref.lower()]
     try:
         normalised = cids.normalise(ref)

@@ -15,6 +15,7 @@ from siwe import SiweMessage, VerificationError, generate_nonce
 from sqlalchemy import delete, or_, select, update
 
 from oracle.api.errors import ApiError
+from oracle.api.records import BYTES32
 from oracle.store.db import Database
 from oracle.store.models import ApiSession, AuthNonce, Grant, Job, now
 
@@ -53,7 +54,8 @@ class AuthConfig:
         }
 
 
-def _utc(moment: datetime) -> datetime:
+def utc(moment: datetime) -> datetime:
+    """`moment` as UTC: SQLite hands back naive datetimes, PostgreSQL aware ones."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -112,7 +114,7 @@ async def verify_sign_in(db: Database, config: AuthConfig, text: str, signature:
             raise ApiError(401, "unknown_nonce", "this nonce was not issued for this address")
         if record.used_at is not None:
             raise ApiError(401, "nonce_used", "this nonce was already used")
-        if _utc(record.expires_at) < now():
+        if utc(record.expires_at) < now():
             raise ApiError(401, "nonce_expired", "this nonce has expired; ask for a new one")
         record.used_at = now()
         await session.execute(delete(ApiSession).where(ApiSession.expires_at < now()))
@@ -141,7 +143,7 @@ async def authenticated(request: web.Request, db: Database) -> str:
         raise ApiError(401, "unauthorized", "sign in first: Authorization: Bearer <token>")
     async with db.transaction() as session:
         record = await session.get(ApiSession, _hash(token))
-    if record is None or _utc(record.expires_at) < now():
+    if record is None or utc(record.expires_at) < now():
         raise ApiError(401, "session_expired", "unknown or expired token; sign in again")
     return record.address
 
@@ -189,12 +191,8 @@ def _domain_types() -> list[dict[str, str]]:
 
 
 def _bytes32(value: object, name: str) -> str:
-    if not isinstance(value, str) or len(value) != 66 or not value.startswith("0x"):
+    if not isinstance(value, str) or not BYTES32.fullmatch(value):
         raise ApiError(400, "invalid_grant", f"{name} must be 0x and 64 hex digits")
-    try:
-        bytes.fromhex(value[2:])
-    except ValueError as exc:
-        raise ApiError(400, "invalid_grant", f"{name} must be 0x and 64 hex digits") from exc
     return value.lower()
 
 

@@ -12,7 +12,7 @@ from oracle.chain.reasons import FailureReason
 from oracle.store.db import Database
 from oracle.store.models import Job, JobState
 
-BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+BYTES32 = re.compile(r"0x[0-9a-fA-F]{64}")  # with fullmatch: "$" would let a trailing newline in
 DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() takes "²", and int() then fails
 IMAGE_ID = BYTES32
 PAGE_LIMIT = 100
@@ -59,7 +59,7 @@ async def page_of_jobs(
     cursor = params.get("cursor")
     if cursor is not None:
         block, _, image_id = cursor.partition(":")
-        if not DIGITS.fullmatch(block) or int(block) > MAX_BLOCK or not IMAGE_ID.match(image_id):
+        if not DIGITS.fullmatch(block) or int(block) > MAX_BLOCK or not IMAGE_ID.fullmatch(image_id):
             raise ApiError(400, "invalid_parameter", "cursor is not a next_cursor from this API")
         query = query.where(
             or_(Job.block_number > int(block), and_(Job.block_number == int(block), Job.image_id > image_id))

@@ -1,7 +1,7 @@
 """Sharing: an owner's EIP-712 grants and revocations, the owner's list of them, and what a signed-in
 viewer may read. Listing needs a session; granting and revoking need only the owner's signature."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +15,7 @@ from oracle.api.records import BYTES32, DIGITS, PAGE_LIMIT, page_of_jobs, public
 from oracle.store.models import Grant, Job, now
 
 MAX_CURSOR_MICROS = 2**63 - 1
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 async def add_grant(request: web.Request) -> web.Response:
@@ -29,8 +30,7 @@ async def revoke(request: web.Request) -> web.Response:
 
 
 def _micros(moment: datetime) -> int:
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return int(aware.timestamp() * 1_000_000)
+    return (auth.utc(moment) - EPOCH) // timedelta(microseconds=1)
 
 
 def grant_record(grant: Grant, cid: str | None, at: int) -> dict[str, Any]:
@@ -61,11 +61,11 @@ async def list_grants(request: web.Request) -> web.Response:
     cursor = request.query.get("cursor")
     if cursor is not None:
         micros, _, nonce = cursor.partition(":")
-        if not DIGITS.fullmatch(micros) or int(micros) > MAX_CURSOR_MICROS or not BYTES32.match(nonce):
+        if not DIGITS.fullmatch(micros) or int(micros) > MAX_CURSOR_MICROS or not BYTES32.fullmatch(nonce):
             raise ApiError(400, "invalid_parameter", "cursor is not a next_cursor from this API")
-        try:
-            created = datetime.fromtimestamp(int(micros) / 1_000_000, UTC)
-        except (OverflowError, OSError, ValueError) as exc:
+        try:  # exact to the microsecond (a float division is not, and would skip or repeat a grant)
+            created = EPOCH + timedelta(microseconds=int(micros))
+        except OverflowError as exc:
             raise ApiError(400, "invalid_parameter", "cursor is not a next_cursor from this API") from exc
         query = query.where(
             or_(Grant.created_at < created, and_(Grant.created_at == created, Grant.nonce < nonce))
