@@ -140,12 +140,9 @@ async function loadChainData() {
     ]);
     state.described = new Map(described.map((m) => [m.model_id.toLowerCase(), m]));
     state.fee = fee;
-    const words =
-      fee === 0n
-        ? "free on this chain"
-        : `${formatEther(fee)} ETH; if the oracle cannot read your image, ${formatEther(fee - kept)} ETH of it comes back`;
-    $("fee").textContent = words;
-    for (const echo of document.querySelectorAll(".fee-echo")) echo.textContent = fee === 0n ? "free on this chain" : `${formatEther(fee)} ETH`;
+    const price = fee === 0n ? "free on this chain" : `${formatEther(fee)} ETH`;
+    $("fee").textContent = fee === 0n ? price : `${price}; if the oracle cannot read your image, ${formatEther(fee - kept)} ETH of it comes back`;
+    for (const echo of document.querySelectorAll(".fee-echo")) echo.textContent = price;
     $("model").replaceChildren(...modelOptions(models, state.described));
     $("model").disabled = models.length === 0;
     if (models.length === 0) say("register", "No active model is registered on chain yet.", { focus: false });

@@ -145,6 +145,9 @@ export function isEnvelope(bytes) {
   return new TextDecoder().decode(bytes.slice(0, MAGIC.length)) === MAGIC;
 }
 
+/** An opened envelope's image as a Blob of its declared media type. */
+export const imageBlob = ({ binding, image }) => new Blob([image], { type: binding.media_type });
+
 /** {binding, image} from an envelope sealed to `identity` (AGE-SECRET-KEY-1…). */
 export async function openEnvelope(envelope, identity) {
   if (!isEnvelope(envelope)) throw new EnvelopeError("not an age envelope");

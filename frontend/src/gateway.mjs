@@ -1,4 +1,6 @@
 // Envelopes back from the IPFS gateway, within the size any honest envelope can have.
+import { openEnvelope } from "./envelope.mjs";
+
 const ENVELOPE_OVERHEAD = 64 * 1024;
 
 export async function fetchEnvelope(config, cid) {
@@ -14,4 +16,9 @@ export async function fetchEnvelope(config, cid) {
   const bytes = new Uint8Array(await response.arrayBuffer());
   if (bytes.length > limit) throw new Error("the gateway's answer is too large");
   return bytes;
+}
+
+/** The envelope at `cid`, fetched and opened here with `identity`: {binding, image}. */
+export async function openFromGateway(config, cid, identity) {
+  return openEnvelope(await fetchEnvelope(config, cid), identity);
 }

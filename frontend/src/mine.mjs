@@ -1,7 +1,7 @@
 // "My images": the connected account's registrations from the chain, each with a thumbnail
 // decrypted here (once the key is unlocked), its status in words and its label once read.
-import { openEnvelope } from "./envelope.mjs";
-import { fetchEnvelope } from "./gateway.mjs";
+import { imageBlob } from "./envelope.mjs";
+import { openFromGateway } from "./gateway.mjs";
 import { ensureKey } from "./keys.mjs";
 import { STATUS_NAMES } from "./registry.mjs";
 import { state, stillConnected } from "./state.mjs";
@@ -14,8 +14,9 @@ import { fail } from "./ui/messages.mjs";
 const THUMBNAILS = 12; // the newest; each is a gateway fetch and a decryption
 const BROWSER_IMAGES = new Set(["image/png", "image/jpeg", "image/webp", "image/bmp"]);
 
+const labelWords = (label) => (label ? `answer: ${label}` : "");
+
 function item({ cid, imageId, record }) {
-  const label = state.labels.get(imageId);
   const thumb = el("span", { className: "thumb", dataset: { cid }, attrs: { "aria-hidden": "true" } });
   const url = state.thumbs.get(cid);
   if (url) thumb.append(el("img", { src: url, alt: "" }));
@@ -32,11 +33,18 @@ function item({ cid, imageId, record }) {
       { className: "image-text" },
       el("code", { textContent: shortCid(cid), title: cid }),
       el("span", { className: "status", textContent: STATUS_NAMES[record.status] }),
-      label ? el("span", { className: "label", textContent: `answer: ${label}` }) : null,
+      el("span", { className: "label", textContent: labelWords(state.labels.get(imageId)) }),
       el("span", { className: "hint", textContent: `registered ${when(record.registeredAt)}` }),
     ),
     el("span", { className: "actions" }, view, open),
   );
+}
+
+/** The label read for one of the owner's images, kept for this session and shown in its row. */
+export function showLabel(imageId, label) {
+  state.labels.set(imageId, label);
+  const slot = $("mine").querySelector(`li[data-image-id="${imageId}"] .label`);
+  if (slot) slot.textContent = labelWords(label);
 }
 
 export async function refreshMine() {
@@ -54,10 +62,10 @@ async function thumbnails(rows, account) {
   for (const { cid } of rows) {
     if (state.thumbs.has(cid)) continue;
     try {
-      const { binding, image } = await openEnvelope(await fetchEnvelope(state.config, cid), state.key.identity);
+      const opened = await openFromGateway(state.config, cid, state.key.identity);
       if (!stillConnected(account)) return;
-      if (!BROWSER_IMAGES.has(binding.media_type)) continue;
-      state.thumbs.set(cid, URL.createObjectURL(new Blob([image], { type: binding.media_type })));
+      if (!BROWSER_IMAGES.has(opened.binding.media_type)) continue;
+      state.thumbs.set(cid, URL.createObjectURL(imageBlob(opened)));
     } catch (err) {
       console.warn(`no thumbnail for ${cid}`, err);
       continue;
@@ -70,14 +78,16 @@ async function thumbnails(rows, account) {
 /** Fetches this account's envelope from the gateway and opens it here; the image never leaves the tab. */
 async function viewImage(cid) {
   const account = state.wallet.account;
+  const hadKey = state.key?.account === account;
   try {
     const key = await ensureKey();
-    const { binding, image } = await openEnvelope(await fetchEnvelope(state.config, cid), key.identity);
+    const opened = await openFromGateway(state.config, cid, key.identity);
     if (!stillConnected(account)) return;
+    const { binding, image } = opened;
     const mine = binding.owner === state.wallet.account.toLowerCase() && binding.chain_id === state.config.chain.id;
     const digest = await sha256Hex(image);
     const type = binding.media_type;
-    $("viewer-img").src = URL.createObjectURL(new Blob([image], { type }));
+    $("viewer-img").src = URL.createObjectURL(imageBlob(opened));
     $("viewer-caption").textContent =
       `${shortCid(cid)}: ${type}, ${formatBytes(image.length)}, sha256 ${digest}` +
       (mine ? "" : ". Warning: this envelope is bound to another account or chain.");
@@ -86,7 +96,7 @@ async function viewImage(cid) {
     $("viewer-download").download = `histochain-${cid.slice(-10)}.${type.split("/")[1]}`;
     $("viewer-figure").hidden = false;
     $("viewer-figure").scrollIntoView({ block: "nearest" });
-    await refreshMine();
+    if (!hadKey) await refreshMine(); // the key was unlocked just now: thumbnails
   } catch (err) {
     if (stillConnected(account)) fail("mine", err, { retry: () => viewImage(cid) });
   }

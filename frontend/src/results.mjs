@@ -1,11 +1,11 @@
 // The Result card's flow: follow one image's request until it ends, then read the document (after
 // sign-in), check it against the chain, and open what the oracle sealed to the owner.
 import { formatEther } from "viem";
-import { openEnvelope } from "./envelope.mjs";
+import { imageBlob } from "./envelope.mjs";
 import { openHeatMap, overlay, refusalWords, renderCard } from "./explain.mjs";
-import { fetchEnvelope } from "./gateway.mjs";
+import { fetchEnvelope, openFromGateway } from "./gateway.mjs";
 import { ensureKey } from "./keys.mjs";
-import { refreshMine } from "./mine.mjs";
+import { refreshMine, showLabel } from "./mine.mjs";
 import { FAILURE_REASONS, NOT_TISSUE, Status } from "./registry.mjs";
 import { state } from "./state.mjs";
 import { SUPER_RESOLUTION, compareSlider, describeUpscaled, openUpscaled } from "./superres.mjs";
@@ -130,27 +130,24 @@ async function read(shown) {
   const doc = served.document;
   const upscaled = doc.task === SUPER_RESOLUTION;
   const model = state.described.get(doc.model_id.toLowerCase());
+  const owner = shown.owner === state.wallet.account;
   $("result-body").hidden = false;
   $("classification-body").hidden = upscaled;
-  if (!upscaled) {
-    renderClassification(doc, model);
-    state.labels.set(shown.imageId, doc.label);
-  }
+  if (!upscaled) renderClassification(doc, model);
+  if (!upscaled && owner) showLabel(shown.imageId, doc.label);
   $("result-model").textContent = doc.model_name;
   $("result-oracle").textContent = doc.oracle;
   const ok = matchesChain(doc, record.resultHash);
   renderIntegrity(ok);
   $("read-result").hidden = true;
-  const owner = shown.owner === state.wallet.account;
   if (model?.card) {
     renderCard($("model-card"), model.card);
     $("card-details").hidden = false;
   }
-  await Promise.all([
-    ok && owner && upscaled ? showUpscaled(doc, shown) : null,
-    ok && owner && !upscaled && doc.outputs?.grad_cam ? showHeatMap(doc, shown) : null,
-    owner ? refreshMine() : null,
-  ]);
+  const hadKey = state.key?.account === state.wallet.account;
+  if (ok && owner && upscaled) await showUpscaled(doc, shown);
+  if (ok && owner && !upscaled && doc.outputs?.grad_cam) await showHeatMap(doc, shown);
+  if (!hadKey && state.key) await refreshMine(); // the key was unlocked just now: thumbnails
 }
 
 /** The input gate's words for a NOT_TISSUE refusal: only the owner may read them (sign-in). */
@@ -175,7 +172,7 @@ async function openBoth(shown, outputCid) {
   const key = await ensureKey();
   live(shown);
   const [picture, sealed] = await Promise.all([
-    fetchEnvelope(state.config, shown.cid).then((envelope) => openEnvelope(envelope, key.identity)),
+    openFromGateway(state.config, shown.cid, key.identity),
     fetchEnvelope(state.config, outputCid),
   ]);
   live(shown);
@@ -186,7 +183,7 @@ async function openBoth(shown, outputCid) {
 async function showHeatMap(doc, shown) {
   const { key, picture, sealed } = await openBoth(shown, doc.outputs.grad_cam);
   const heat = await openHeatMap(sealed, key.identity, shown.owner, doc.outputs.grad_cam_sha256);
-  const canvas = await overlay(new Blob([picture.image], { type: picture.binding.media_type }), heat);
+  const canvas = await overlay(imageBlob(picture), heat);
   live(shown);
   $("heat-canvas").replaceChildren(canvas);
   $("heat-figure").dataset.sha256 = doc.outputs.grad_cam_sha256;
@@ -198,7 +195,7 @@ async function showUpscaled(doc, shown) {
   const { key, picture, sealed } = await openBoth(shown, doc.outputs.image);
   const output = await openUpscaled(sealed, key.identity, shown.owner, doc);
   live(shown);
-  const inputUrl = URL.createObjectURL(new Blob([picture.image], { type: picture.binding.media_type }));
+  const inputUrl = URL.createObjectURL(imageBlob(picture));
   const outputUrl = URL.createObjectURL(new Blob([output], { type: "image/png" }));
   const { output_width: width, output_height: height } = doc.measures;
   $("sr-compare").replaceChildren(compareSlider(inputUrl, outputUrl, width, height));
