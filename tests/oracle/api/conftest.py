@@ -18,6 +18,12 @@ from tests.support import serve
 
 OWNER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 OTHER = "0x90F79bf6EB2c4f870365E477b33224a9DeDc7c19"
+AUTH = AuthConfig(
+    domain="localhost:8000",
+    uri="http://localhost:8000",
+    chain_id=313370,
+    registry="0x5FbDB2315678afecb367f032d93F642f64180aa3",
+)
 
 
 def job(index: int, owner: str = OWNER, state: JobState = JobState.CONFIRMED) -> Job:
@@ -59,6 +65,16 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[str]:
     await runner.cleanup()
 
 
+@pytest.fixture
+async def auth_api(database: Database) -> AsyncIterator[str]:
+    """The API with sign-in (documents, grants, listings)."""
+    runner, url = await serve(
+        create_app(database, ApiConfig(rate_per_second=10_000, rate_burst=10_000), AUTH)
+    )
+    yield url
+    await runner.cleanup()
+
+
 @pytest.fixture(scope="module")
 def threaded_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """For synchronous clients (schemathesis): the API on its own event loop in a thread."""
@@ -71,12 +87,7 @@ def threaded_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         db = Database(f"sqlite+aiosqlite:///{path}")
         await db.start()
         await seed(db, [job(i) for i in range(5)] + [job(9, OTHER, JobState.QUEUED)])
-        auth_config = AuthConfig(
-            "localhost:8000", "http://localhost:8000", 313370, "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-        )
-        runner, url = await serve(
-            create_app(db, ApiConfig(rate_per_second=1000, rate_burst=1000), auth_config)
-        )
+        runner, url = await serve(create_app(db, ApiConfig(rate_per_second=1000, rate_burst=1000), AUTH))
         state.update(db=db, runner=runner, url=url)
 
     def run() -> None:

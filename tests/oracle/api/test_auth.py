@@ -2,7 +2,6 @@
 signatures (eth-account)."""
 
 import secrets
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -25,15 +24,9 @@ from oracle.ipfs import cid as cids
 from oracle.store.db import Database
 from oracle.store.models import ApiSession, AuthNonce, Outcome, now
 from tests.oracle.api.client import get, post, sign_in, sign_text
-from tests.oracle.api.conftest import job, seed
+from tests.oracle.api.conftest import AUTH, job, seed
 from tests.support import serve
 
-AUTH = auth.AuthConfig(
-    domain="localhost:8000",
-    uri="http://localhost:8000",
-    chain_id=313370,
-    registry="0x5FbDB2315678afecb367f032d93F642f64180aa3",
-)
 OWNER_KEY = Account.create()
 VIEWER_KEY = Account.create()
 STRANGER_KEY = Account.create()
@@ -41,11 +34,8 @@ EMPTY_DIR_V0 = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"  # a real CIDv0 
 
 
 @pytest.fixture
-async def api(database: Database) -> AsyncIterator[str]:
-    config = ApiConfig(rate_per_second=10_000, rate_burst=10_000)
-    runner, url = await serve(create_app(database, config, AUTH))
-    yield url
-    await runner.cleanup()
+def api(auth_api: str) -> str:
+    return auth_api
 
 
 @pytest.fixture

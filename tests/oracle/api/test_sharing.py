@@ -1,7 +1,6 @@
 """The owner's grants listed (so a page can show and revoke them after a reload) and what a viewer may
 read, over a real SQLite file and real EIP-712 signatures."""
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -9,20 +8,15 @@ import pytest
 from eth_account.messages import encode_typed_data
 
 from oracle.api import auth, sharing
-from oracle.api.app import ApiConfig, create_app
 from oracle.store.db import Database
 from tests.oracle.api.client import get, post, sign_in
 from tests.oracle.api.conftest import job, seed
-from tests.oracle.api.test_auth import AUTH, OWNER_KEY, STRANGER_KEY, VIEWER_KEY, signed_grant, typed
-from tests.support import serve
+from tests.oracle.api.test_auth import OWNER_KEY, STRANGER_KEY, VIEWER_KEY, signed_grant, typed
 
 
 @pytest.fixture
-async def api(database: Database) -> AsyncIterator[str]:
-    config = ApiConfig(rate_per_second=10_000, rate_burst=10_000)
-    runner, url = await serve(create_app(database, config, AUTH))
-    yield url
-    await runner.cleanup()
+def api(auth_api: str) -> str:
+    return auth_api
 
 
 @pytest.fixture
