@@ -36,6 +36,14 @@ def register(session: Session, tmp_path: Path, seed: int, *, malignant: bool = T
     return page.locator("#local-cid").text_content() or ""
 
 
+def share(page: Page, viewer: str, *, everything: bool = False) -> None:
+    """Fills "Share a result" for `viewer` (the result shown, or all of them) and signs."""
+    page.get_by_label("Their Ethereum address").fill(viewer)
+    if everything:
+        page.get_by_label("What they may read").select_option("all")
+    page.get_by_role("button", name="Sign and share").click()
+
+
 def grants_of(stack: PageStack, owner: int) -> list[tuple[str, str | None]]:
     with jobs(stack) as db:
         return db.execute(
@@ -67,9 +75,7 @@ def test_try_again_after_a_rejected_revoke_revokes_and_never_grants(
     page = session.page
     try:
         connect(session)
-        page.get_by_label("Their Ethereum address").fill(dev_account(CLINICIAN).address)
-        page.get_by_label("What they may read").select_option("all")
-        page.get_by_role("button", name="Sign and share").click()
+        share(page, dev_account(CLINICIAN).address, everything=True)
         mine = page.locator('#grants li[data-state="active"]').filter(has_text="all your results")
         expect(mine).to_have_count(1)
         before = grants_of(page_stack, OWNER)
@@ -102,9 +108,7 @@ def test_a_reload_reconnects_silently_and_lists_grants_to_revoke(
     page = session.page
     try:
         connect(session)
-        page.get_by_label("Their Ethereum address").fill(dev_account(OTHER).address)
-        page.get_by_label("What they may read").select_option("all")
-        page.get_by_role("button", name="Sign and share").click()
+        share(page, dev_account(OTHER).address, everything=True)
         expect(page.locator("#share-message")).to_contain_text("Shared")
         expect(page.locator("#grants li").first).to_be_visible()  # listed: signed in to the API
 
@@ -150,8 +154,7 @@ def test_the_viewer_reads_what_was_shared_until_the_owner_revokes(
         owner.page.get_by_role("button", name="Sign in and read the result").click()
         expect(owner.page.locator("#verified")).to_have_attribute("data-verified", "true")
         label = owner.page.locator("#result-label").inner_text()
-        owner.page.get_by_label("Their Ethereum address").fill(dev_account(CLINICIAN).address)
-        owner.page.get_by_role("button", name="Sign and share").click()
+        share(owner.page, dev_account(CLINICIAN).address)
         expect(owner.page.locator("#grants li").first).to_contain_text("may read the result of image")
 
         page = viewer.page
@@ -191,8 +194,7 @@ def test_a_refused_reader_is_told_why_and_offered_no_useless_retry(
     try:
         connect(owner)
         register(owner, tmp_path, 72)
-        owner.page.get_by_label("Their Ethereum address").fill(dev_account(OTHER).address)
-        owner.page.get_by_role("button", name="Sign and share").click()
+        share(owner.page, dev_account(OTHER).address)
         expect(owner.page.locator("#share-message")).to_contain_text("Shared")
 
         page = viewer.page
@@ -226,8 +228,7 @@ def test_switching_accounts_clears_the_previous_accounts_screen(
         page.get_by_role("button", name="Sign in and read the result").click()
         expect(page.locator("#verified")).to_have_attribute("data-verified", "true")
         expect(page.locator("#mine li .label").first).to_contain_text("answer:")
-        page.get_by_label("Their Ethereum address").fill(dev_account(CLINICIAN).address)
-        page.get_by_role("button", name="Sign and share").click()
+        share(page, dev_account(CLINICIAN).address)
         expect(page.locator("#grants li").first).to_be_visible()
 
         other = dev_account(OTHER).address
@@ -332,9 +333,7 @@ def test_wrong_network_own_address_and_step_words_are_honest(
         expect(page.locator('#steps [data-step="check"]')).to_have_attribute("data-state", "failed")
         assert {step_state(session, s) for s in ("key", "seal", "upload", "sign", "mined")} == {"todo"}
 
-        page.get_by_label("Their Ethereum address").fill(dev_account(OTHER).address.lower())
-        page.get_by_label("What they may read").select_option("all")
-        page.get_by_role("button", name="Sign and share").click()
+        share(page, dev_account(OTHER).address.lower(), everything=True)
         expect(page.locator("#share-message")).to_contain_text("your own address")
         assert "eth_signTypedData_v4" not in session.wallet["calls"]
         expect(page.get_by_label("Their Ethereum address")).to_have_attribute("aria-invalid", "true")
