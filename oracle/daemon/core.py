@@ -118,12 +118,37 @@ class Core:
             record.status == Status.FAILED and job.outcome == Outcome.FAILURE
         ):
             block = await self.chain.mined_in(job.submit_tx) if job.submit_tx else None
-            if await self.jobs.confirmed([job], block, None):
+            if (await self.confirm([job], block, None))[0]:
                 self.finished([job])
                 if record.status == Status.CLASSIFIED:
                     await self.check({job.image_id: record.result_hash})
             return
         await self.supersede(job, f"on chain: {record.status.name.lower()}", OPEN_STATES)
+
+    async def confirm(
+        self, jobs: Sequence[Job], block: int | None, tx: str | None
+    ) -> tuple[list[str], list[str]]:
+        """Records that the chain settled `jobs` in `block`, then looks again: a reorg between
+        the receipt and this write, above the last head the listener saw, changed nothing the
+        listener would notice. Jobs whose transaction left `block` go out again. Returns the
+        jobs confirmed and those sent again."""
+        written = await self.jobs.confirmed(jobs, block, tx)
+        lost: list[str] = []
+        if block is not None and written:
+            where: dict[str, int | None] = {}
+            for job in (j for j in jobs if j.image_id in written):
+                sent = tx or job.submit_tx
+                if sent is None:
+                    continue
+                if sent not in where:
+                    where[sent] = await self.chain.mined_in(sent)
+                if where[sent] != block and await self.jobs.unsettled(job):
+                    lost.append(job.image_id)
+                    self.lanes.submit.put(job.image_id)
+        if lost:
+            log.warning("%d settlement(s) in block %s left the chain: sending again", len(lost), block)
+            self.metrics.jobs.labels("reorged").inc(len(lost))
+        return [image_id for image_id in written if image_id not in lost], lost
 
     async def check(self, on_chain: Mapping[str, str]) -> None:
         """The invariant, checked on what was just written: every job confirmed with a result

@@ -97,12 +97,15 @@ class Listener:
     async def poll_once(self) -> None:
         """Turns the logs of every block up to the safe head into jobs, chunk by chunk."""
         head = await self.chain.head()
+        head_hash = await self.chain.block_hash_or_none(head)  # now: a reorg during this pass shows next
         safe = head - self.tuning.confirmations
-        checkpoint = await self.jobs.checkpoint()
-        reorged = await self._reorged(checkpoint, safe)
+        checkpoint, seen = await self.jobs.checkpoint(), await self.jobs.head()
+        reorged = await self._reorged(checkpoint, safe, seen)
         if reorged is not None:
             await self._rewind(reorged, checkpoint.block_number)
             checkpoint = await self.jobs.checkpoint()
+        else:
+            await self._still_settled(seen.block_number)
         start = checkpoint.block_number + 1
         while start <= safe:
             end = min(safe, start + self.tuning.log_chunk_blocks - 1)
@@ -112,18 +115,16 @@ class Listener:
                 return  # the chain changed while its logs were read: they may be from either side
             self.new_jobs(await self.jobs.record(registrations, end, end_hash))
             start = end + 1
-        head_hash = await self.chain.block_hash_or_none(head)
         if head_hash is not None and head_hash != self._head_hash:
             await self.jobs.saw_head(head, head_hash)
             self._head_hash = head_hash
 
-    async def _reorged(self, checkpoint: Checkpoint, safe: int) -> int | None:
+    async def _reorged(self, checkpoint: Checkpoint, safe: int, head: Checkpoint) -> int | None:
         """The block a reorg was seen at: the checkpoint's (registrations may have changed), or the
         last head seen (the oracle's own transactions above the checkpoint may be gone)."""
         recorded = checkpoint.block_hash and checkpoint.block_number <= safe  # "": not recorded yet
         if recorded and await self.chain.block_hash(checkpoint.block_number) != checkpoint.block_hash:
             return checkpoint.block_number
-        head = await self.jobs.head()
         if head.block_hash and await self.chain.block_hash_or_none(head.block_number) != head.block_hash:
             return head.block_number
         return None
@@ -159,3 +160,23 @@ class Listener:
         self._head_hash = ""
         self.resend(resend)
         self.metrics.jobs.labels("reorged").inc(erased + len(resend))
+
+    async def _still_settled(self, above: int) -> None:
+        """Settlements recorded above the last head seen: a reorg up there changed no hash the
+        listener kept, so each such transaction is looked up again; one no longer where the job
+        says goes out again with the same document (or is settled anew from the chain)."""
+        where: dict[str, int | None] = {}
+        resend = []
+        for job in await self.jobs.since(above):
+            if job.state != JobState.CONFIRMED or job.submit_tx is None or job.confirmed_block is None:
+                continue
+            if job.confirmed_block <= above:
+                continue
+            if job.submit_tx not in where:
+                where[job.submit_tx] = await self.chain.mined_in(job.submit_tx)
+            if where[job.submit_tx] != job.confirmed_block and await self.jobs.unsettled(job):
+                resend.append(job.image_id)
+        if resend:
+            log.warning("%d settlement(s) above block %d left the chain: sending again", len(resend), above)
+            self.resend(resend)
+            self.metrics.jobs.labels("reorged").inc(len(resend))

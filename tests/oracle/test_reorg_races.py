@@ -76,11 +76,25 @@ class HeldReceipt(Submitter):
         return await super()._receipt(tx_hash)
 
 
-def hold_first_receipt(steps: Steps) -> HeldReceipt:
+class ReadReceipt(HeldReceipt):
+    """Reads the first receipt, then holds it: the chain may reorganise between that read and
+    the write that records it."""
+
+    async def _receipt(self, tx_hash: str) -> Any:
+        if self.tx_hash is not None:
+            return await Submitter._receipt(self, tx_hash)
+        self.tx_hash = tx_hash
+        receipt = await Submitter._receipt(self, tx_hash)
+        self.waiting.set()
+        await self.release.wait()
+        return receipt
+
+
+def hold_first_receipt(steps: Steps, kind: type[HeldReceipt] = HeldReceipt) -> HeldReceipt:
     oracle = steps.lead
     sender = oracle.submit.sender
     assert isinstance(sender, Submitter)
-    held = HeldReceipt(sender.registry, sender.account)
+    held = kind(sender.registry, sender.account)
     oracle.submit.sender = held
     return held
 
@@ -252,6 +266,58 @@ async def test_a_result_whose_transaction_a_reorg_erased_is_sent_again_unchanged
         await submit(oracle)
 
         assert await settled_once(stack, oracle, image_id) == posted["document"]
+        assert invariant_violations(oracle) == 0
+
+
+async def test_a_settlement_erased_above_the_last_head_seen_is_sent_again(stack: Stack, mode: Mode) -> None:
+    """The result lands in a block the listener never saw as its head, and a reorg replaces that
+    block before the next poll: no hash the listener kept changes, yet the job must leave
+    `confirmed` and its document go out again."""
+    image = png(np.random.default_rng(43), malignant=False)
+    async with drive(stack, mode) as oracle:
+        image_id = await register(stack, image, 4)
+        await ready(oracle)  # the listener records the head, below the block the result will land in
+        snapshot = await rpc(stack, "evm_snapshot")
+        await submit(oracle)
+        posted = await oracle.job(image_id)
+        assert posted["state"] == "confirmed"
+        await reorganise(stack, snapshot)
+        assert await stack.registry.status(image_id) == Status.PENDING
+
+        await oracle.lead.listener.poll_once()
+        assert (await oracle.job(image_id))["state"] == "submitted"
+        await submit(oracle)
+
+        assert await settled_once(stack, oracle, image_id) == posted["document"]
+        assert invariant_violations(oracle) == 0
+
+
+async def test_a_receipt_read_before_a_reorg_and_recorded_after_it_is_sent_again(
+    stack: Stack, mode: Mode
+) -> None:
+    """The receipt is read, a reorg erases its block, the listener records a head of the new
+    chain at that height or above; only then is the receipt written down. The listener has no
+    reason to look back, so the write itself must notice its transaction is gone."""
+    image = png(np.random.default_rng(47), malignant=True)
+    async with drive(stack, mode) as oracle:
+        held = hold_first_receipt(oracle, ReadReceipt)
+        image_id = await register(stack, image, 5)
+        await ready(oracle)
+        snapshot = await rpc(stack, "evm_snapshot")
+        sending = asyncio.create_task(submit(oracle))
+        await held.waiting.wait()
+        await reorganise(stack, snapshot)
+        for _ in range(3):
+            await rpc(stack, "evm_mine")
+        await oracle.lead.listener.poll_once()  # a head of the new chain, above the erased block
+        assert (await oracle.job(image_id))["state"] == "submitted"
+        held.release.set()
+        await sending
+
+        assert (await oracle.job(image_id))["state"] == "submitted"
+        await submit(oracle)
+        document = await settled_once(stack, oracle, image_id)
+        assert document["content_sha256"] == (await oracle.job(image_id))["content_sha256"]
         assert invariant_violations(oracle) == 0
 
 

@@ -81,11 +81,12 @@ class SubmitStage:
         core.metrics.transactions.inc()
         core.metrics.gas.inc(sent.gas_used)
         done = [j for j in jobs if j.image_id in sent.posted or j.image_id in sent.failed]
-        written = set(await core.jobs.confirmed(done, sent.block_number, sent.tx_hash))
-        core.metrics.stale_writes.labels("confirmed").inc(len(done) - len(written))
+        confirmed, lost = await core.confirm(done, sent.block_number, sent.tx_hash)
+        written = set(confirmed)
+        core.metrics.stale_writes.labels("confirmed").inc(len(done) - len(written) - len(lost))
         core.finished([j for j in done if j.image_id in written])
         await core.check({i: h for i, h in sent.posted.items() if i in written})
-        again = [j.image_id for j in jobs if j.image_id not in written]
+        again = [j.image_id for j in jobs if j.image_id not in written and j.image_id not in lost]
         if again and sent.status != 1:
             await core.later(queue, again, "submit", ChainError(f"transaction {sent.tx_hash} reverted"))
         elif again:
