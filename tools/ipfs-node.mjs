@@ -251,26 +251,45 @@ async function gateway(req, res, url) {
   if (!Number.isSafeInteger(size) || size > maxUpload) {
     throw new HttpError(413, `${cid} declares ${entry.size} bytes; this node serves files up to ${maxUpload}`);
   }
-  const content = entry.content()[Symbol.asyncIterator]();
+  const content = fileBytes(entry, size);
   const first = await content.next();
   const head = first.done ? new Uint8Array() : first.value;
   res.writeHead(200, { ...headers, "Content-Type": contentType(head.subarray(0, 16)), "Content-Length": size });
   if (req.method === "HEAD") {
+    await content.return();
     res.end();
     return;
   }
-  let sent = 0;
   for (let chunk = first; !chunk.done; chunk = await content.next()) {
-    sent += chunk.value.length;
-    if (sent > size) throw new Error(`${cid} holds more than the ${size} bytes it declares`);
-    await send(res, chunk.value);
+    if (!(await send(res, chunk.value))) {
+      await content.return(); // the client has gone: read no further
+      return;
+    }
   }
   res.end();
 }
 
-/** Writes with backpressure: a slow reader holds this request, not the node's memory. */
+const WINDOW = 1024 * 1024;
+
+/** A file's first `size` bytes, read a window at a time as the caller pulls: the exporter reads
+ *  whatever range it is asked for ahead of its consumer, so it is asked for one window at once. */
+async function* fileBytes(entry, size) {
+  for (let offset = 0; offset < size; offset += WINDOW) {
+    yield* entry.content({ offset, length: Math.min(WINDOW, size - offset) });
+  }
+}
+
+/** Writes with backpressure: a slow reader holds this request, not the node's memory. False once
+ *  the client has gone. */
 async function send(res, chunk) {
-  if (!res.write(chunk)) await Promise.race([once(res, "drain"), once(res, "close")]);
+  if (res.destroyed) return false;
+  if (!res.write(chunk)) {
+    const waited = new AbortController();
+    const { signal } = waited;
+    await Promise.race([once(res, "drain", { signal }), once(res, "close", { signal })]);
+    waited.abort(); // drop the loser's listener: a long response must not pile them up
+  }
+  return !res.destroyed;
 }
 
 const server = createServer(async (req, res) => {

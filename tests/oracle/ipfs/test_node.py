@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from oracle.dev.ipfs import IpfsNode
+from oracle.dev.process import free_port
 from oracle.ipfs.errors import ContentNotFound, PinningError
 from oracle.ipfs.fetch import GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
@@ -230,3 +231,42 @@ async def test_multipart_fuzzing_never_stops_the_node_and_its_memory_stays_bound
         ]
         assert await healthy(session, ipfs_node)
     assert rss_mib(ipfs_node.pid) < RSS_BOUND_MIB
+
+
+async def settled_rss_mib(pid: int, timeout: float = 30.0) -> float:
+    """The node's peak resident memory once it has grown by under 1 MiB for a second (or at `timeout`)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    peak, calm = rss_mib(pid), 0
+    while calm < 10 and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+        now = rss_mib(pid)
+        calm = calm + 1 if now < peak + 1 else 0
+        peak = max(peak, now)
+    return peak
+
+
+async def test_clients_that_never_read_do_not_make_the_node_buffer_the_file(
+    session: aiohttp.ClientSession, tmp_path: Path
+):
+    """The exporter read a whole file ahead of a client that never read: 20 such clients of a 32 MB
+    file added ~580 MiB to the node. Each may now hold one read window and a chunk, no more."""
+    token, data = secrets.token_hex(8), os.urandom(32_000_000)
+    with IpfsNode("127.0.0.1", free_port(), tmp_path, token, tmp_path / "node.log") as node:
+        cid = (await PinataClient(session, token, node.url).pin_file(data, "big.bin", 1)).cid
+        assert node.pid is not None
+        baseline = await settled_rss_mib(node.pid)
+        clients = [await asyncio.open_connection(node.host, node.port) for _ in range(20)]
+        try:
+            for reader, writer in clients:
+                writer.write(f"GET /ipfs/{cid} HTTP/1.1\r\nHost: {node.host}\r\n\r\n".encode())
+                await writer.drain()
+                assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+            peak = await settled_rss_mib(node.pid)
+        finally:
+            for _, writer in clients:
+                writer.transport.abort()
+        assert peak < baseline + 100, (baseline, peak)
+        assert peak < RSS_BOUND_MIB
+        fetched = await GatewayFetcher(session, [node.url], max_bytes=len(data)).fetch(cid)
+        assert fetched.data == data
