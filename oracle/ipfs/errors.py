@@ -38,6 +38,11 @@ class WrongAnswer(ContentMismatch):
     Only content that every gateway answers with, correctly hashed, can be a verdict."""
 
 
+class TooManyBlocks(ContentMismatch):
+    """More blocks than a CAR of that length may hold: a DAG of tiny blocks, or a gateway padding
+    its answer. A verdict only when every gateway answers so."""
+
+
 class PinningError(IpfsError):
     """An upload was refused or answered with something that is not a pin result."""
 

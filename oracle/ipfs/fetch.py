@@ -27,6 +27,7 @@ from oracle.ipfs.errors import (
     ContentTooLarge,
     GatewayUnavailable,
     IpfsError,
+    TooManyBlocks,
     TransientAnswer,
     WrongAnswer,
 )
@@ -54,6 +55,7 @@ class Attempt:
     failures: list[str] = field(default_factory=list)
     missing: int = 0  # gateways that answered 404
     slow: bool = False
+    suspect: IpfsError | None = None  # a verdict some gateways answered, not all: kept for the grace's end
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,14 @@ class GatewayFetcher:
                 return Attempt(data=await self.verify(str(cid), raw, body, self.max_bytes))
             except WrongAnswer as exc:
                 failures.append(f"{gateway}: answered wrongly: {exc}")
+            except TooManyBlocks as exc:
+                verdicts.append(exc)
+                failures.append(f"{gateway}: {exc}")
             except (ContentTooLarge, ContentMismatch) as exc:
                 return Attempt(verdict=exc)
         if len(verdicts) == len(self.gateways):
             return Attempt(verdict=verdicts[0])
-        return Attempt(failures=failures, missing=missing, slow=slow)
+        return Attempt(failures=failures, missing=missing, slow=slow, suspect=next(iter(verdicts), None))
 
     async def fetch(
         self, text: str, attempts: int = 4, backoff: float = 0.5, deadline: float = 120.0

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 import dag_cbor
 from multiformats import CID
 
-from oracle.ipfs.errors import ContentMismatch, ContentTooLarge, WrongAnswer
+from oracle.ipfs.errors import ContentMismatch, ContentTooLarge, TooManyBlocks, WrongAnswer
 
 UNIXFS_RAW, UNIXFS_FILE = 0, 2
 RAW, DAG_PB, SHA2_256 = 0x55, 0x70, 0x12
 MAX_DEPTH = 64
 BLOCKS_PER_KIB = 1  # the smallest chunks importers make are 1 KiB
 SPARE_BLOCKS = 64
+MAX_HEADER = 1024  # an honest header names one root in about 60 bytes
 Key = tuple[int, bytes]  # (codec, digest): one block, however its CID is spelled
 
 
@@ -74,12 +75,15 @@ def verify_raw(cid: CID, data: bytes) -> bytes:
 def read_car(car: bytes) -> tuple[list[CID], dict[Key, tuple[Link, bytes]]]:
     """CARv1: a varint-prefixed DAG-CBOR header {version: 1, roots: [...]}, then varint-prefixed
     (CID bytes, block bytes) sections. Every block is hash-checked here, once. Any fault in the
-    framing is the gateway's; too many blocks is the content's (an honest gateway sends them all)."""
+    framing is the gateway's. Too many blocks may be either's (a DAG of tiny blocks, or a gateway
+    padding the CAR), so it is a verdict only when every gateway answers so."""
     max_blocks = len(car) // 1024 * BLOCKS_PER_KIB + SPARE_BLOCKS
     blocks: dict[Key, tuple[Link, bytes]] = {}
     sections = 0
     try:
         length, offset = _uvarint(car, 0)
+        if length > MAX_HEADER:  # decoding a header of many roots costs more than its bytes
+            raise WrongAnswer(f"a CAR header of {length} bytes (at most {MAX_HEADER})")
         header = dag_cbor.decode(car[offset : offset + length])
         offset += length
         roots = header.get("roots") if isinstance(header, dict) else None
@@ -105,7 +109,7 @@ def read_car(car: bytes) -> tuple[list[CID], dict[Key, tuple[Link, bytes]]]:
     except Exception as exc:  # noqa: BLE001 - every way hostile bytes break the framing is one fault
         raise WrongAnswer(f"malformed CAR: {type(exc).__name__}: {exc}") from None
     if sections > max_blocks:
-        raise ContentMismatch(f"more than {max_blocks} blocks in a CAR of {len(car)} bytes")
+        raise TooManyBlocks(f"more than {max_blocks} blocks in a CAR of {len(car)} bytes")
     return [root for root in roots if isinstance(root, CID)], blocks
 
 

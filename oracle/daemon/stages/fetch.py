@@ -125,10 +125,14 @@ class FetchStage:
 
     async def _unreachable(self, job: Job, attempt: Attempt) -> None:
         """No gateway gave the content yet: a patient's upload may still be propagating, so the
-        image fails only after the grace period, tried again at growing intervals until then."""
+        image fails only after the grace period, tried again at growing intervals until then.
+        It then fails on what some gateways did answer (too many blocks, too large), if any."""
         core = self.core
         waited = time.time() - job.created_at.replace(tzinfo=UTC).timestamp()
         grace = core.tuning.unreachable_grace
+        if waited >= grace and attempt.suspect is not None:  # what gateways answered, none contradicting
+            await core.fail(job, attempt.suspect.reason, str(attempt.suspect))
+            return
         if waited >= grace:
             error = f"no gateway gave it in {waited:.0f} s ({'; '.join(attempt.failures)})"
             await core.fail(job, FailureReason.CONTENT_UNREACHABLE, error)

@@ -4,6 +4,7 @@ The hostile gateway is a real HTTP server in front of the real node; it tampers 
 node serves (the failure under test), so the fetcher is exercised exactly as in production."""
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -192,7 +193,17 @@ async def test_a_broken_gateway_falls_back_to_the_next(hostile, make_fetcher, pi
     assert gateway.requests == 1
 
 
-@pytest.mark.parametrize("fault", ["wrong bytes", "400", "a truncated CAR"])
+def padded(fmt: str, body: bytes) -> bytes:
+    """The honest CAR plus 2,000 tiny blocks of nothing: each hashes to its own CID."""
+    tiny = []
+    for i in range(2000):
+        block = i.to_bytes(4, "big")
+        section = b"\x01\x55\x12\x20" + hashlib.sha256(block).digest() + block  # a raw CIDv1
+        tiny.append(varint.encode(len(section)) + section)
+    return body + b"".join(tiny)
+
+
+@pytest.mark.parametrize("fault", ["wrong bytes", "400", "a truncated CAR", "a padded CAR"])
 async def test_a_gateway_that_answers_wrongly_is_a_failed_gateway_not_a_verdict(
     hostile, make_fetcher, pinata, ipfs_node, fault
 ):
@@ -203,8 +214,10 @@ async def test_a_gateway_that_answers_wrongly_is_a_failed_gateway_not_a_verdict(
         gateway.status = 400
     elif fault == "wrong bytes":
         gateway.tamper = flip_last_byte
-    else:
+    elif fault == "a truncated CAR":
         gateway.tamper = lambda fmt, body: body[: len(body) // 2]
+    else:
+        gateway.tamper = padded
     fetched = await make_fetcher(url, ipfs_node.url, attempts=1).fetch(cid)
     assert fetched.data == data
     assert gateway.requests == 1

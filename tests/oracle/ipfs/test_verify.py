@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multiformats import varint
 
-from oracle.ipfs.errors import ContentMismatch, ContentTooLarge
+from oracle.ipfs.errors import ContentMismatch, ContentTooLarge, WrongAnswer
 from oracle.ipfs.verify import verify_car, verify_raw
 from tests.oracle.ipfs.dags import Dag, cid_of, pb_node, unixfs
 
@@ -118,6 +118,30 @@ def test_a_car_of_100k_tiny_blocks_is_refused_before_they_are_all_hashed() -> No
     verdict = finishes(lambda: verify_car(root, car, 32 * MiB))
     assert isinstance(verdict, ContentMismatch)
     assert "blocks in a CAR of" in str(verdict)
+
+
+def header_naming(root: object, count: int) -> bytes:
+    """A CARv1 header {roots: [root] * count, version: 1}, as DAG-CBOR bytes written directly
+    (encoding 100k CID objects would take the test longer than the refusal it checks)."""
+    cid = b"\x00" + bytes(root)  # type: ignore[call-overload]  # tag 42: a multibase identity prefix
+    entry = b"\xd8\x2a\x58" + bytes([len(cid)]) + cid
+    roots = b"\x65roots\x9a" + count.to_bytes(4, "big") + entry * count
+    header = b"\xa2" + roots + b"\x67version\x01"
+    return varint.encode(len(header)) + header
+
+
+def test_a_car_header_naming_100k_roots_is_refused_before_it_is_decoded() -> None:
+    """Decoding a root costs far more than its 40 bytes: 100k of them took 41 s, past the
+    sandbox's limit, which made a gateway's padding a strike against the image."""
+    dag = Dag()
+    root = dag.raw(b"r" * 100)
+    honest = dag.car()
+    length, size, _ = varint.decode_raw(honest[:10])
+    car = header_naming(root, 100_000) + honest[size + length :]
+    assert finishes(lambda: verify_car(root, honest, MiB)) == b"r" * 100
+    verdict = finishes(lambda: verify_car(root, car, MiB), seconds=5)
+    assert isinstance(verdict, WrongAnswer)
+    assert "header" in str(verdict)
 
 
 def test_a_truncated_varint_in_unixfs_data_is_a_verdict() -> None:
