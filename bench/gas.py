@@ -25,6 +25,7 @@ TIMEOUT = 3600
 FEE = 10**15
 MODEL = keccak(b"histochain gas bench model")
 ZERO = b"\x00" * 32
+BURN_GAS = 4  # HostileOwner.Mode.BurnGas (contracts/test/HostileOwner.sol)
 BATCHES = (1, 8, 32)
 
 # Operation -> maximum gas (per image for batches), from the contract issue.
@@ -88,6 +89,12 @@ def measure(project: Any, chain: Any, accounts: Any) -> list[Row]:
 
         image = register()[0]
         add(f"reportFailure ({label})", registry.reportFailure(image, 1, sender=oracle).gas_used)
+        if fee:  # the worst an owner can make a report cost: its receive() burns all it is given
+            owner = project.HostileOwner.deploy(registry, sender=patient)
+            owner.register(raw_cid(os.urandom(32)), sender=patient, value=fee)
+            owner.setMode(BURN_GAS, sender=patient)
+            tx = registry.reportFailure(owner.imageIds(0), 1, sender=oracle)
+            add("reportFailure (fee paid, the owner's receive() burns its gas)", tx.gas_used)
 
         for size in BATCHES:
             ids = [register()[0] for _ in range(size)]

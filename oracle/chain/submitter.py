@@ -63,6 +63,7 @@ class Submitter:
         self.receipt_timeout, self.attempts, self.gas_margin = receipt_timeout, attempts, gas_margin
         self.receipt_poll, self.dropped_after = receipt_poll, dropped_after
         self._lock = asyncio.Lock()
+        self._refund_gas: int | None = None  # the registry's REFUND_GAS, read once
         abi = registry.deployment.abi
         self._functions = {
             name: Function(abi, name)
@@ -86,20 +87,23 @@ class Submitter:
         reasons = [reason for _, reason in items]
         one, many = self._functions["reportFailure"], self._functions["reportFailures"]
         data = one.encode(ids[0], reasons[0]) if len(items) == 1 else many.encode(ids, reasons)
-        return await self._send(data, on_signed)
+        if self._refund_gas is None:
+            self._refund_gas = int(await self.registry.contract.functions.REFUND_GAS().call())
+        # an owner's receive() may burn its whole refund allowance when mined, not when estimated
+        return await self._send(data, on_signed, len(items) * self._refund_gas)
 
-    async def _send(self, data: bytes, on_signed: OnSigned | None) -> Sent:
+    async def _send(self, data: bytes, on_signed: OnSigned | None, headroom: int = 0) -> Sent:
         """`on_signed(tx_hash)` runs before the transaction is broadcast, so a crash after
         broadcasting leaves a record of what may be in flight; it may raise to stop the send."""
         async with self._lock:
-            tx_hash = await self._broadcast(data, on_signed)
+            tx_hash = await self._broadcast(data, on_signed, headroom)
             return self._sent(tx_hash, await self._receipt(tx_hash))
 
-    async def _broadcast(self, data: bytes, on_signed: OnSigned | None) -> str:
+    async def _broadcast(self, data: bytes, on_signed: OnSigned | None, headroom: int) -> str:
         last: Exception | None = None
         for attempt in range(self.attempts):
             try:
-                signed = await self._sign(data)
+                signed = await self._sign(data, headroom)
                 if on_signed is not None:
                     await on_signed(hex32(signed.hash))
                 return hex32(await self.w3.eth.send_raw_transaction(signed.raw_transaction))
@@ -112,7 +116,8 @@ class Submitter:
             await pause(attempt)
         raise ChainError(f"transaction not sent after {self.attempts} attempts: {last}")
 
-    async def _sign(self, data: bytes) -> SignedTransaction:
+    async def _sign(self, data: bytes, headroom: int) -> SignedTransaction:
+        """`headroom`: gas the estimate cannot see but the transaction may spend."""
         nonce, latest, priority = await asyncio.gather(
             self.w3.eth.get_transaction_count(self.account.address, "pending"),
             self.w3.eth.get_block("latest"),
@@ -134,7 +139,7 @@ class Submitter:
             estimate = await self.w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
         except ContractLogicError as exc:
             raise ChainError(f"the registry would revert: {exc}") from exc
-        return self.account.sign_transaction(tx | {"gas": int(estimate * self.gas_margin)})
+        return self.account.sign_transaction(tx | {"gas": int(estimate * self.gas_margin) + headroom})
 
     async def _receipt(self, tx_hash: str) -> TxReceipt:
         """The receipt once mined. `NotMined` when the node has forgotten the transaction for
