@@ -76,10 +76,11 @@ def decode(
     except ImageRejected:
         raise
     except (MemoryError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"too large to decode: {type(exc).__name__}: {exc}") from None
+        raise ImageTooLarge(f"too large to decode: {type(exc).__name__}") from None
     except Exception as exc:  # noqa: BLE001 - whatever hostile bytes make Pillow raise is one verdict
+        # the decoder's own words can quote the image's bytes: only its exception's name is kept
         raise ImageRejected(
-            f"not a supported image ({'/'.join(ALLOWED_FORMATS)}): {type(exc).__name__}: {exc}"
+            f"not a supported image ({'/'.join(ALLOWED_FORMATS)}): {type(exc).__name__}"
         ) from None
 
 

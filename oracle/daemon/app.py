@@ -12,6 +12,7 @@ from pyrage import x25519
 from oracle.chain.registry import Registry
 from oracle.daemon.jobs import JobRepository
 from oracle.daemon.node import ROLES, Oracle
+from oracle.daemon.untrusted import no_core_dumps
 from oracle.errors import ConfigError
 from oracle.metrics import metrics_app
 from oracle.ml.catalog import ModelCatalog
@@ -173,6 +174,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, role: str = "all")
     first waits for the coordinator lock (standby), and stops if it loses it."""
     from aiohttp import web
 
+    no_core_dumps()  # decoded images pass through this process too
     async with assemble(settings, role) as oracle:
         runner = web.AppRunner(metrics_app(oracle.metrics, role))
         await runner.setup()

@@ -5,9 +5,11 @@ Each function ends in its result or a typed verdict, whatever the bytes: an exce
 raises is turned into its stage's verdict here, so that only our own faults are ever retried.
 Nothing here imports torch: a worker starts in well under a second and stays small."""
 
+import ctypes
 import hashlib
 import os
 import resource
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +24,14 @@ from oracle.ipfs.errors import ContentMismatch, ContentTooLarge
 from oracle.ipfs.verify import verify_car, verify_raw
 from oracle.settings import GateLimits
 
+PR_SET_DUMPABLE = 4  # <linux/prctl.h>
 _identity: x25519.Identity | None = None
 _gate: GateLimits | None = None
+
+
+def no_core_dumps() -> None:
+    """A crash must not write decrypted images to disk in a core file."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def start_worker(identity: str | None, memory_limit: int, gate: GateLimits | None = None) -> None:
@@ -31,6 +39,9 @@ def start_worker(identity: str | None, memory_limit: int, gate: GateLimits | Non
     goes nowhere; the address space may grow by `memory_limit` bytes past what the imports took;
     the oracle's key is kept for opening envelopes, and the gate's limits for what it opens."""
     global _identity, _gate
+    no_core_dumps()
+    if sys.platform == "linux":  # not even a core handler may read a worker's decrypted bytes
+        ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
@@ -88,4 +99,6 @@ def open_image(
     except MemoryError:
         raise ImageTooLarge("the image does not fit in the sandbox") from None
     except Exception as exc:  # noqa: BLE001 - hostile bytes end in a verdict, never a retry
-        raise ImageRejected(f"cannot be opened: {type(exc).__name__}: {exc}") from None
+        raise ImageRejected(
+            f"cannot be opened: {type(exc).__name__}"
+        ) from None  # its words may quote the image

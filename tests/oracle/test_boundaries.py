@@ -42,6 +42,14 @@ def test_garbage_is_refused(data: bytes):
         decode(data)
 
 
+def test_a_refusal_names_the_decoders_exception_but_never_repeats_its_words():
+    """Pillow's messages can quote the bytes it choked on, and a refusal's text is stored and
+    logged: of a decrypted image, only the exception's name may leave the decoder."""
+    with pytest.raises(ImageRejected) as info:
+        decode(b"SECRET-PIXELS " * 8)
+    assert str(info.value).endswith("): UnidentifiedImageError")
+
+
 def test_truncated_image_is_refused():
     data = encoded(Image.new("RGB", (300, 300), (200, 100, 50)), "JPEG")
     with pytest.raises(ImageRejected):

@@ -25,3 +25,12 @@ def crash() -> None:
     import os
 
     os._exit(3)
+
+
+def core_dumps() -> tuple[tuple[int, int], int]:
+    """This worker's core file limit and whether the kernel would dump it at all."""
+    import ctypes
+    import resource
+
+    pr_get_dumpable = 3
+    return resource.getrlimit(resource.RLIMIT_CORE), ctypes.CDLL(None).prctl(pr_get_dumpable, 0, 0, 0, 0)

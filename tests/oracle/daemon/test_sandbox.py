@@ -87,6 +87,10 @@ async def test_memory_past_the_cap_is_refused_and_a_dead_worker_is_a_strike(sand
     assert await sandbox.run(sandboxed.sleep, 0) == "woke"
 
 
+async def test_a_worker_that_crashes_leaves_no_core_file_of_what_it_decrypted(sandbox: Sandbox) -> None:
+    assert await sandbox.run(sandboxed.core_dumps) == ((0, 0), 0)
+
+
 async def test_a_cancelled_task_does_not_keep_its_worker_busy(sandbox: Sandbox, tmp_path: Path) -> None:
     started, marker = time.monotonic(), tmp_path / "started"
     task = asyncio.create_task(sandbox.run(sandboxed.sleep, 60, str(marker)))
