@@ -58,6 +58,12 @@ class Tuning(BaseModel):
     max_image_pixels: int = Field(50_000_000, gt=0)
     fetch_timeout: float = Field(30.0, gt=0, description="Seconds for one gateway to answer one request.")
     fetch_deadline: float = Field(60.0, gt=0, description="Seconds for one attempt over every gateway.")
+    fast_fetch_deadline: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds for an attempt in the fast lane (at most fetch_deadline); a CID that needs "
+        "longer moves to the slow lane, where fetch_deadline applies.",
+    )
     unreachable_grace: float = Field(
         600.0, gt=0, description="Seconds an image may be missing from every gateway before it fails."
     )
