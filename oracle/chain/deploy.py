@@ -6,7 +6,9 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
+from web3.exceptions import Web3Exception
 
 from oracle import REPO_ROOT
 from oracle.chain.deployment import DeployedModel, Deployment
@@ -16,6 +18,7 @@ from oracle.jcs import canonical
 from oracle.ml.cards import AnyCard
 
 DEV_REQUEST_TIMEOUT = 3600
+ENCRYPTION_KEYS = keccak(b"encryptionKeys()")[:4]  # the view only a registry with the envelope has
 
 
 class DeployError(HistochainError):
@@ -124,6 +127,9 @@ def deploy_on_devnet(
 
 def publish_encryption_key(rpc_url: str, deployment: Deployment, signer: LocalAccount, key: bytes) -> str:
     """`setEncryptionKey(key)` signed by the oracle itself; the transaction's hash once mined."""
+    from oracle.crypto.keys import check_public_key
+
+    check_public_key(key)  # a key no one can seal to would only make patients' pages skip it
     w3 = Web3(HTTPProvider(rpc_url))
     registry = w3.eth.contract(address=deployment.address, abi=deployment.abi)
     call: Any = registry.functions.setEncryptionKey(key)
@@ -146,11 +152,18 @@ def published_key(rpc_url: str, deployment: Deployment, oracle: str) -> bytes | 
 
 def deployment_on_chain(path: Path, rpc_url: str) -> Deployment | None:
     """The saved deployment if the chain at `rpc_url` still holds it (same chain id, code at the
-    address), else None: a fresh chain needs a fresh deployment."""
+    address) and it speaks this interface (its `encryptionKeys()` answers), else None: a fresh
+    chain, or a registry from before the envelope, needs a fresh deployment."""
     if not path.exists():
         return None
     deployment = Deployment.load(path)
     w3 = Web3(HTTPProvider(rpc_url))
     if w3.eth.chain_id != deployment.chain_id or not w3.eth.get_code(deployment.address):
         return None
-    return deployment
+    if not any(item.get("name") == "encryptionKeys" for item in deployment.abi):
+        return None
+    try:
+        answer = w3.eth.call({"to": deployment.address, "data": ENCRYPTION_KEYS})
+    except (Web3Exception, ValueError):
+        return None
+    return deployment if len(answer) >= 128 else None  # two offsets, two lengths: (address[], bytes32[])

@@ -1,5 +1,6 @@
 """The ImageRegistry as the oracle sees it, over web3.py's AsyncWeb3."""
 
+import logging
 import re
 from dataclasses import dataclass
 from enum import IntEnum
@@ -15,6 +16,8 @@ from web3.types import RPCEndpoint
 from oracle.chain.abi import Event, Function
 from oracle.chain.deployment import Deployment
 from oracle.chain.errors import ChainError
+
+log = logging.getLogger("histochain.oracle")
 
 
 class Status(IntEnum):
@@ -178,10 +181,17 @@ class Registry:
         return {to_checksum_address(o): bytes(k) for o, k in zip(oracles, keys, strict=True)}
 
     async def recipients(self) -> list[str]:
-        """The oracle keys on chain as age recipients: what a patient's envelope is sealed to."""
-        from oracle.crypto.keys import recipient_of_key
+        """The oracle keys on chain as age recipients: what a patient's envelope is sealed to. A
+        key no one can seal to is left out (one oracle's bad key must not stop every patient)."""
+        from oracle.crypto.keys import KeyFormatError, check_public_key, recipient_of_key
 
-        return [recipient_of_key(key) for key in (await self.encryption_keys()).values()]
+        usable = []
+        for oracle, key in (await self.encryption_keys()).items():
+            try:
+                usable.append(recipient_of_key(check_public_key(key)))
+            except KeyFormatError as exc:
+                log.warning("oracle %s's encryption key is left out: %s", oracle, exc)
+        return usable
 
     async def head(self) -> int:
         """The chain's latest block number."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import bech32
 from Crypto.Hash import SHA256
+from Crypto.Protocol.DH import import_x25519_public_key
 from Crypto.Protocol.KDF import HKDF
 from eth_utils.address import to_checksum_address
 from pyrage import IdentityError, RecipientError, x25519
@@ -57,8 +58,19 @@ def recipient_of_key(key: bytes) -> str:
 
 
 def key_of_recipient(recipient: str) -> bytes:
-    """The 32 bytes the registry stores for an `age1…` recipient."""
-    return _decode(RECIPIENT_HRP, recipient)
+    """The 32 bytes the registry stores for an `age1…` recipient, refused unless a key one can
+    seal to (see `check_public_key`)."""
+    return check_public_key(_decode(RECIPIENT_HRP, recipient))
+
+
+def check_public_key(key: bytes) -> bytes:
+    """`key` unless it is no X25519 public key to seal to: a point of small order gives every
+    sender the same all-zero secret, which age refuses (pyrage by panicking, the page by throwing)."""
+    try:
+        import_x25519_public_key(key)
+    except ValueError:
+        raise KeyFormatError(f"not a usable X25519 public key: 0x{key.hex()[:16]}…") from None
+    return key
 
 
 def identity_of_secret(secret: bytes) -> x25519.Identity:
@@ -125,6 +137,7 @@ def write_identity(key_file: Path) -> x25519.Identity:
 
 
 def parse_recipient(recipient: str) -> x25519.Recipient:
+    key_of_recipient(recipient)
     try:
         return x25519.Recipient.from_str(recipient)
     except RecipientError:

@@ -27,6 +27,7 @@ from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Status, hex32
 from oracle.crypto.envelope import Binding, EnvelopeError, open_envelope, seal, seal_image
+from oracle.crypto.keys import recipient_of_key
 from oracle.daemon.app import run_daemon
 from oracle.dev.anvil import dev_patient_identity
 from oracle.dev.ipfs import IpfsNode
@@ -49,6 +50,7 @@ from tests.oracle.daemon_support import (
 from tests.support import free_port, png, serve
 
 FEE = 10**15
+FAILURE_FEE = 4 * 10**14
 PATIENT, SQUATTER = 2, 6
 
 
@@ -128,10 +130,12 @@ async def test_what_the_gateway_serves_for_a_registered_cid_is_ciphertext(
 async def test_a_squatter_who_registers_a_patients_cid_first_gets_nothing_of_theirs(stack: Stack) -> None:
     """The front-run: the squatter sees the patient's CID and registers it first, paying the fee.
     The squatter's record is the squatter's own; the oracle refuses it as bound to another owner
-    and refunds the fee; the patient's registration succeeds and is classified; the squatter can
-    read neither the image nor the patient's result."""
+    and refunds the fee less the failure fee; the patient's registration succeeds and is
+    classified; the squatter can read neither the image nor the patient's result."""
     contract = stack.registry.contract
     await transact(stack, 0, contract.functions.setRequestFee(FEE))
+    await transact(stack, 0, contract.functions.setFailureFee(FAILURE_FEE))
+    earned = await contract.functions.earnedFees().call()
     image = png(np.random.default_rng(53), malignant=False)
     cid = await upload(stack, await envelope(stack, image, PATIENT))
     stop = asyncio.Event()
@@ -149,8 +153,9 @@ async def test_a_squatter_who_registers_a_patients_cid_first_gets_nothing_of_the
     assert (await failure_reasons(stack))[squatted] == FailureReason.WRONG_BINDING
     refunds = await contract.events.Refunded.get_logs(from_block=stack.deployment.block)
     assert [(hex32(e["args"]["imageId"]), e["args"]["owner"], e["args"]["amount"]) for e in refunds] == [
-        (squatted, dev_account(SQUATTER).address, FEE)
+        (squatted, dev_account(SQUATTER).address, FEE - FAILURE_FEE)
     ]
+    assert await contract.functions.earnedFees().call() - earned == FAILURE_FEE + FEE  # kept + the patient's
 
     auth = AuthConfig(
         "localhost:8000", "http://localhost:8000", stack.deployment.chain_id, stack.deployment.address
@@ -216,6 +221,10 @@ async def test_envelopes_the_oracle_cannot_accept_end_in_their_reasons_and_it_st
             FailureReason.WRONG_BINDING,
         ),
         "bound to another owner": (bound(owner=dev_account(3).address.lower()), FailureReason.WRONG_BINDING),
+        "a reply_to key no one can seal to": (  # age would panic sealing a heat map to it
+            bound(reply_to=recipient_of_key(b"\x01" + bytes(31))),
+            FailureReason.NOT_DECRYPTABLE,
+        ),
         "no image inside": (
             seal(
                 os.urandom(3000),
@@ -250,6 +259,30 @@ async def test_envelopes_the_oracle_cannot_accept_end_in_their_reasons_and_it_st
     with sqlite3.connect(stack.settings.data_dir / "oracle.db") as db:
         ((error,),) = db.execute("SELECT error FROM jobs WHERE image_id = ?", (blue,))
     assert error.startswith("not tissue (flat): 16 colours make up 100% of the image")
+
+
+async def test_an_oracle_key_no_one_can_seal_to_is_left_out_and_patients_go_on(stack: Stack) -> None:
+    """An oracle-role holder publishes a point of small order (by mistake or to stop every
+    patient): sealing to it would fail, so it is left out of the recipients and sealing goes on."""
+    contract, admin, rival = stack.registry.contract, dev_account(0), dev_account(7)
+    honest = await stack.registry.recipients()
+    for signer, call in (
+        (admin, contract.functions.grantRole(await contract.functions.ORACLE_ROLE().call(), rival.address)),
+        (rival, contract.functions.setEncryptionKey(b"\x01" + bytes(31))),
+    ):
+        nonce = await stack.w3.eth.get_transaction_count(signer.address, "pending")
+        tx = await call.build_transaction({"from": signer.address, "nonce": nonce})
+        sent = await stack.w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)
+        assert (await stack.w3.eth.wait_for_transaction_receipt(sent))["status"] == 1
+    assert len(await stack.registry.encryption_keys()) == 2
+
+    assert await stack.registry.recipients() == honest
+    rng = np.random.default_rng(59)
+    sealed = await envelope(stack, png(rng, malignant=False), PATIENT)
+    opened = open_envelope(
+        sealed, [x25519.Identity.from_str(stack.settings.oracle_age_key.get_secret_value())]
+    )
+    assert opened.binding.owner == dev_account(PATIENT).address.lower()
 
 
 async def test_plaintext_is_refused_unless_a_deployment_accepts_public_images(stack: Stack) -> None:

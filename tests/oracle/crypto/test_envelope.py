@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyrage
 import pytest
 from eth_account.messages import encode_defunct
 from PIL import Image
@@ -199,3 +200,35 @@ def test_the_oracle_identity_comes_from_the_environment_or_an_owner_only_file(tm
     (tmp_path / "not-a-key").write_bytes(image.getvalue())
     with pytest.raises(ConfigError, match="holds no AGE-SECRET-KEY"):
         load_identity(None, tmp_path / "not-a-key")
+
+
+SMALL_ORDER = [  # X25519 points of small order, as 32 little-endian bytes (RFC 7748 encodings)
+    bytes(32),
+    b"\x01" + bytes(31),
+    bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+    bytes.fromhex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),  # p - 1
+    bytes.fromhex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),  # p
+    bytes.fromhex("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),  # p + 1
+]
+
+
+def test_age_itself_cannot_seal_to_a_point_of_small_order() -> None:
+    """Why such keys are refused before pyrage sees them: it panics (a BaseException, which no
+    `except Exception` around a stage would catch) instead of raising."""
+    recipient = x25519.Recipient.from_str(recipient_of_key(SMALL_ORDER[1]))
+    with pytest.raises(BaseException, match="all-zero"):
+        pyrage.encrypt(b"", [recipient])
+
+
+@pytest.mark.parametrize("key", SMALL_ORDER + [k[:31] + bytes([k[31] | 0x80]) for k in SMALL_ORDER])
+def test_a_key_of_small_order_is_refused_as_a_recipient_and_as_a_reply_to(key: bytes) -> None:
+    image = small_png()
+    recipient = recipient_of_key(key)
+    with pytest.raises(KeyFormatError, match="not a usable X25519 public key"):
+        key_of_recipient(recipient)
+    binding = Binding.of(dev_account(2).address, 1, dev_account(9).address, "image/png", len(image))
+    with pytest.raises(KeyFormatError):
+        seal(image, binding, [str(x25519.Identity.generate().to_public()), recipient])
+    with pytest.raises(ValueError, match="not a usable X25519 public key"):
+        Binding.of(dev_account(2).address, 1, dev_account(9).address, "image/png", len(image), recipient)
