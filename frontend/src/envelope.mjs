@@ -60,6 +60,26 @@ export function recipientOfKey(key) {
   return bech32.encode("age", bech32.toWords(bytes), false);
 }
 
+/** The oracle keys on chain (bytes32 hex) an image can be sealed to, as age1… recipients, and how
+ *  many were skipped. Any oracle-role holder can publish a key, and age cannot wrap a file key to a
+ *  low-order X25519 point (the shared secret is all zero): one such key would make every seal fail.
+ *  So each key is tried alone on an empty payload with the same library that seals the image. */
+export async function oracleRecipients(keys) {
+  const recipients = [];
+  for (const key of keys) {
+    try {
+      const recipient = recipientOfKey(key);
+      const trial = new Encrypter();
+      trial.addRecipient(recipient);
+      await trial.encrypt(new Uint8Array(0));
+      recipients.push(recipient);
+    } catch {
+      // skipped: counted below, and the patient is told
+    }
+  }
+  return { recipients, skipped: keys.length - recipients.length };
+}
+
 export function keyOfRecipient(recipient) {
   const { prefix, words } = bech32.decode(recipient.toLowerCase(), false);
   const bytes = bech32.fromWords(words);
@@ -125,6 +145,22 @@ export function parseBinding(line) {
   const again = encoder.encode(`${canonicalize(binding)}\n`);
   if (again.length !== line.length || again.some((b, i) => b !== line[i])) {
     throw new EnvelopeError("the binding line is not in canonical form");
+  }
+  return binding;
+}
+
+/** Refuses (EnvelopeError) an opened envelope's binding made for another owner, chain or registry
+ *  than `owner` on `chainId` at `registry` (as the oracle's check_binding does). */
+export function checkBinding(binding, { owner, chainId, registry }) {
+  const differs = [
+    binding.owner !== owner.toLowerCase() && `another account (${binding.owner})`,
+    binding.chain_id !== chainId && `another chain (${binding.chain_id})`,
+    binding.registry !== registry.toLowerCase() && `another registry (${binding.registry})`,
+  ].filter(Boolean);
+  if (differs.length > 0) {
+    throw new EnvelopeError(
+      `it was sealed for ${differs.join(" and ")}, not for this account, chain and registry, so it is not shown`,
+    );
   }
   return binding;
 }

@@ -9,7 +9,7 @@ import { show } from "./results.mjs";
 import { formatBytes } from "./upload.mjs";
 import { sha256Hex } from "./verify.mjs";
 import { $, el, shortCid, when } from "./ui/dom.mjs";
-import { fail } from "./ui/messages.mjs";
+import { clear, fail } from "./ui/messages.mjs";
 
 const THUMBNAILS = 12; // the newest; each is a gateway fetch and a decryption
 const BROWSER_IMAGES = new Set(["image/png", "image/jpeg", "image/webp", "image/bmp"]);
@@ -62,7 +62,7 @@ async function thumbnails(rows, account) {
   for (const { cid } of rows) {
     if (state.thumbs.has(cid)) continue;
     try {
-      const opened = await openFromGateway(state.config, cid, state.key.identity);
+      const opened = await openFromGateway(state.config, cid, state.key.identity, account);
       if (!stillConnected(account)) return;
       if (!BROWSER_IMAGES.has(opened.binding.media_type)) continue;
       state.thumbs.set(cid, URL.createObjectURL(imageBlob(opened)));
@@ -75,22 +75,24 @@ async function thumbnails(rows, account) {
   }
 }
 
-/** Fetches this account's envelope from the gateway and opens it here; the image never leaves the tab. */
+/** Fetches this account's envelope from the gateway and opens it here; the image never leaves the
+ *  tab. Shown only when the bytes match the CID and the envelope is bound to this account, chain
+ *  and registry (gateway.openFromGateway); otherwise refused in the section's message slot. */
 async function viewImage(cid) {
   const account = state.wallet.account;
   const hadKey = state.key?.account === account;
+  clear("mine");
+  $("viewer-figure").hidden = true; // never the previous image beside this one's refusal
+  delete $("viewer-figure").dataset.sha256;
   try {
     const key = await ensureKey();
-    const opened = await openFromGateway(state.config, cid, key.identity);
+    const opened = await openFromGateway(state.config, cid, key.identity, account);
     if (!stillConnected(account)) return;
     const { binding, image } = opened;
-    const mine = binding.owner === state.wallet.account.toLowerCase() && binding.chain_id === state.config.chain.id;
     const digest = await sha256Hex(image);
     const type = binding.media_type;
     $("viewer-img").src = URL.createObjectURL(imageBlob(opened));
-    $("viewer-caption").textContent =
-      `${shortCid(cid)}: ${type}, ${formatBytes(image.length)}, sha256 ${digest}` +
-      (mine ? "" : ". Warning: this envelope is bound to another account or chain.");
+    $("viewer-caption").textContent = `${shortCid(cid)}: ${type}, ${formatBytes(image.length)}, sha256 ${digest}`;
     $("viewer-figure").dataset.sha256 = digest;
     $("viewer-download").href = $("viewer-img").src;
     $("viewer-download").download = `histochain-${cid.slice(-10)}.${type.split("/")[1]}`;

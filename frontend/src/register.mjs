@@ -2,7 +2,7 @@
 // patient's key, encrypt to every oracle key on chain and the patient's own, upload, check the CID,
 // register on chain, then follow the request under Result.
 import { zeroHash } from "viem";
-import { MEDIA_TYPES, recipientOfKey, seal } from "./envelope.mjs";
+import { MEDIA_TYPES, oracleRecipients, seal } from "./envelope.mjs";
 import { ensureKey } from "./keys.mjs";
 import { refreshMine } from "./mine.mjs";
 import { imageIdOf, Status } from "./registry.mjs";
@@ -130,7 +130,8 @@ export async function uploadAndRegister() {
     const sealed = await sealFor(file, key);
     if (!sealed) return;
     $("local-cid").textContent = sealed.cid;
-    step("seal", "done", `for you and ${sealed.oracles} oracle key${sealed.oracles === 1 ? "" : "s"}`);
+    step("seal", "done", `for you and ${keyCount(sealed.oracles)}${sealed.skipped ? `; ${keyCount(sealed.skipped)} skipped as invalid` : ""}`);
+    if (sealed.skipped) say("register", skippedWords(sealed), { tone: "info", focus: false });
     if (await alreadyRegistered(sealed.cid)) return;
 
     step("upload", "active", provider === "pinata" ? "to Pinata" : "to the local IPFS node");
@@ -170,8 +171,17 @@ export async function uploadAndRegister() {
   }
 }
 
-/** The file sealed for this account, to every oracle key on chain and the patient's own; kept, so a
- *  retry sends the same envelope (the same CID) instead of a new one. */
+const keyCount = (n) => `${n} oracle key${n === 1 ? "" : "s"}`;
+
+function skippedWords({ oracles, skipped }) {
+  const were = skipped === 1 ? "key published on this chain is invalid and was" : "keys published on this chain are invalid and were";
+  return `${skipped} oracle ${were} skipped: nothing can be encrypted to ${skipped === 1 ? "it" : "them"}. Your image is encrypted for you and the ${oracles} remaining oracle key${oracles === 1 ? "" : "s"}.`;
+}
+
+/** The file sealed for this account, to every valid oracle key on chain and the patient's own; kept,
+ *  so a retry sends the same envelope (the same CID) instead of a new one. A key that cannot be
+ *  encrypted to (envelope.oracleRecipients) is skipped and the patient told, so one bad key
+ *  published by any oracle-role holder does not stop every registration. */
 async function sealFor(file, key) {
   const owner = state.wallet.account;
   if (file.sealed?.owner === owner) return file.sealed;
@@ -179,6 +189,15 @@ async function sealFor(file, key) {
   if (keys.length === 0) {
     step("seal", "failed");
     say("register", "No oracle has published an encryption key on this chain, so no one could read the image. Nothing was uploaded.");
+    return null;
+  }
+  const { recipients, skipped } = await oracleRecipients(keys);
+  if (recipients.length === 0) {
+    step("seal", "failed", `${keyCount(skipped)} skipped as invalid`);
+    say(
+      "register",
+      `The ${keyCount(keys.length)} published on this chain ${keys.length === 1 ? "is" : "are all"} invalid: no oracle could decrypt the image, so it was not encrypted. Nothing was uploaded.`,
+    );
     return null;
   }
   const { config } = state;
@@ -189,12 +208,12 @@ async function sealFor(file, key) {
     mediaType: file.mediaType,
     replyTo: key.recipient, // what the oracle makes from the image (heat map, 4x image) is sealed to it
   };
-  const envelope = await seal(file.bytes, binding, [...keys.map(recipientOfKey), key.recipient]);
+  const envelope = await seal(file.bytes, binding, [...recipients, key.recipient]);
   if (envelope.length > config.maxUploadBytes) {
     throw new UploadError(
       `${file.name} is ${formatBytes(envelope.length)} once encrypted; the limit is ${formatBytes(config.maxUploadBytes)}`,
     );
   }
-  file.sealed = { owner, envelope, cid: await localCid(envelope), oracles: keys.length };
+  file.sealed = { owner, envelope, cid: await localCid(envelope), oracles: recipients.length, skipped };
   return file.sealed;
 }

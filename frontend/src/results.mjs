@@ -172,7 +172,7 @@ async function openBoth(shown, outputCid) {
   const key = await ensureKey();
   live(shown);
   const [picture, sealed] = await Promise.all([
-    openFromGateway(state.config, shown.cid, key.identity),
+    openFromGateway(state.config, shown.cid, key.identity, shown.owner),
     fetchEnvelope(state.config, outputCid),
   ]);
   live(shown);

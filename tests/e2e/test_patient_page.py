@@ -2,20 +2,33 @@
 the viewer's journey; account switches and reloads; and every main state held to axe-core, a phone
 viewport and the keyboard. Debian's Chromium against the real stack (conftest.py)."""
 
+import json
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, expect
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from playwright.sync_api import Browser, Page, Route, expect
+from web3 import HTTPProvider, Web3
 
 from oracle.chain.anvil_accounts import dev_account
+from oracle.crypto.envelope import seal_image
+from oracle.dev.anvil import dev_patient_identity
+from oracle.settings import DEV_IPFS_TOKEN
 from tests.e2e.conftest import MAINNET, PageStack, Session, open_page
-from tests.e2e.test_page import ORACLE_WAIT, image_file, jobs, step_state
+from tests.e2e.test_page import ORACLE_WAIT, image_file, jobs, rpc, step_state
 from tests.support import png
 
 AXE = Path(__file__).parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 OWNER, CLINICIAN, OTHER, KEYBOARD = 7, 8, 9, 5
+UNTRUSTING, SKIPPING = 3, 4  # accounts of the tests of a lying gateway and of a bad oracle key
+ADMIN = 0
+# An X25519 point of order 8 (RFC 7748's low-order list): age can wrap no file key to it.
+LOW_ORDER_POINT = bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
 PHONE = {"width": 390, "height": 844}
 TAP = 44
 
@@ -450,5 +463,139 @@ def test_the_whole_flow_works_from_the_keyboard_with_focus_always_visible(
         expect(page.locator("#share-message")).to_contain_text("Shared")
         assert focused_id(page) == "share-message"
         session.shot("keyboard-shared")
+    finally:
+        context.close()
+
+
+def transact(stack: PageStack, signer: LocalAccount, function: str, *args: Any) -> None:
+    """The registry's `function(*args)`, signed by `signer` and mined."""
+    w3 = Web3(HTTPProvider(stack.rpc))
+    registry = w3.eth.contract(address=stack.deployment.address, abi=stack.deployment.abi)
+    call: Any = getattr(registry.functions, function)(*args)
+    tx = call.build_transaction(
+        {"from": signer.address, "nonce": w3.eth.get_transaction_count(signer.address, "pending")}
+    )
+    sent = w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)
+    assert w3.eth.wait_for_transaction_receipt(sent, timeout=60)["status"] == 1, function
+
+
+def oracle_keys(stack: PageStack) -> list[bytes]:
+    registry = Web3(HTTPProvider(stack.rpc)).eth.contract(
+        address=stack.deployment.address, abi=stack.deployment.abi
+    )
+    return [bytes(k) for k in registry.functions.encryptionKeys().call()[1]]
+
+
+def sealed_for(stack: PageStack, owner: int, seed: int, registry: str) -> bytes:
+    """An envelope as the page makes it for dev account `owner` (its key is what the page derives),
+    bound to `registry`, of a synthetic slide."""
+    key = dev_patient_identity(owner, stack.chain_id, stack.deployment.address)
+    data = png(np.random.default_rng(seed), malignant=False)
+    address = dev_account(owner).address
+    return seal_image(data, address, stack.chain_id, registry, [str(key.to_public())])
+
+
+def test_an_invalid_oracle_key_is_skipped_and_the_image_still_registers(
+    browser: Browser, page_stack: PageStack, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Any oracle-role holder may publish a key the chain cannot judge; a low-order point, which
+    age cannot encrypt to, once made every patient's seal fail."""
+    admin, rogue = dev_account(ADMIN), Account.create()
+    role = (
+        Web3(HTTPProvider(page_stack.rpc))
+        .eth.contract(address=page_stack.deployment.address, abi=page_stack.deployment.abi)
+        .functions.ORACLE_ROLE()
+        .call()
+    )
+    before = oracle_keys(page_stack)
+    rpc(page_stack, "anvil_setBalance", rogue.address, hex(10**18))
+    transact(page_stack, admin, "grantRole", role, rogue.address)
+    context, session = open_page(browser, page_stack, request.node.name, account=SKIPPING)
+    page = session.page
+    try:
+        transact(page_stack, rogue, "setEncryptionKey", LOW_ORDER_POINT)  # the contract only refuses zero
+        assert oracle_keys(page_stack) == [*before, LOW_ORDER_POINT]
+        connect(session)
+        register(session, tmp_path, 79)  # classified: the real oracle's key was kept
+        expect(page.locator("#register-message")).to_contain_text(
+            "1 oracle key published on this chain is invalid and was skipped"
+        )
+        expect(page.locator("#register-message")).to_have_attribute("data-tone", "info")
+        assert len(before) == 1, "the stack's one oracle"
+        expect(page.locator('#steps [data-step="seal"]')).to_have_attribute(
+            "data-detail", "for you and 1 oracle key; 1 oracle key skipped as invalid"
+        )
+        session.shot("invalid-oracle-key-skipped", "#register-section")
+    finally:
+        context.close()
+        transact(page_stack, admin, "revokeRole", role, rogue.address)  # which drops its key
+    assert oracle_keys(page_stack) == before
+
+
+def test_my_images_refuses_bytes_the_gateway_swapped_for_another_envelope(
+    browser: Browser, page_stack: PageStack, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The gateway answers, for this image's CID, another envelope sealed to the same account,
+    chain and registry: it would open with the patient's key, but it is not what was registered."""
+    context, session = open_page(browser, page_stack, request.node.name, account=UNTRUSTING)
+    page = session.page
+    try:
+        connect(session)
+        cid = register(session, tmp_path, 80)
+        swapped = sealed_for(page_stack, UNTRUSTING, 81, page_stack.deployment.address)
+        served: list[str] = []
+
+        def lie(route: Route) -> None:
+            served.append(route.request.url)
+            route.fulfill(
+                status=200,
+                body=swapped,
+                headers={"Content-Type": "application/octet-stream", "Access-Control-Allow-Origin": "*"},
+            )
+
+        page.route(f"{page_stack.ipfs_url}/ipfs/{cid}*", lie)
+        row = page.locator("#mine li").filter(has_text=cid[-6:])
+        row.get_by_role("button", name="Show image").click()
+        message = page.locator("#mine-message")
+        expect(message).to_contain_text(f"the IPFS gateway served bytes that do not match the CID {cid}")
+        expect(page.locator("#viewer-figure")).to_be_hidden()
+        expect(message).not_to_contain_text("undefined")  # a message with no action has no button
+        assert served, "the page asked the gateway, and was lied to"
+        assert focused_id(page) == "mine-message"
+        session.shot("swapped-bytes-refused", "#mine-section")
+
+        page.unroute(f"{page_stack.ipfs_url}/ipfs/{cid}*")
+        row.get_by_role("button", name="Show image").click()
+        expect(page.locator("#viewer-figure")).to_be_visible()  # the true bytes open
+        expect(message).to_be_hidden()
+    finally:
+        context.close()
+
+
+def test_my_images_refuses_an_envelope_bound_to_another_registry(
+    browser: Browser, page_stack: PageStack, request: pytest.FixtureRequest
+) -> None:
+    """The bytes match the CID, but they were sealed for another registry: refused, not shown
+    with a warning."""
+    envelope = sealed_for(page_stack, UNTRUSTING, 82, "0x" + "11" * 20)
+    answer = requests.post(
+        f"{page_stack.ipfs_url}/pinning/pinFileToIPFS",
+        headers={"Authorization": f"Bearer {DEV_IPFS_TOKEN}"},
+        files={"file": ("elsewhere.age", envelope), "pinataOptions": (None, json.dumps({"cidVersion": 1}))},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    cid = answer.json()["IpfsHash"]
+    transact(page_stack, dev_account(UNTRUSTING), "registerImage", cid, b"\x00" * 32)
+    context, session = open_page(browser, page_stack, request.node.name, account=UNTRUSTING)
+    page = session.page
+    try:
+        connect(session)
+        row = page.locator("#mine li").filter(has_text=cid[-6:])
+        row.get_by_role("button", name="Show image").click()
+        message = page.locator("#mine-message")
+        expect(message).to_contain_text("it was sealed for another registry (0x1111")
+        expect(message).to_contain_text("so it is not shown")
+        expect(page.locator("#viewer-figure")).to_be_hidden()
     finally:
         context.close()

@@ -14,7 +14,7 @@ export function say(where, text, { action, label, tone = "error", focus = true }
   const close = el("button", { type: "button", className: "message-close", textContent: "×", onclick: () => clear(where) });
   close.setAttribute("aria-label", "Dismiss message");
   const act = action && el("button", { type: "button", className: "message-action", textContent: label, onclick: () => { clear(where); action(); } });
-  slot.replaceChildren(el("span", { className: "message-text", textContent: text }), act, close);
+  slot.replaceChildren(...[el("span", { className: "message-text", textContent: text }), act, close].filter(Boolean));
   slot.dataset.tone = tone;
   slot.hidden = false;
   if (focus) {
