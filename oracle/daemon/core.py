@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
@@ -41,6 +41,20 @@ async def gather_batch(
         except TimeoutError:
             break
     return batch
+
+
+async def unsettle_moved(chain: Chain, jobs: Jobs, settled: Iterable[tuple[Job, str, int]]) -> list[str]:
+    """Of `settled` (a confirmed job, the transaction that settled it, the block it was recorded
+    in), those whose transaction the chain no longer holds in that block, each moved back to
+    submitted so that the same outcome goes out again. Each transaction is looked up once."""
+    where: dict[str, int | None] = {}
+    moved = []
+    for job, tx, block in settled:
+        if tx not in where:
+            where[tx] = await chain.mined_in(tx)
+        if where[tx] != block and await jobs.unsettled(job):
+            moved.append(job.image_id)
+    return moved
 
 
 @dataclass
@@ -134,17 +148,15 @@ class Core:
         jobs confirmed and those sent again."""
         written = await self.jobs.confirmed(jobs, block, tx)
         lost: list[str] = []
-        if block is not None and written:
-            where: dict[str, int | None] = {}
-            for job in (j for j in jobs if j.image_id in written):
-                sent = tx or job.submit_tx
-                if sent is None:
-                    continue
-                if sent not in where:
-                    where[sent] = await self.chain.mined_in(sent)
-                if where[sent] != block and await self.jobs.unsettled(job):
-                    lost.append(job.image_id)
-                    self.lanes.submit.put(job.image_id)
+        if block is not None:
+            settled = [
+                (job, sent, block)
+                for job in jobs
+                if job.image_id in written and (sent := tx or job.submit_tx) is not None
+            ]
+            lost = await unsettle_moved(self.chain, self.jobs, settled)
+        for image_id in lost:
+            self.lanes.submit.put(image_id)
         if lost:
             log.warning("%d settlement(s) in block %s left the chain: sending again", len(lost), block)
             self.metrics.jobs.labels("reorged").inc(len(lost))

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Protocol
 
+from oracle.daemon.core import unsettle_moved
 from oracle.daemon.ports import Chain, Jobs
 from oracle.metrics import Metrics
 from oracle.settings import Tuning
@@ -165,17 +166,15 @@ class Listener:
         """Settlements recorded above the last head seen: a reorg up there changed no hash the
         listener kept, so each such transaction is looked up again; one no longer where the job
         says goes out again with the same document (or is settled anew from the chain)."""
-        where: dict[str, int | None] = {}
-        resend = []
-        for job in await self.jobs.since(above):
-            if job.state != JobState.CONFIRMED or job.submit_tx is None or job.confirmed_block is None:
-                continue
-            if job.confirmed_block <= above:
-                continue
-            if job.submit_tx not in where:
-                where[job.submit_tx] = await self.chain.mined_in(job.submit_tx)
-            if where[job.submit_tx] != job.confirmed_block and await self.jobs.unsettled(job):
-                resend.append(job.image_id)
+        settled = [
+            (job, job.submit_tx, job.confirmed_block)
+            for job in await self.jobs.since(above)
+            if job.state == JobState.CONFIRMED
+            and job.submit_tx is not None
+            and job.confirmed_block is not None
+            and job.confirmed_block > above
+        ]
+        resend = await unsettle_moved(self.chain, self.jobs, settled)
         if resend:
             log.warning("%d settlement(s) above block %d left the chain: sending again", len(resend), above)
             self.resend(resend)
