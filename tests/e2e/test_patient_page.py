@@ -467,10 +467,16 @@ def test_the_whole_flow_works_from_the_keyboard_with_focus_always_visible(
         context.close()
 
 
+def registry_contract(stack: PageStack) -> Any:
+    return Web3(HTTPProvider(stack.rpc)).eth.contract(
+        address=stack.deployment.address, abi=stack.deployment.abi
+    )
+
+
 def transact(stack: PageStack, signer: LocalAccount, function: str, *args: Any) -> None:
     """The registry's `function(*args)`, signed by `signer` and mined."""
-    w3 = Web3(HTTPProvider(stack.rpc))
-    registry = w3.eth.contract(address=stack.deployment.address, abi=stack.deployment.abi)
+    registry = registry_contract(stack)
+    w3 = registry.w3
     call: Any = getattr(registry.functions, function)(*args)
     tx = call.build_transaction(
         {"from": signer.address, "nonce": w3.eth.get_transaction_count(signer.address, "pending")}
@@ -480,10 +486,7 @@ def transact(stack: PageStack, signer: LocalAccount, function: str, *args: Any) 
 
 
 def oracle_keys(stack: PageStack) -> list[bytes]:
-    registry = Web3(HTTPProvider(stack.rpc)).eth.contract(
-        address=stack.deployment.address, abi=stack.deployment.abi
-    )
-    return [bytes(k) for k in registry.functions.encryptionKeys().call()[1]]
+    return [bytes(k) for k in registry_contract(stack).functions.encryptionKeys().call()[1]]
 
 
 def sealed_for(stack: PageStack, owner: int, seed: int, registry: str) -> bytes:
@@ -501,12 +504,7 @@ def test_an_invalid_oracle_key_is_skipped_and_the_image_still_registers(
     """Any oracle-role holder may publish a key the chain cannot judge; a low-order point, which
     age cannot encrypt to, once made every patient's seal fail."""
     admin, rogue = dev_account(ADMIN), Account.create()
-    role = (
-        Web3(HTTPProvider(page_stack.rpc))
-        .eth.contract(address=page_stack.deployment.address, abi=page_stack.deployment.abi)
-        .functions.ORACLE_ROLE()
-        .call()
-    )
+    role = registry_contract(page_stack).functions.ORACLE_ROLE().call()
     before = oracle_keys(page_stack)
     rpc(page_stack, "anvil_setBalance", rogue.address, hex(10**18))
     transact(page_stack, admin, "grantRole", role, rogue.address)

@@ -27,7 +27,7 @@ from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Status, hex32
 from oracle.crypto.envelope import Binding, EnvelopeError, open_envelope, seal, seal_image
-from oracle.crypto.keys import recipient_of_key
+from oracle.crypto.keys import oracle_identity, recipient_of_key
 from oracle.daemon.app import run_daemon
 from oracle.dev.anvil import dev_patient_identity
 from oracle.dev.ipfs import IpfsNode
@@ -264,24 +264,17 @@ async def test_envelopes_the_oracle_cannot_accept_end_in_their_reasons_and_it_st
 async def test_an_oracle_key_no_one_can_seal_to_is_left_out_and_patients_go_on(stack: Stack) -> None:
     """An oracle-role holder publishes a point of small order (by mistake or to stop every
     patient): sealing to it would fail, so it is left out of the recipients and sealing goes on."""
-    contract, admin, rival = stack.registry.contract, dev_account(0), dev_account(7)
+    contract = stack.registry.contract
     honest = await stack.registry.recipients()
-    for signer, call in (
-        (admin, contract.functions.grantRole(await contract.functions.ORACLE_ROLE().call(), rival.address)),
-        (rival, contract.functions.setEncryptionKey(b"\x01" + bytes(31))),
-    ):
-        nonce = await stack.w3.eth.get_transaction_count(signer.address, "pending")
-        tx = await call.build_transaction({"from": signer.address, "nonce": nonce})
-        sent = await stack.w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)
-        assert (await stack.w3.eth.wait_for_transaction_receipt(sent))["status"] == 1
+    role = await contract.functions.ORACLE_ROLE().call()
+    await transact(stack, 0, contract.functions.grantRole(role, dev_account(7).address))
+    await transact(stack, 7, contract.functions.setEncryptionKey(b"\x01" + bytes(31)))
     assert len(await stack.registry.encryption_keys()) == 2
 
     assert await stack.registry.recipients() == honest
     rng = np.random.default_rng(59)
     sealed = await envelope(stack, png(rng, malignant=False), PATIENT)
-    opened = open_envelope(
-        sealed, [x25519.Identity.from_str(stack.settings.oracle_age_key.get_secret_value())]
-    )
+    opened = open_envelope(sealed, [oracle_identity(stack.settings)])
     assert opened.binding.owner == dev_account(PATIENT).address.lower()
 
 
@@ -370,9 +363,8 @@ async def test_the_owner_gets_a_heat_map_only_their_key_opens(stack: Stack, ipfs
     with Image.open(io.BytesIO(opened.image)) as heat, Image.open(io.BytesIO(image)) as original:
         assert (heat.mode, heat.size) == ("L", original.size)  # where it lies: tests/oracle/ml
     assert stack.settings.oracle_age_key is not None
-    oracle_key = x25519.Identity.from_str(stack.settings.oracle_age_key.get_secret_value())
     with pytest.raises(EnvelopeError):
-        open_envelope(sealed, [oracle_key])  # sealed to the owner alone
+        open_envelope(sealed, [oracle_identity(stack.settings)])  # sealed to the owner alone
 
 
 async def test_an_explanation_that_cannot_be_pinned_costs_the_explanation_not_the_result(

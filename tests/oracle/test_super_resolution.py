@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from pyrage import x25519
 
 from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Status
 from oracle.crypto.envelope import EnvelopeError, open_envelope
+from oracle.crypto.keys import oracle_identity
 from oracle.daemon.app import run_daemon
 from oracle.dev.anvil import dev_patient_identity
 from oracle.dev.ipfs import IpfsNode
@@ -86,7 +86,7 @@ async def test_an_encrypted_lr_image_comes_back_4x_larger_sealed_to_its_owner_al
         assert (output.mode, output.size) == ("RGB", (240, 176))
     assert stack.settings.oracle_age_key is not None
     strangers = [
-        x25519.Identity.from_str(stack.settings.oracle_age_key.get_secret_value()),
+        oracle_identity(stack.settings),
         dev_patient_identity(OTHER_PATIENT, deployment.chain_id, deployment.address),
     ]
     for stranger in strangers:

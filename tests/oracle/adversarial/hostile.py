@@ -14,10 +14,9 @@ import aiohttp
 from aiohttp import web
 from multiformats import CID, varint
 
-from tests.oracle.ipfs.dags import Dag, pb_node, unixfs
+from tests.oracle.ipfs.dags import RAW_PREFIX, Dag, pb_node, unixfs
 from tests.support import serve_gateway
 
-RAW_PREFIX = b"\x01\x55\x12\x20"  # CIDv1, raw, sha2-256, 32 bytes
 PB_PREFIX = b"\x01\x70\x12\x20"  # CIDv1, dag-pb, sha2-256, 32 bytes
 
 

@@ -1,6 +1,7 @@
 """Building UnixFS DAGs and CARs byte by byte, honest or hostile, for the verifier's tests and the
 adversarial suite: dag-pb nodes with any links and declared sizes, raw leaves, CARv1 files."""
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,20 @@ def unixfs(payload: bytes = b"", filesize: int | None = None, blocksizes: tuple[
 def pb_node(links: Sequence[CID | bytes], data: bytes) -> bytes:
     """dag-pb in canonical order: the links (Hash only, a CID or its bytes), then Data."""
     return b"".join(_field(2, _field(1, bytes(link))) for link in links) + _field(1, data)
+
+
+RAW_PREFIX = b"\x01\x55\x12\x20"  # CIDv1, raw, sha2-256, 32 bytes
+
+
+def raw_sections(count: int) -> bytes:
+    """`count` distinct 4-byte raw blocks as CAR sections: blocks that hash to their CIDs and
+    belong to no DAG. Written as bytes: CID objects for 100k blocks would take seconds."""
+    sections = []
+    for i in range(count):
+        block = i.to_bytes(4, "big")
+        section = RAW_PREFIX + hashlib.sha256(block).digest() + block
+        sections.append(varint.encode(len(section)) + section)
+    return b"".join(sections)
 
 
 def cid_of(codec: str, block: bytes) -> CID:

@@ -4,7 +4,6 @@ The hostile gateway is a real HTTP server in front of the real node; it tampers 
 node serves (the failure under test), so the fetcher is exercised exactly as in production."""
 
 import asyncio
-import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from oracle.ipfs.errors import (
 )
 from oracle.ipfs.fetch import Fetched, GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
-from tests.oracle.ipfs.dags import Dag
+from tests.oracle.ipfs.dags import Dag, raw_sections
 from tests.support import serve_gateway
 
 Tamper = Callable[[str, bytes], bytes]
@@ -195,12 +194,7 @@ async def test_a_broken_gateway_falls_back_to_the_next(hostile, make_fetcher, pi
 
 def padded(fmt: str, body: bytes) -> bytes:
     """The honest CAR plus 2,000 tiny blocks of nothing: each hashes to its own CID."""
-    tiny = []
-    for i in range(2000):
-        block = i.to_bytes(4, "big")
-        section = b"\x01\x55\x12\x20" + hashlib.sha256(block).digest() + block  # a raw CIDv1
-        tiny.append(varint.encode(len(section)) + section)
-    return body + b"".join(tiny)
+    return body + raw_sections(2000)
 
 
 @pytest.mark.parametrize("fault", ["wrong bytes", "400", "a truncated CAR", "a padded CAR"])

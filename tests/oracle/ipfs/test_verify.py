@@ -1,7 +1,6 @@
 """The CAR/UnixFS verifier against hostile DAGs, and fuzzed: whatever the bytes, it ends in the file
 or in a typed verdict, and its work follows the CAR's size, not the DAG's shape."""
 
-import hashlib
 import threading
 from collections.abc import Callable
 
@@ -12,7 +11,7 @@ from multiformats import varint
 
 from oracle.ipfs.errors import ContentMismatch, ContentTooLarge, WrongAnswer
 from oracle.ipfs.verify import verify_car, verify_raw
-from tests.oracle.ipfs.dags import Dag, cid_of, pb_node, unixfs
+from tests.oracle.ipfs.dags import Dag, cid_of, pb_node, raw_sections, unixfs
 
 MiB = 1 << 20
 
@@ -109,12 +108,7 @@ def test_a_deep_chain_that_lies_about_sizes_to_reach_a_huge_leaf_is_refused() ->
 def test_a_car_of_100k_tiny_blocks_is_refused_before_they_are_all_hashed() -> None:
     dag = Dag()
     root = dag.node([dag.raw(b"\x00" * 4), dag.raw(b"\x01" * 4)])
-    tiny = []
-    for i in range(100_000):  # raw CIDv1 sections, built as bytes: 100k CID objects take seconds
-        block = i.to_bytes(4, "big")
-        section = b"\x01\x55\x12\x20" + hashlib.sha256(block).digest() + block
-        tiny.append(varint.encode(len(section)) + section)
-    car = dag.car() + b"".join(tiny)
+    car = dag.car() + raw_sections(100_000)
     verdict = finishes(lambda: verify_car(root, car, 32 * MiB))
     assert isinstance(verdict, ContentMismatch)
     assert "blocks in a CAR of" in str(verdict)
