@@ -7,7 +7,7 @@ import { refreshMine } from "./mine.mjs";
 import { Registry } from "./registry.mjs";
 import { updateRegisterButton } from "./register.mjs";
 import { listGrants, listShared, resetSharing } from "./sharing.mjs";
-import { forgetAccount, state } from "./state.mjs";
+import { Moved, forgetAccount, state, stillCurrent, within } from "./state.mjs";
 import { modelOptions } from "./superres.mjs";
 import { Wallet, rememberedWallet } from "./wallet.mjs";
 import { $, shortHex } from "./ui/dom.mjs";
@@ -16,7 +16,8 @@ import { clearAll, fail, say } from "./ui/messages.mjs";
 import { resetResult } from "./ui/result.mjs";
 import { resetSteps } from "./ui/steps.mjs";
 
-/** Clears everything one account made visible: result, images, grants, key, messages, toasts. */
+/** Clears everything one account made visible (result, images, grants, key, messages, toasts) and
+ *  ends its era: each flow it began stops at its next step, with a note (messages.dropped). */
 function clearScreen() {
   forgetAccount();
   clearAll();
@@ -29,6 +30,7 @@ function clearScreen() {
   $("viewer-figure").hidden = true;
   $("local-cid").textContent = "—";
   showKey();
+  updateRegisterButton();
 }
 
 function modelsUnavailable(text) {
@@ -111,9 +113,11 @@ function disconnected() {
   updateRegisterButton();
 }
 
+/** The wallet's chain; an answer that comes after another change is dropped (a newer check runs). */
 async function checkNetwork() {
-  const { wallet, config } = state;
+  const { wallet, config, era } = state;
   const id = await wallet.chainId();
+  if (!stillCurrent(era)) return;
   state.rightChain = id === config.chain.id;
   showNetwork(state.rightChain, id, config.chain);
   updateRegisterButton();
@@ -131,6 +135,7 @@ export async function switchNetwork() {
 }
 
 async function loadChainData() {
+  const era = state.era;
   try {
     const [models, fee, kept, described] = await Promise.all([
       state.registry.models(),
@@ -138,6 +143,7 @@ async function loadChainData() {
       state.registry.failureFee(),
       state.api.models().then((answer) => answer.models, () => []), // tasks and cards; the chain has the rest
     ]);
+    within(era);
     state.described = new Map(described.map((m) => [m.model_id.toLowerCase(), m]));
     state.fee = fee;
     const price = fee === 0n ? "free on this chain" : `${formatEther(fee)} ETH`;
@@ -149,7 +155,7 @@ async function loadChainData() {
     await refreshMine();
     if (state.api.token()) await Promise.all([listGrants(), listShared()]); // still signed in (a reload)
   } catch (err) {
-    fail("wallet", err, { retry: loadChainData });
+    if (stillCurrent(era) && !(err instanceof Moved)) fail("wallet", err, { retry: loadChainData });
   }
   updateRegisterButton();
 }

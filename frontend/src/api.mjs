@@ -53,8 +53,8 @@ export class Api {
     return data;
   }
 
-  tokenKey() {
-    return `histochain:token:${this.wallet.account}`;
+  tokenKey(account = this.wallet.account) {
+    return `histochain:token:${account}`;
   }
 
   token() {
@@ -62,16 +62,19 @@ export class Api {
     return saved && Date.parse(saved.expires_at) > Date.now() + 10_000 ? saved.token : null;
   }
 
-  /** SIWE: the API words the message; the page checks it names this page before the wallet signs it. */
+  /** SIWE: the API words the message; the page checks it names this page before the wallet signs it.
+   *  The session is kept under the account that signed in, whichever the wallet shows by then. */
   async signIn() {
-    const { message } = await this.call("/v1/auth/nonce", { method: "POST", body: { address: this.wallet.account } });
+    const account = this.wallet.account;
+    const { message } = await this.call("/v1/auth/nonce", { method: "POST", body: { address: account } });
     const domain = message.split("\n", 1)[0].replace(/ wants you to sign in with your Ethereum account:$/, "");
     if (domain !== window.location.host) {
       throw new ApiError(0, "wrong_domain", `the API asks to sign in for ${domain}, but this page is ${window.location.host}`);
     }
-    const signature = await this.wallet.client.signMessage({ account: this.wallet.account, message });
+    const signature = await this.wallet.client.signMessage({ account, message });
     const session = await this.call("/v1/auth/verify", { method: "POST", body: { message, signature } });
-    sessionStorage.setItem(this.tokenKey(), JSON.stringify(session));
+    sessionStorage.setItem(this.tokenKey(account), JSON.stringify(session));
+    if (account !== this.wallet.account) throw new ApiError(0, "account_changed", "the account changed in the wallet during the sign-in");
     return session.token;
   }
 
@@ -122,9 +125,10 @@ export class Api {
     return this.all("/v1/shared-with-me", "images");
   }
 
-  async grant(viewer, imageId, expiry) {
+  /** Signs, as `owner`, that `viewer` may read `imageId` (or every image) until `expiry`. */
+  async grant(owner, viewer, imageId, expiry) {
     const message = {
-      owner: this.wallet.account,
+      owner,
       viewer,
       imageId,
       expiry,
@@ -135,16 +139,16 @@ export class Api {
     return message;
   }
 
-  async revoke(nonce) {
-    const message = { owner: this.wallet.account, nonce };
+  async revoke(owner, nonce) {
+    const message = { owner, nonce };
     const signature = await this.signTyped("Revocation", message);
     return this.call("/v1/grants/revoke", { method: "POST", body: { revocation: message, signature } });
   }
 
-  /** EIP-712 signature by the connected account over one of the API's grant types. */
+  /** EIP-712 signature by the message's owner over one of the API's grant types. */
   signTyped(primaryType, message) {
     return this.wallet.client.signTypedData({
-      account: this.wallet.account,
+      account: message.owner,
       domain: this.domain,
       types: { [primaryType]: GRANT_TYPES[primaryType] },
       primaryType,

@@ -2,9 +2,9 @@
 // decrypted here (once the key is unlocked), its status in words and its label once read.
 import { imageBlob } from "./envelope.mjs";
 import { openFromGateway } from "./gateway.mjs";
-import { ensureKey } from "./keys.mjs";
+import { currentKey, ensureKey } from "./keys.mjs";
 import { STATUS_NAMES } from "./registry.mjs";
-import { state, stillConnected } from "./state.mjs";
+import { Moved, state, stillCurrent } from "./state.mjs";
 import { show } from "./results.mjs";
 import { formatBytes } from "./upload.mjs";
 import { sha256Hex } from "./verify.mjs";
@@ -49,21 +49,22 @@ export function showLabel(imageId, label) {
 
 export async function refreshMine() {
   if (!state.wallet || !state.rightChain) return;
+  const era = state.era;
   const account = state.wallet.account;
   const rows = await state.registry.imagesOf(account);
-  if (!stillConnected(account)) return;
+  if (!stillCurrent(era)) return;
   $("mine").replaceChildren(...rows.map(item));
   $("mine-empty").textContent = rows.length === 0 ? "No images registered from this account yet." : "";
-  if (state.key?.account === account) await thumbnails(rows.slice(0, THUMBNAILS), account);
+  if (currentKey()) await thumbnails(rows.slice(0, THUMBNAILS), account, currentKey(), era);
 }
 
 /** Decrypts the newest images' envelopes here and shows them small; one that fails stays blank. */
-async function thumbnails(rows, account) {
+async function thumbnails(rows, account, key, era) {
   for (const { cid } of rows) {
     if (state.thumbs.has(cid)) continue;
     try {
-      const opened = await openFromGateway(state.config, cid, state.key.identity, account);
-      if (!stillConnected(account)) return;
+      const opened = await openFromGateway(state.config, cid, key.identity, account);
+      if (!stillCurrent(era)) return;
       if (!BROWSER_IMAGES.has(opened.binding.media_type)) continue;
       state.thumbs.set(cid, URL.createObjectURL(imageBlob(opened)));
     } catch (err) {
@@ -79,15 +80,16 @@ async function thumbnails(rows, account) {
  *  tab. Shown only when the bytes match the CID and the envelope is bound to this account, chain
  *  and registry (gateway.openFromGateway); otherwise refused in the section's message slot. */
 async function viewImage(cid) {
+  const era = state.era;
   const account = state.wallet.account;
-  const hadKey = state.key?.account === account;
+  const hadKey = currentKey() !== null;
   clear("mine");
   $("viewer-figure").hidden = true; // never the previous image beside this one's refusal
   delete $("viewer-figure").dataset.sha256;
   try {
-    const key = await ensureKey();
+    const key = await ensureKey(era);
     const opened = await openFromGateway(state.config, cid, key.identity, account);
-    if (!stillConnected(account)) return;
+    if (!stillCurrent(era)) return;
     const { binding, image } = opened;
     const digest = await sha256Hex(image);
     const type = binding.media_type;
@@ -100,6 +102,6 @@ async function viewImage(cid) {
     $("viewer-figure").scrollIntoView({ block: "nearest" });
     if (!hadKey) await refreshMine(); // the key was unlocked just now: thumbnails
   } catch (err) {
-    if (stillConnected(account)) fail("mine", err, { retry: () => viewImage(cid) });
+    if (stillCurrent(era) && !(err instanceof Moved)) fail("mine", err, { retry: () => viewImage(cid) });
   }
 }

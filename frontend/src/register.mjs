@@ -7,21 +7,21 @@ import { ensureKey } from "./keys.mjs";
 import { refreshMine } from "./mine.mjs";
 import { imageIdOf, Status } from "./registry.mjs";
 import { show } from "./results.mjs";
-import { state, stillConnected } from "./state.mjs";
+import { Moved, state, stillCurrent, within } from "./state.mjs";
 import { SUPER_RESOLUTION, sizeProblem } from "./superres.mjs";
 import { UploadError, formatBytes, localCid, pin, readImage } from "./upload.mjs";
 import { $, txLink } from "./ui/dom.mjs";
-import { clear, fail, say, toast } from "./ui/messages.mjs";
+import { clear, dropped, fail, say, toast } from "./ui/messages.mjs";
 import { failActiveStep, resetSteps, step } from "./ui/steps.mjs";
 
 const PINATA_API = "https://api.pinata.cloud";
 const UNDECODABLE_HERE = new Set(["TIFF"]); // browsers do not decode TIFF; the oracle still checks it
-const ACCOUNT_CHANGED = "The account changed in your wallet during the registration, so it stopped: the image was sealed for the previous account. Nothing was registered; press the button again to register it for this one.";
 const UPLOADED_NOT_REGISTERED =
   "You rejected the registration in your wallet. The encrypted image was uploaded to IPFS (only you and the oracle can open it), but it is not registered; you can try again.";
 
 export function updateRegisterButton() {
-  const ready = state.wallet && state.rightChain && state.file && !state.file.registered && !state.busy;
+  const busy = state.busy !== null && stillCurrent(state.busy);
+  const ready = state.wallet && state.rightChain && state.file && !state.file.registered && !busy;
   $("register").disabled = !ready;
 }
 
@@ -66,15 +66,15 @@ export async function chooseFile(file) {
 }
 
 /** True (and said) when this account registered this envelope already: a retry after a lost answer. */
-async function alreadyRegistered(cid) {
-  const imageId = imageIdOf(state.wallet.account, cid);
+async function alreadyRegistered(file, owner, cid, era) {
+  const imageId = imageIdOf(owner, cid);
   const record = await state.registry.image(imageId);
-  state.file.registered = record.status !== Status.None;
-  if (state.file.registered) {
-    const owner = state.wallet.account;
+  within(era);
+  file.registered = record.status !== Status.None;
+  if (file.registered) {
     say("register", "You have already registered this encrypted image.", { action: () => show(imageId, cid, owner), label: "Show it", tone: "info" });
   }
-  return state.file.registered;
+  return file.registered;
 }
 
 function uploadToken() {
@@ -98,15 +98,18 @@ function sizeForModel(file) {
   return sizeProblem(model, file.size.width, file.size.height);
 }
 
+/** The whole registration, bound to the account and chain it began under (`era`): after every
+ *  wait it stops (Moved) if either changed, so nothing is sealed, sent or shown for another. */
 export async function uploadAndRegister() {
   const file = state.file;
-  if (!file) return;
-  state.busy = true;
+  if (!file || !state.wallet) return;
+  const era = state.era;
+  const account = state.wallet.account;
+  state.busy = era;
   updateRegisterButton();
   clear("register");
   resetSteps("key");
   let uploaded = false;
-  const account = state.wallet.account;
   try {
     const provider = $("ipfs-provider").value;
     const token = uploadToken();
@@ -124,18 +127,19 @@ export async function uploadAndRegister() {
     }
 
     step("key", "active", "sign the message in your wallet: no gas, nothing is sent");
-    const key = await ensureKey();
+    const key = await ensureKey(era);
     step("key", "done");
     step("seal", "active");
-    const sealed = await sealFor(file, key);
+    const sealed = await sealFor(file, key, account, era);
     if (!sealed) return;
     $("local-cid").textContent = sealed.cid;
     step("seal", "done", `for you and ${keyCount(sealed.oracles)}${sealed.skipped ? `; ${keyCount(sealed.skipped)} skipped as invalid` : ""}`);
     if (sealed.skipped) say("register", skippedWords(sealed), { tone: "info", focus: false });
-    if (await alreadyRegistered(sealed.cid)) return;
+    if (await alreadyRegistered(file, account, sealed.cid, era)) return;
 
     step("upload", "active", provider === "pinata" ? "to Pinata" : "to the local IPFS node");
     const answered = await pin(apiUrl, token, sealed.envelope, `${file.name}.age`);
+    within(era);
     uploaded = true;
     if (answered !== sealed.cid) {
       step("upload", "failed", `the service answered ${answered}`);
@@ -146,27 +150,28 @@ export async function uploadAndRegister() {
       return;
     }
     step("upload", "done", "CIDs match");
-    if (!stillConnected(account)) return say("register", ACCOUNT_CHANGED);
 
     step("sign", "active", "confirm in your wallet");
     const modelId = $("model").value || zeroHash;
-    const hash = await state.registry.register(sealed.cid, modelId, state.fee ?? 0n);
+    const hash = await state.registry.register(account, sealed.cid, modelId, state.fee ?? 0n);
+    within(era);
     step("sign", "done");
     toast("Registration sent.", txLink(hash, state.config.chain.explorer));
     step("mined", "active", "pending");
     const receipt = await state.registry.receipt(hash);
+    within(era);
     if (receipt.status !== "success") throw new Error(`the transaction ${hash} reverted`);
     step("mined", "done", `block ${receipt.blockNumber}`);
     file.registered = true;
-    if (!stillConnected(account)) return;
     await refreshMine();
-    await show(imageIdOf(sealed.owner, sealed.cid), sealed.cid, sealed.owner, { fromFlow: true });
+    within(era);
+    await show(imageIdOf(account, sealed.cid), sealed.cid, account, { fromFlow: true, era });
   } catch (err) {
-    if (!stillConnected(account)) return say("register", "The account changed in your wallet during the registration, so the page stopped following it.");
+    if (err instanceof Moved || !stillCurrent(era)) return dropped("register");
     failActiveStep();
     fail("register", err, { retry: uploadAndRegister, upload: chooseAnother, uploadedMessage: uploaded ? UPLOADED_NOT_REGISTERED : null });
   } finally {
-    state.busy = false;
+    if (state.busy === era) state.busy = null;
     updateRegisterButton();
   }
 }
@@ -182,16 +187,18 @@ function skippedWords({ oracles, skipped }) {
  *  so a retry sends the same envelope (the same CID) instead of a new one. A key that cannot be
  *  encrypted to (envelope.oracleRecipients) is skipped and the patient told, so one bad key
  *  published by any oracle-role holder does not stop every registration. */
-async function sealFor(file, key) {
-  const owner = state.wallet.account;
-  if (file.sealed?.owner === owner) return file.sealed;
+async function sealFor(file, key, owner, era) {
+  if (key.account !== owner) throw new Moved(); // never seal one account's image to another's key
+  if (file.sealed?.owner === owner && file.sealed.replyTo === key.recipient) return file.sealed;
   const keys = await state.registry.encryptionKeys();
+  within(era);
   if (keys.length === 0) {
     step("seal", "failed");
     say("register", "No oracle has published an encryption key on this chain, so no one could read the image. Nothing was uploaded.");
     return null;
   }
   const { recipients, skipped } = await oracleRecipients(keys);
+  within(era);
   if (recipients.length === 0) {
     step("seal", "failed", `${keyCount(skipped)} skipped as invalid`);
     say(
@@ -209,11 +216,13 @@ async function sealFor(file, key) {
     replyTo: key.recipient, // what the oracle makes from the image (heat map, 4x image) is sealed to it
   };
   const envelope = await seal(file.bytes, binding, [...recipients, key.recipient]);
+  const cid = await localCid(envelope);
+  within(era);
   if (envelope.length > config.maxUploadBytes) {
     throw new UploadError(
       `${file.name} is ${formatBytes(envelope.length)} once encrypted; the limit is ${formatBytes(config.maxUploadBytes)}`,
     );
   }
-  file.sealed = { owner, envelope, cid: await localCid(envelope), oracles: recipients.length, skipped };
+  file.sealed = { owner, replyTo: key.recipient, envelope, cid, oracles: recipients.length, skipped };
   return file.sealed;
 }

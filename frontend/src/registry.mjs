@@ -69,24 +69,25 @@ export class Registry {
   }
 
   /** Simulates first, so a revert (already registered, wrong fee, retired model) is named before
-   *  the wallet asks; the wallet then signs exactly the simulated request. */
-  async write(functionName, args, value) {
+   *  the wallet asks; the wallet then signs exactly the simulated request, from `account` (the
+   *  one the flow began with, never whichever the wallet shows by then). */
+  async write(account, functionName, args, value) {
     const { request } = await this.wallet.public.simulateContract({
       ...this.contract,
       functionName,
       args,
       value,
-      account: this.wallet.account,
+      account,
     });
     return this.wallet.client.writeContract(request);
   }
 
-  register(cid, modelId, fee) {
-    return this.write("registerImage", [cid, modelId ?? zeroHash], fee);
+  register(account, cid, modelId, fee) {
+    return this.write(account, "registerImage", [cid, modelId ?? zeroHash], fee);
   }
 
-  cancel(imageId) {
-    return this.write("cancel", [imageId]);
+  cancel(account, imageId) {
+    return this.write(account, "cancel", [imageId]);
   }
 
   receipt(hash) {
@@ -100,6 +101,14 @@ export class Registry {
   async failureReason(imageId) {
     const [log] = await this.events("ClassificationFailed", { imageId });
     return log ? Number(log.args.reason) : null;
+  }
+
+  /** What came back to the owner of a failed or cancelled request, from the chain's events: paid
+   *  out at once (`Refunded`), or held for the owner to claim (`RefundDeferred`). */
+  async refundOf(imageId) {
+    const [paid, held] = await Promise.all([this.events("Refunded", { imageId }), this.events("RefundDeferred", { imageId })]);
+    const sum = (logs) => logs.reduce((total, log) => total + log.args.amount, 0n);
+    return { paid: sum(paid), held: sum(held) };
   }
 
   async resultLog(imageId) {

@@ -4,10 +4,10 @@ import { formatEther } from "viem";
 import { imageBlob } from "./envelope.mjs";
 import { openHeatMap, overlay, refusalWords, renderCard } from "./explain.mjs";
 import { fetchEnvelope, openFromGateway } from "./gateway.mjs";
-import { ensureKey } from "./keys.mjs";
+import { currentKey, ensureKey } from "./keys.mjs";
 import { refreshMine, showLabel } from "./mine.mjs";
 import { FAILURE_REASONS, NOT_TISSUE, Status } from "./registry.mjs";
-import { state } from "./state.mjs";
+import { Moved, pause, state, within } from "./state.mjs";
 import { SUPER_RESOLUTION, compareSlider, describeUpscaled, openUpscaled } from "./superres.mjs";
 import { matchesChain } from "./verify.mjs";
 import { $, txLink, when } from "./ui/dom.mjs";
@@ -22,23 +22,27 @@ const POLL_MS = 1000;
 class Stale extends Error {}
 
 function live(shown) {
+  within(shown.era);
   if (state.shown !== shown) throw new Stale();
 }
 
-/** Runs `work`, saying its failure in the Result card unless the card moved on meanwhile. */
+/** Runs `work` and says its failure in the card, unless the card moved on (another image,
+ *  account or chain): then it ends silently. */
 async function guarded(work, retry) {
   try {
     await work();
   } catch (err) {
-    if (!(err instanceof Stale)) fail("result", err, { retry });
+    if (!(err instanceof Stale || err instanceof Moved)) fail("result", err, { retry });
   }
 }
 
 /** Shows one image and follows it until its request ends (or another image is shown). `fromFlow`:
- *  it is the image just registered, so the progress steps follow it too. */
-export function show(imageId, cid, owner, { fromFlow = false } = {}) {
+ *  it is the image just registered, so the progress steps follow it too. `era`: the account and
+ *  chain the caller began under; nothing is shown once they changed. */
+export function show(imageId, cid, owner, { fromFlow = false, era = state.era } = {}) {
+  if (era !== state.era) return null;
   clear("result");
-  const shown = { imageId, cid, owner, fromFlow };
+  const shown = { imageId, cid, owner, fromFlow, era };
   state.shown = shown;
   return guarded(() => follow(shown), () => show(imageId, cid, owner, { fromFlow }));
 }
@@ -68,7 +72,7 @@ async function follow(shown) {
     } else {
       showStatus("Waiting for the oracle: it usually answers within a minute.", "pending");
     }
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    await pause(POLL_MS, shown.era);
     live(shown);
   }
 }
@@ -103,19 +107,32 @@ async function settled(shown, record) {
     progress(shown, "oracle", "failed");
     const reason = await state.registry.failureReason(shown.imageId);
     live(shown);
-    const why = FAILURE_REASONS[reason] ?? `reason ${reason}`;
-    const refund = record.feePaid > 0n ? ` The fee (${formatEther(record.feePaid)} ETH) was refunded.` : "";
-    showStatus(`The oracle could not ${verb} this image: ${why}.${refund}`, "failed");
+    const reasonText = FAILURE_REASONS[reason] ?? `reason ${reason}`;
+    const refund = await refundWords(shown, record);
+    showStatus(`The oracle could not ${verb} this image: ${reasonText}.${refund}`, "failed");
     if (mine) {
-      say("result", `The oracle could not ${verb} this image: ${why}.`, { action: () => $("file").click(), label: "Choose another image" });
+      say("result", `The oracle could not ${verb} this image: ${reasonText}.`, { action: () => $("file").click(), label: "Choose another image" });
     }
     if (reason === NOT_TISSUE && mine) {
       $("see-why").hidden = false;
       if (state.api.token()) await why(shown);
     }
   } else if (record.status === Status.Cancelled) {
-    showStatus("This request was cancelled and its fee refunded.", "cancelled");
+    showStatus(`This request was cancelled.${await refundWords(shown, record)}`, "cancelled");
   }
+}
+
+/** What came back of the fee, from the chain's refund events (a failure keeps the failure fee). */
+async function refundWords(shown, record) {
+  if (record.feePaid === 0n) return "";
+  const { paid, held } = await state.registry.refundOf(shown.imageId);
+  live(shown);
+  const fee = `${formatEther(record.feePaid)} ETH`;
+  const kept = record.feePaid - paid - held;
+  const back = held > 0n ? `${formatEther(held)} ETH is held for you to claim` : `${formatEther(paid)} ETH came back to you`;
+  if (paid + held === 0n) return ` The fee (${fee}) was kept.`;
+  if (kept === 0n) return held > 0n ? ` The fee (${fee}) is held for you to claim.` : ` The fee (${fee}) came back to you.`;
+  return ` Of the fee (${fee}), ${back}; ${formatEther(kept)} ETH was kept as the failure fee.`;
 }
 
 export function readResult() {
@@ -144,7 +161,7 @@ async function read(shown) {
     renderCard($("model-card"), model.card);
     $("card-details").hidden = false;
   }
-  const hadKey = state.key?.account === state.wallet.account;
+  const hadKey = currentKey() !== null;
   if (ok && owner && upscaled) await showUpscaled(doc, shown);
   if (ok && owner && !upscaled && doc.outputs?.grad_cam) await showHeatMap(doc, shown);
   if (!hadKey && state.key) await refreshMine(); // the key was unlocked just now: thumbnails
@@ -169,7 +186,7 @@ async function why(shown) {
  *  with the owner's key, for the image still shown. */
 async function openBoth(shown, outputCid) {
   live(shown);
-  const key = await ensureKey();
+  const key = await ensureKey(shown.era);
   live(shown);
   const [picture, sealed] = await Promise.all([
     openFromGateway(state.config, shown.cid, key.identity, shown.owner),
@@ -209,12 +226,16 @@ async function showUpscaled(doc, shown) {
 export function cancelRequest() {
   const shown = state.shown;
   if (!shown) return null;
-  return guarded(async () => {
-    const hash = await state.registry.cancel(shown.imageId);
-    toast("Cancellation sent.", txLink(hash, state.config.chain.explorer));
-    await state.registry.receipt(hash);
-    live(shown);
-    say("result", "Cancelled; the fee was refunded.", { tone: "info" });
-    await show(shown.imageId, shown.cid, shown.owner);
-  }, cancelRequest);
+  return guarded(
+    async () => {
+      const hash = await state.registry.cancel(state.wallet.account, shown.imageId);
+      live(shown);
+      toast("Cancellation sent.", txLink(hash, state.config.chain.explorer));
+      await state.registry.receipt(hash);
+      live(shown);
+      say("result", "Cancelled; the fee was refunded.", { tone: "info" });
+      await show(shown.imageId, shown.cid, shown.owner, { era: shown.era });
+    },
+    cancelRequest,
+  );
 }

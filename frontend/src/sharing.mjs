@@ -3,9 +3,9 @@
 import { getAddress, isAddress } from "viem";
 import { ALL_IMAGES } from "./api.mjs";
 import { show } from "./results.mjs";
-import { state, stillConnected } from "./state.mjs";
+import { Moved, state, stillCurrent, within } from "./state.mjs";
 import { $, el, shortCid, shortHex, when } from "./ui/dom.mjs";
-import { clear, fail, say } from "./ui/messages.mjs";
+import { clear, dropped, fail, say } from "./ui/messages.mjs";
 
 const MAX_DAYS = 365;
 const STATE_WORDS = { active: "active", revoked: "revoked", expired: "expired" };
@@ -37,6 +37,12 @@ export async function share(event) {
   if (!state.wallet) return say("share", "Connect a wallet first.");
   const viewer = $("viewer").value.trim();
   if (!isAddress(viewer, { strict: false })) return refuse("viewer", `“${viewer}” is not an Ethereum address.`);
+  if (!isAddress(viewer, { strict: true })) {
+    return refuse(
+      "viewer",
+      `“${viewer}” fails its checksum (the mix of capital and small letters that catches a mistyped character): one character is wrong. Copy the address again from its owner; nothing was signed.`,
+    );
+  }
   if (getAddress(viewer) === state.wallet.account) {
     return refuse("viewer", "That is your own address: you can already read your results. Enter the address of the person you want to share with.");
   }
@@ -50,39 +56,52 @@ export async function share(event) {
   const days = Number($("share-days").value);
   if (!Number.isInteger(days) || days < 1 || days > MAX_DAYS) return refuse("share-days", `Share for 1 to ${MAX_DAYS} days.`);
   const expiry = BigInt(Math.floor(Date.now() / 1000) + days * 86400);
-  await grant(getAddress(viewer), all ? ALL_IMAGES : shown.imageId, expiry, all ? null : shown.cid);
+  await grant(state.era, state.wallet.account, getAddress(viewer), all ? ALL_IMAGES : shown.imageId, expiry, all ? null : shown.cid);
 }
 
-async function grant(viewer, imageId, expiry, cid) {
+/** Says `err` in `slot` with a retry bound to `era`. After an account or chain change a signing
+ *  flow (`signing`) says only that it stopped, a listing nothing; a retry offered before the change
+ *  can never act for the new account. */
+function failWithin(era, slot, err, retry, { signing = false } = {}) {
+  if (err instanceof Moved || !stillCurrent(era)) return signing ? dropped(slot) : undefined;
+  fail(slot, err, { retry: () => stillCurrent(era) && retry() });
+}
+
+async function grant(era, owner, viewer, imageId, expiry, cid) {
+  const what = cid ? `the result of image ${shortCid(cid)}` : "all your results";
   try {
-    await state.api.grant(viewer, imageId, expiry);
-    const what = cid ? `the result of image ${shortCid(cid)}` : "all your results";
-    say("share", `Shared: ${shortHex(viewer)} may read ${what} until ${when(expiry)}.`, { tone: "info" });
+    within(era);
+    say("share", `Confirm in your wallet: ${viewer} may then read ${what} until ${when(expiry)}.`, { tone: "info", focus: false });
+    await state.api.grant(owner, viewer, imageId, expiry);
+    within(era);
+    say("share", `Shared: ${viewer} may read ${what} until ${when(expiry)}.`, { tone: "info" });
     await listGrants();
   } catch (err) {
-    fail("share", err, { retry: () => grant(viewer, imageId, expiry, cid) });
+    failWithin(era, "share", err, () => grant(era, owner, viewer, imageId, expiry, cid), { signing: true });
   }
 }
 
 /** Revokes exactly this grant; its "Try again" retries the revocation, never a grant. */
-async function revoke(record) {
+async function revoke(era, owner, record) {
   try {
-    await state.api.revoke(record.nonce);
-    say("share", `Revoked: ${shortHex(record.viewer)} may no longer read ${record.scope === "all" ? "your results" : "that result"}.`, { tone: "info" });
+    within(era);
+    await state.api.revoke(owner, record.nonce);
+    within(era);
+    say("share", `Revoked: ${record.viewer} may no longer read ${record.scope === "all" ? "your results" : "that result"}.`, { tone: "info" });
     await listGrants();
   } catch (err) {
-    fail("share", err, { retry: () => revoke(record) });
+    failWithin(era, "share", err, () => revoke(era, owner, record), { signing: true });
   }
 }
 
-function grantItem(record) {
+function grantItem(record, era, owner) {
   const what = record.scope === "all" ? "all your results" : `the result of image ${record.cid ? shortCid(record.cid) : shortHex(record.image_id)}`;
   const until = record.state === "active" ? `until ${when(record.expiry)}` : STATE_WORDS[record.state];
   const text = el("span", { textContent: `${shortHex(record.viewer)} may read ${what}, ${until}. ` });
   text.title = record.viewer;
   const item = el("li", { dataset: { nonce: record.nonce, state: record.state } }, text);
   if (record.state === "active") {
-    const button = el("button", { type: "button", textContent: "Revoke", onclick: () => revoke(record) });
+    const button = el("button", { type: "button", textContent: "Revoke", onclick: () => revoke(era, owner, record) });
     button.setAttribute("aria-label", `Revoke ${record.viewer}'s access to ${what}`);
     item.append(button);
   }
@@ -91,25 +110,26 @@ function grantItem(record) {
 
 /** The owner's grants from the API (sign-in first), active ones first, with Revoke. */
 export async function listGrants() {
+  const era = state.era;
   try {
-    const account = state.wallet.account;
+    const owner = state.wallet.account;
     const grants = await state.api.grants();
-    if (!stillConnected(account)) return;
+    within(era);
     const ordered = [...grants.filter((g) => g.state === "active"), ...grants.filter((g) => g.state !== "active")];
-    $("grants").replaceChildren(...ordered.map(grantItem));
+    $("grants").replaceChildren(...ordered.map((record) => grantItem(record, era, owner)));
     $("grants-empty").hidden = grants.length > 0;
     $("load-grants").hidden = true;
   } catch (err) {
-    fail("share", err, { retry: listGrants });
+    failWithin(era, "share", err, listGrants);
   }
 }
 
 /** What other owners shared with this account, each opening under Result. */
 export async function listShared() {
+  const era = state.era;
   try {
-    const account = state.wallet.account;
     const images = await state.api.sharedWithMe();
-    if (!stillConnected(account)) return;
+    within(era);
     $("shared").replaceChildren(
       ...images.map((image) => {
         const open = el("button", { type: "button", textContent: "Read the result", onclick: () => show(image.image_id, image.cid, image.owner) });
@@ -132,6 +152,6 @@ export async function listShared() {
     $("shared-empty").hidden = images.length > 0;
     $("load-shared").hidden = true;
   } catch (err) {
-    fail("shared", err, { retry: listShared });
+    failWithin(era, "shared", err, listShared);
   }
 }

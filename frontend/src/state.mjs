@@ -2,6 +2,8 @@
 // dropped whenever the account or the chain changes, so nothing of one account is shown to another.
 
 /**
+ * @typedef {{controller: AbortController}} Era
+ *
  * @typedef {object} ChosenFile
  * @property {string} name
  * @property {Uint8Array} bytes
@@ -22,7 +24,8 @@
  * @property {import("./patient.mjs").PatientKey | null} key  the account's unlocked key
  * @property {{imageId: string, cid: string, owner: string, fromFlow: boolean} | null} shown  the image under
  *   Result; a new object per showing, so work begun for an earlier one can tell it is stale
- * @property {boolean} busy                  a registration is in progress
+ * @property {Era} era                       the account and chain that work runs under now
+ * @property {Era | null} busy               the era whose registration is in progress (a change frees the button)
  * @property {Map<string, string>} labels    labels read this session, by imageId (memory only)
  * @property {Map<string, string>} thumbs    object URLs of decrypted thumbnails, by CID (memory only)
  */
@@ -40,16 +43,46 @@ export const state = {
   file: null,
   key: null,
   shown: null,
-  busy: false,
+  era: { controller: new AbortController() },
+  busy: null,
   labels: new Map(),
   thumbs: new Map(),
 };
 
-/** Whether `account` is still the connected one: work begun for another account stops drawing. */
-export const stillConnected = (account) => state.wallet?.account === account;
+/** Thrown by `within`: the work began under an account or chain that is no longer the wallet's. */
+export class Moved extends Error {
+  constructor() {
+    super("the account or network changed in the wallet");
+  }
+}
 
-/** Forgets everything the previous account (or chain) made visible or unlocked. */
+/** Whether `era` is still the current one: work begun under an earlier one shows nothing more. */
+export const stillCurrent = (era) => state.era === era;
+
+/** Stops the work of `era` (a Moved error) once the account or chain changed: called after every
+ *  wait, so nothing begun for one account is shown, signed, sealed or sent for another. */
+export function within(era) {
+  if (state.era !== era) throw new Moved();
+}
+
+/** Waits `ms`, or ends at once (Moved) when `era` ends. */
+export function pause(ms, era) {
+  return new Promise((resolve, reject) => {
+    if (era.controller.signal.aborted) return reject(new Moved());
+    const timer = setTimeout(resolve, ms);
+    era.controller.signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(new Moved());
+    });
+  });
+}
+
+/** Forgets everything the previous account (or chain) made visible or unlocked, and ends its era:
+ *  every flow it began stops at its next step. */
 export function forgetAccount() {
+  state.era.controller.abort();
+  state.era = { controller: new AbortController() };
+  state.busy = null;
   state.key = null;
   state.shown = null;
   state.labels = new Map();

@@ -1,8 +1,11 @@
 // A stand-in for MetaMask in the browser tests: an EIP-1193 provider announced through EIP-6963
 // that relays JSON-RPC to anvil, whose dev accounts are unlocked, so anvil itself signs
 // transactions, personal_sign messages and EIP-712 data. `window.__testWallet` lets a test make
-// the wallet reject the next request of a method (code 4001), start on another chain, or switch
-// accounts. Like a real wallet it remembers, across reloads, that the site may see the account.
+// the wallet reject the next request of a method (code 4001), start on another chain, switch
+// accounts, hold the next request of a method open (its prompt shown) until the test releases it,
+// or sign the next message as another address than the one asked for (a wallet that signs with
+// whichever account it shows). Like a real wallet it remembers, across reloads, that the site may
+// see the account.
 (() => {
   const cfg = window.__testWalletConfig;
   const wallet = {
@@ -10,6 +13,7 @@
     knownChains: new Set(cfg.knownChains),
     rejectNext: new Set(),
     calls: [],
+    waiting: [], // methods whose prompt is open (held), in the order they came
     added: null,
     connected: localStorage.getItem("testWallet:connected") === "1",
     account: sessionStorage.getItem("testWallet:account") ?? cfg.account,
@@ -20,6 +24,34 @@
       wallet.account = address;
       sessionStorage.setItem("testWallet:account", address);
       emit("accountsChanged", [address]);
+    },
+  });
+  Object.defineProperty(wallet, "switchChainTo", {
+    value(chainId) {
+      wallet.chainId = chainId;
+      emit("chainChanged", `0x${chainId.toString(16)}`);
+    },
+  });
+  const held = new Map(); // method -> {promise, resolve} of its next request
+  const signAs = new Map(); // method -> the address that signs its next request
+  Object.defineProperties(wallet, {
+    hold: {
+      value(method) {
+        let resolve;
+        const promise = new Promise((r) => (resolve = r));
+        held.set(method, { promise, resolve });
+      },
+    },
+    release: {
+      value(method) {
+        held.get(method)?.resolve();
+        held.delete(method);
+      },
+    },
+    signNextAs: {
+      value(method, address) {
+        signAs.set(method, address);
+      },
     },
   });
   window.__testWallet = wallet;
@@ -42,9 +74,19 @@
   const provider = {
     async request({ method, params = [] }) {
       wallet.calls.push(method);
+      const gate = held.get(method);
+      if (gate) {
+        wallet.waiting.push(method);
+        await gate.promise; // the prompt stays open; the user may switch accounts meanwhile
+        wallet.waiting.splice(wallet.waiting.indexOf(method), 1);
+      }
       if (wallet.rejectNext.has(method)) {
         wallet.rejectNext.delete(method);
         throw rpcError(4001, "User rejected the request.");
+      }
+      if (method === "personal_sign" && signAs.has(method)) {
+        params = [params[0], signAs.get(method)];
+        signAs.delete(method);
       }
       switch (method) {
         case "eth_requestAccounts":

@@ -25,6 +25,14 @@ export function say(where, text, { action, label, tone = "error", focus = true }
   }
 }
 
+const DROPPED =
+  "The account or network changed in your wallet, so what was begun here for the previous one stopped: nothing more is signed, sealed or sent for it.";
+
+/** The note a flow leaves when it stops because the account or chain it began under changed. */
+export function dropped(where) {
+  say(where, DROPPED, { tone: "info", focus: false });
+}
+
 export function clear(where) {
   const slot = $(`${where}-message`);
   slot.hidden = true;
