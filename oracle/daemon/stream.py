@@ -10,7 +10,9 @@ when it dies) the coordinator's lease (`Collect`) dispatches again."""
 
 import asyncio
 import logging
+import os
 import re
+import socket
 
 from taskiq import AsyncBroker
 from taskiq.acks import AcknowledgeType
@@ -30,6 +32,12 @@ STREAM = "histochain:fetch"
 GROUP = "histochain-workers"
 
 
+def consumer_name() -> str:
+    """This process's name in the consumer group, `host:pid`: what XINFO CONSUMERS and XPENDING
+    show an operator for each message held, instead of TaskIQ's random UUID."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def make_broker(redis_url: str, tuning: Tuning) -> AsyncBroker:
     from taskiq_redis import RedisStreamBroker
 
@@ -37,6 +45,7 @@ def make_broker(redis_url: str, tuning: Tuning) -> AsyncBroker:
         redis_url,
         queue_name=STREAM,
         consumer_group_name=GROUP,
+        consumer_name=consumer_name(),
         xread_count=1,  # one message per read: a busy worker leaves the rest to idle ones
         xread_block=1000,
         maxlen=tuning.stream_maxlen,
