@@ -21,6 +21,36 @@ from tests.support import free_port, make_node
 
 collect_ignore_glob = [] if os.environ.get("HISTOCHAIN_FORK_DEPLOYMENT") else ["fork/*"]
 
+# What `scripts/test --quick` leaves out (marked `stack`): the suites of whole systems, and every test
+# that needs a chain, the IPFS node, the distributed stores or a browser, through these fixtures
+# or a module mark (tests that start one themselves).
+STACK_SUITES = {"e2e", "distributed", "contracts", "toolchain", "fork"}
+STACK_FIXTURES = {
+    *("chain", "stack", "ipfs_node", "page_stack", "browser"),
+    *("postgres", "redis_server", "stores"),
+}
+SLOW_FIXTURES = {"synthetic", "ci_config", "trained"}  # the CI-sized training run (ML suites)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks `stack` and `slow`, and groups the tests for `pytest -n N --dist loadgroup`: a file
+    runs in one worker (its module fixtures are built once), and every file that uses the CI-sized
+    training run shares one worker, so the model is trained once, not once per worker."""
+    trained = set()
+    for item in items:
+        suite = item.path.relative_to(Path(__file__).parent).parts[0]
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if suite in STACK_SUITES or fixtures & STACK_FIXTURES:
+            item.add_marker(pytest.mark.stack)
+        if fixtures & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+            trained.add(item.path)
+    for item in items:
+        group = "ci-trained-model" if item.path in trained else str(item.path)
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.path not in trained)  # the longest group starts first
+
 
 @pytest.fixture(scope="session")
 def node_token() -> str:

@@ -5,6 +5,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 ANVIL_TEST_MNEMONIC = "test test test test test test test test test test test junk"
+DEV_ADMIN_ACCOUNT = 0
 DEV_ORACLE_ACCOUNT = 1
 
 

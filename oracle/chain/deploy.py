@@ -125,22 +125,36 @@ def deploy_on_devnet(
     return deployment
 
 
-def publish_encryption_key(rpc_url: str, deployment: Deployment, signer: LocalAccount, key: bytes) -> str:
-    """`setEncryptionKey(key)` signed by the oracle itself; the transaction's hash once mined."""
-    from oracle.crypto.keys import check_public_key
-
-    check_public_key(key)  # a key no one can seal to would only make patients' pages skip it
+def _transact(rpc_url: str, deployment: Deployment, signer: LocalAccount, function: str, *args: Any) -> str:
+    """The registry's `function(*args)` signed by `signer`; the transaction's hash once mined."""
     w3 = Web3(HTTPProvider(rpc_url))
     registry = w3.eth.contract(address=deployment.address, abi=deployment.abi)
-    call: Any = registry.functions.setEncryptionKey(key)
+    call: Any = getattr(registry.functions, function)(*args)
     tx = call.build_transaction(
         {"from": signer.address, "nonce": w3.eth.get_transaction_count(signer.address, "pending")}
     )
     sent = w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)
     receipt = w3.eth.wait_for_transaction_receipt(sent, timeout=120)
     if receipt["status"] != 1:
-        raise DeployError(f"setEncryptionKey reverted in transaction {sent.hex()}")
+        raise DeployError(f"{function} reverted in transaction {sent.hex()}")
     return "0x" + bytes(sent).hex()
+
+
+def publish_encryption_key(rpc_url: str, deployment: Deployment, signer: LocalAccount, key: bytes) -> str:
+    """`setEncryptionKey(key)` signed by the oracle itself; the transaction's hash once mined."""
+    from oracle.crypto.keys import check_public_key
+
+    check_public_key(key)  # a key no one can seal to would only make patients' pages skip it
+    return _transact(rpc_url, deployment, signer, "setEncryptionKey", key)
+
+
+def register_model(rpc_url: str, deployment: Deployment, admin: LocalAccount, card: AnyCard) -> Deployment:
+    """`registerModel` for a card trained after the deployment (the dev stack's super-resolution
+    model), signed by an admin; the deployment with the model added (the caller saves it)."""
+    uri = card_uri(card)
+    _transact(rpc_url, deployment, admin, "registerModel", card.model_id, card.name, uri)
+    added = DeployedModel(name=card.name, model_id="0x" + card.model_id.hex(), metadata_uri=uri)
+    return deployment.model_copy(update={"models": (*deployment.models, added)})
 
 
 def published_key(rpc_url: str, deployment: Deployment, oracle: str) -> bytes | None:

@@ -14,7 +14,7 @@ import click
 from oracle.chain.anvil_accounts import dev_account
 from oracle.cli import fail, stop_on_signals
 from oracle.dev.ipfs import IpfsNode
-from oracle.dev.stack import DevStack
+from oracle.dev.stack import DEMO_SR_MODEL, DevStack
 from oracle.errors import HistochainError
 from oracle.settings import Settings
 
@@ -87,11 +87,16 @@ def dev() -> None:
     show_default=True,
     help="N > 0: the distributed mode, PostgreSQL and redis-server (Debian's), a coordinator and N workers.",
 )
-def dev_up(with_demo: bool, workers: int) -> None:
-    """Start the whole stack (chain, registry, IPFS node, model, oracle, API, page) until Ctrl-C."""
+@click.option(
+    "--verbose", is_flag=True, help="Every child's every line on the console (access lines, anvil's blocks)."
+)
+def dev_up(with_demo: bool, workers: int, verbose: bool) -> None:
+    """Start the whole stack (chain, registry, IPFS node, model, oracle, API, page) until Ctrl-C.
+    The console shows start-up, warnings and errors, the summary and the demo; every child's lines
+    are in data/logs/."""
     from oracle.dev.stack import StackError
 
-    stack = DevStack(Settings(), click.echo, workers)
+    stack = DevStack(Settings(), click.echo, workers, verbose)
     stop = threading.Event()
     started = time.monotonic()
     try:
@@ -104,8 +109,7 @@ def dev_up(with_demo: bool, workers: int) -> None:
     stop_on_signals(stop)
     try:
         _summary(stack, time.monotonic() - started)
-        if with_demo:
-            threading.Thread(target=_demo_in_stack, args=(stack.settings, stop), daemon=True).start()
+        threading.Thread(target=_after_start, args=(stack, with_demo), daemon=True).start()
         stack.supervise(stop)
     except StackError as exc:
         stack.stop()
@@ -128,10 +132,10 @@ def _summary(stack: DevStack, seconds: float) -> None:
         ("chain", stack.anvil.url, f"chain id {s.chain_id}"),
         ("registry", deployment.address, "deployed now" if stack.deployed else "reused"),
         ("model", f"{card.name} 0x{card.model_id.hex()}", "trained now" if stack.trained else "reused"),
-        *(
-            [("model", f"{stack.sr_card.name} 0x{stack.sr_card.model_id.hex()}", "super-resolution 4x")]
+        (
+            ("model", f"{stack.sr_card.name} 0x{stack.sr_card.model_id.hex()}", "super-resolution 4x")
             if stack.sr_card
-            else []
+            else ("model", DEMO_SR_MODEL, "super-resolution 4x: trained after the demo, published when ready")
         ),
         ("oracle", f"{stack.oracle.url}/metrics", "Prometheus metrics"),
     ]
@@ -148,16 +152,30 @@ def _summary(stack: DevStack, seconds: float) -> None:
     )
 
 
-def _demo_in_stack(settings: Settings, stop: threading.Event) -> None:
+def _after_start(stack: DevStack, with_demo: bool) -> None:
+    """While the stack serves: the demo (its table), then, on a first run, the demo
+    super-resolution model, trained and published so that it never holds up the table."""
     import asyncio
 
     from oracle.dev.demo import run_demo, table
 
-    try:
-        rows = asyncio.run(run_demo(settings, images=6, timeout=300))
-        click.echo(table(rows))
-    except HistochainError as exc:
-        click.secho(f"demo failed: {exc}", fg="red", err=True)
+    if with_demo:
+        try:
+            rows = asyncio.run(run_demo(stack.settings, images=6, timeout=300))
+            click.echo(table(rows))
+        except HistochainError as exc:
+            click.secho(f"demo failed: {exc}", fg="red", err=True)
+    if stack.sr_card is None:
+        started = time.monotonic()
+        try:
+            card = stack.add_sr_model()
+        except HistochainError as exc:
+            click.secho(f"the demo super-resolution model was not published: {exc}", fg="red", err=True)
+            return
+        click.echo(
+            f"super-resolution model {card.name} 0x{card.model_id.hex()} published on chain "
+            f"({time.monotonic() - started:.0f} s): reload the page to choose it"
+        )
 
 
 @dev.command("demo")

@@ -1,6 +1,9 @@
-"""A child process of the dev stack: started with its log in a file (and, when asked, its lines
-echoed with its name in front), ready when a probe says so, stopped with SIGTERM (then SIGKILL)."""
+"""A child process of the dev stack: started with its log in a file (and, when asked, its warnings
+and errors, or with `verbose` every line, echoed with its name in front), ready when a probe says
+so, stopped with SIGTERM (then SIGKILL)."""
 
+import json
+import re
 import socket
 import subprocess
 import threading
@@ -11,6 +14,10 @@ from types import TracebackType
 from typing import IO, Self
 
 from oracle.errors import HistochainError
+
+# A plain-text line worth a person's attention (a traceback, a panic); JSON lines say their level.
+NOTABLE = re.compile(r"error|warn|traceback|exception|panic|fatal|critical", re.IGNORECASE)
+NOTABLE_LEVELS = frozenset({"warning", "error", "critical"})
 
 
 class PortInUseError(HistochainError):
@@ -47,6 +54,7 @@ class ManagedProcess:
 
     def __init__(self, host: str, port: int, log_file: Path) -> None:
         self.host, self.port, self.log_file = host, port, log_file
+        self.verbose = False  # echo every line, not only warnings and errors
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -68,8 +76,20 @@ class ManagedProcess:
         return None
 
     def quiet(self, line: str) -> bool:
-        """Lines kept out of the console (they still reach the log file)."""
+        """Lines kept out of the console even when verbose (they still reach the log file)."""
         return not line.strip()
+
+    def notable(self, line: str) -> bool:
+        """Whether `line` reaches a quiet console: a JSON log line at warning or above, or a plain
+        line that names an error (access lines and anvil's transaction blocks stay in the log)."""
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return NOTABLE.search(line) is not None
+        return isinstance(entry, dict) and entry.get("level") in NOTABLE_LEVELS
+
+    def echoes(self, line: str) -> bool:
+        return not self.quiet(line) and (self.verbose or self.notable(line))
 
     @property
     def exit_code(self) -> int | None:
@@ -100,7 +120,7 @@ class ManagedProcess:
                 log.write(raw)
                 log.flush()
                 line = raw.decode(errors="replace").rstrip()
-                if not self.quiet(line):
+                if self.echoes(line):
                     echo(f"{self.name:>6} | {line}")
 
     def _wait_ready(self, timeout: float) -> None:

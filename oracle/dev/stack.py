@@ -1,7 +1,8 @@
 """The whole system on one machine: anvil, the registry, the local IPFS node, a model, the oracle,
 the query API and the page, under one supervisor.
 
-Children print through the supervisor with their name in front (and to data/logs/<name>.log). A
+Children's warnings and errors (with `verbose`, every line) print through the supervisor with their
+name in front; every line goes to data/logs/<name>.log. A
 child that exits is restarted, at most MAX_RESTARTS times within RESTART_WINDOW seconds; past that,
 or when anvil itself exits (the chain under everything), the stack stops with a message that says
 which child and where its log is. data/dev/stack.json records the running stack for `dev status`
@@ -10,6 +11,8 @@ and `dev down`.
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -18,8 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oracle.chain.anvil_accounts import DEV_ORACLE_ACCOUNT, dev_account
-from oracle.chain.deploy import deploy_on_devnet, deployment_on_chain, publish_encryption_key, published_key
+from oracle.chain.anvil_accounts import DEV_ADMIN_ACCOUNT, DEV_ORACLE_ACCOUNT, dev_account
+from oracle.chain.deploy import (
+    deploy_on_devnet,
+    deployment_on_chain,
+    publish_encryption_key,
+    published_key,
+    register_model,
+)
 from oracle.chain.deployment import Deployment
 from oracle.crypto.keys import oracle_identity, public_key, write_identity
 from oracle.dev.anvil import Anvil
@@ -113,34 +122,24 @@ def ensure_demo_model(settings: Settings, echo: Echo) -> tuple[ModelCard, bool]:
     return card, True
 
 
-def ensure_demo_sr_model(settings: Settings, echo: Echo) -> tuple[SrCard, bool]:
-    """The demo super-resolution checkpoint: an SRResNet trained briefly (its held-out figures on
-    its card), then reused. `histochain sr train` makes a real one, and any checkpoint under the
-    model directory is served."""
-    from oracle.ml.sr.train import SrTrainConfig, train
+def demo_sr_card(settings: Settings) -> SrCard | None:
+    """The demo super-resolution model's card, once trained (a first run trains it after the demo)."""
+    card = settings.models_path / DEMO_SR_MODEL / CARD_FILE
+    return SrCard.load(card) if card.is_file() else None
 
-    out = settings.models_path / DEMO_SR_MODEL
-    if (out / CARD_FILE).is_file():
-        return SrCard.load(out / CARD_FILE), False
-    echo(
-        f"no super-resolution model yet: a demo SRResNet, {settings.dev_sr_steps} steps on scikit-image's "
-        "photographs and synthetic fields, evaluated on the held-out ones; later runs reuse it"
-    )
-    card = train(
-        SrTrainConfig(
-            model="srresnet",
-            out=out,
-            name=DEMO_SR_MODEL,
-            steps=settings.dev_sr_steps,
-            batch_size=8,
-            crop=64,
-            lr=2e-4,
-            synthetic=4,
-            save_every=max(1, settings.dev_sr_steps // 5),
-            device=settings.device,
-        )
-    )
-    return card, True
+
+def sr_training_command(settings: Settings) -> list[str]:
+    """`histochain sr train` for the demo super-resolution model: an SRResNet trained briefly (its
+    held-out figures on its card). `histochain sr train` with more steps makes a real one, and any
+    checkpoint under the model directory is served. A child process, so that stopping the stack
+    stops the training at once."""
+    return [
+        sys.executable,
+        *("-m", "oracle", "sr", "train", "--model", "srresnet", "--name", DEMO_SR_MODEL),
+        *("--out", str(settings.models_path / DEMO_SR_MODEL), "--steps", str(settings.dev_sr_steps)),
+        *("--batch-size", "8", "--crop", "64", "--lr", "2e-4", "--synthetic", "4"),
+        *("--device", settings.device, "--no-resume"),
+    ]
 
 
 def ensure_oracle_key(settings: Settings, echo: Echo) -> bytes:
@@ -176,9 +175,10 @@ class Child:
 
 
 class DevStack:
-    def __init__(self, settings: Settings, echo: Echo, workers: int = 0) -> None:
+    def __init__(self, settings: Settings, echo: Echo, workers: int = 0, verbose: bool = False) -> None:
         """`workers` > 0: the distributed mode, PostgreSQL and redis-server under <data dir>/dev, a
-        coordinator and `workers` workers in place of the one oracle process."""
+        coordinator and `workers` workers in place of the one oracle process. `verbose`: every
+        child's every line on the console, access lines and anvil's blocks included."""
         self.settings = stack_settings(settings)
         self.echo = echo
         self._lock = threading.Lock()
@@ -203,8 +203,8 @@ class DevStack:
             logs / "ipfs.log",
             s.ipfs_max_upload_bytes,
         )
-        role = "coordinator" if workers else "all"
-        self.oracle = OracleProcess(s.metrics_host, s.metrics_port, logs / f"{role}.log", env, role)
+        role, log = ("coordinator", "coordinator.log") if workers else ("all", "oracle.log")
+        self.oracle = OracleProcess(s.metrics_host, s.metrics_port, logs / log, env, role)
         self.workers = [
             OracleProcess(s.metrics_host, free_port(), logs / f"worker-{i + 1}.log", env, "worker")
             for i in range(workers)
@@ -220,10 +220,13 @@ class DevStack:
             Child(self.api),
             Child(self.page),
         ]
+        for child in self.children:
+            child.process.verbose = verbose
         self.deployment: Deployment | None = None
         self.card: ModelCard | None = None
         self.sr_card: SrCard | None = None
         self.deployed = self.trained = False
+        self._trainer: subprocess.Popen[bytes] | None = None  # the demo SR model's training
 
     @property
     def record_path(self) -> Path:
@@ -243,11 +246,11 @@ class DevStack:
                 if child.critical:  # the distributed mode's stores
                     child.process.start(timeout=60, echo=self._say)
             self.card, self.trained = ensure_demo_model(self.settings, self._say)
-            self.sr_card, sr_trained = ensure_demo_sr_model(self.settings, self._say)
-            self.trained |= sr_trained
+            self.sr_card = demo_sr_card(self.settings)
             oracle_key = ensure_oracle_key(self.settings, self._say)
+            cards: list[AnyCard] = [self.card, *([self.sr_card] if self.sr_card else [])]
             self.deployment, self.deployed = ensure_deployment(
-                self.settings, self.anvil.url, [self.card, self.sr_card], oracle_key
+                self.settings, self.anvil.url, cards, oracle_key
             )
             self.ipfs.start(echo=self._say)
             self.oracle.start(timeout=120, echo=self._say)
@@ -260,6 +263,32 @@ class DevStack:
             self.stop()
             raise
         self._write_record()
+
+    def add_sr_model(self) -> SrCard:
+        """The demo super-resolution model, on a first run trained while the stack serves (after
+        the demo, so it does not hold up the table), then registered on chain by the dev admin,
+        added to the deployment file and the page's config; the oracle finds its checkpoint when
+        the first request for it comes, and the page lists it on its next load."""
+        assert self.deployment is not None
+        log = self.settings.data_dir / "logs" / "sr-train.log"
+        self._say(
+            f"training the demo super-resolution model ({self.settings.dev_sr_steps} steps on "
+            f"scikit-image's photographs and synthetic fields; progress in {log})"
+        )
+        with log.open("ab") as out:
+            self._trainer = subprocess.Popen(
+                sr_training_command(self.settings), stdout=out, stderr=subprocess.STDOUT
+            )
+        code = self._trainer.wait()
+        if code != 0:
+            raise StackError(f"the demo super-resolution training exited with code {code} (see {log})")
+        card = SrCard.load(self.settings.models_path / DEMO_SR_MODEL / CARD_FILE)
+        admin = dev_account(DEV_ADMIN_ACCOUNT)
+        self.deployment = register_model(self.anvil.url, self.deployment, admin, card)
+        self.deployment.save(self.settings.deployment_path)
+        build_site(self.settings.data_dir / "www", self.settings, self.deployment)
+        self.sr_card = card
+        return card
 
     def supervise(self, stop: threading.Event, poll: float = 0.5) -> None:
         """Until `stop` is set: restart children that exit; raise StackError when one cannot be kept up."""
@@ -294,6 +323,9 @@ class DevStack:
         self._say(f"supervisor | {name} is back (pid {child.process.pid})")
 
     def stop(self) -> None:
+        if self._trainer is not None and self._trainer.poll() is None:
+            self._trainer.kill()
+            self._trainer.wait()
         for child in reversed(self.children):
             child.process.stop()
         self.record_path.unlink(missing_ok=True)

@@ -127,18 +127,23 @@ def test_dev_up_runs_the_demo_serves_the_page_and_restarts_what_dies(
 ):
     env = stack_env
     up = launch()
-    summary = up.wait_for(UP)
+    up.wait_for(UP)
     output = up.output
     page_url = f"http://localhost:{env['HISTOCHAIN_PAGE_PORT']}"
     deployment = json.loads((tmp_path / "data" / "deployment.json").read_text())
     assert f"page      {page_url}" in output
     assert f"registry  {deployment['address']}  (deployed now)" in output
     assert "(trained now)" in output
+    assert "srresnet-demo  (super-resolution 4x: trained after the demo, published when ready)" in output
+    assert [m["name"] for m in deployment["models"]] == ["basecnn-demo"], "the table waits for no SR model"
+    published = up.lines[up.wait_for("super-resolution model srresnet-demo 0x")]
+    deployment = json.loads((tmp_path / "data" / "deployment.json").read_text())
     sr_model = next(m for m in deployment["models"] if m["name"] == "srresnet-demo")
-    assert f"srresnet-demo {sr_model['model_id']}  (super-resolution 4x)" in output
+    assert f"srresnet-demo {sr_model['model_id']} published on chain" in published
+    site = json.loads((tmp_path / "data" / "www" / "config.json").read_text())
+    assert sr_model["model_id"] in json.dumps(site["models"]), "the page's config lists it"
     assert "SYNTHETIC" in output
     assert dev_account(2).address in output
-    assert any(line.startswith(" anvil | ") for line in up.lines[:summary])
 
     status = histochain(env, "dev", "status")
     assert status.returncode == 0, status.stdout
@@ -156,6 +161,11 @@ def test_dev_up_runs_the_demo_serves_the_page_and_restarts_what_dies(
     ).fetchone()
     db.close()
     assert confirmed == (3,)
+    logs = tmp_path / "data" / "logs"
+    assert "Transaction: 0x" in (logs / "anvil.log").read_text(), "anvil's blocks are in its log"
+    assert "aiohttp.access" in (logs / "api.log").read_text(), "the API's access lines are in its log"
+    noise = [line for line in up.lines if line.startswith(" anvil | ") or "aiohttp.access" in line]
+    assert noise == [], "a quiet console: neither access lines nor anvil's blocks"
 
     rpc = f"http://127.0.0.1:{env['HISTOCHAIN_CHAIN_PORT']}"
     context, session = wallet_page(browser, page_url, rpc, deployment["chain_id"], "dev_stack")
@@ -183,10 +193,12 @@ def test_dev_up_runs_the_demo_serves_the_page_and_restarts_what_dies(
     ports_free(env)
     assert histochain(env, "dev", "status").returncode == 1
 
-    again = launch()
+    again = launch("--verbose")
     again.wait_for(UP)
+    assert any(line.startswith(" anvil | ") for line in again.lines), "--verbose shows every line"
     assert f"registry  {deployment['address']}  (reused)" in again.output
     assert "(reused)" in again.output.split("model", 1)[1]
+    assert f"srresnet-demo {sr_model['model_id']}  (super-resolution 4x)" in again.output
     again.proc.send_signal(signal.SIGINT)
     assert again.finish() == 0, again.output
     ports_free(env)

@@ -13,6 +13,7 @@ from oracle.dev.process import PortInUseError
 from tests.support import free_port
 
 CHAIN_ID = 313370
+pytestmark = pytest.mark.stack  # each test starts anvil itself
 
 
 def make_anvil(tmp_path: Path, port: int) -> Anvil:

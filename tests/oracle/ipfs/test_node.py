@@ -19,6 +19,8 @@ from oracle.ipfs.fetch import GatewayFetcher
 from oracle.ipfs.pinata import PinataClient
 from tests.support import MAX_UPLOAD, make_node
 
+pytestmark = pytest.mark.stack  # the real node, started by its fixtures or the tests themselves
+
 
 async def test_upload_needs_the_token(session: aiohttp.ClientSession, ipfs_node: IpfsNode):
     wrong = PinataClient(session, "not-the-token", ipfs_node.url)

@@ -9,7 +9,7 @@ from PIL import Image
 from oracle.ml import checkpoint
 from oracle.ml.card import ModelCard
 from oracle.ml.train import STATE_FILE, TrainConfig, TrainingError, train
-from tests.oracle.ml.conftest import PATIENTS
+from tests.oracle.ml.conftest import IMAGE_SIZE, PATIENTS
 
 
 def test_ci_sized_run_generalises_to_held_out_patients(trained: ModelCard):
@@ -47,7 +47,7 @@ def test_card_records_a_patient_disjoint_split(trained: ModelCard, synthetic: Pa
     assert trained.data["split_seed"] == 0
     assert trained.data["proportions"] == [0.54, 0.136, 0.324]
     assert trained.labels == ("benign", "malignant")
-    assert trained.preprocessing.image_size == (96, 96)
+    assert trained.preprocessing.image_size == (IMAGE_SIZE, IMAGE_SIZE)
     assert trained.training["epochs_run"] >= trained.training["best_epoch"] >= 1
     assert trained.training["seconds"] > 0
 
