@@ -13,9 +13,12 @@ from web3.contract import AsyncContract
 from web3.exceptions import BlockNotFound, TransactionNotFound
 from web3.types import RPCEndpoint
 
+from oracle.chain import web3_lock
 from oracle.chain.abi import Event, Function
 from oracle.chain.deployment import Deployment
 from oracle.chain.errors import ChainError
+
+web3_lock.apply()  # before any request: web3's session lock, safe to cancel
 
 log = logging.getLogger("histochain.oracle")
 

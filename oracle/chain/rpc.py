@@ -9,7 +9,10 @@ import aiohttp
 from web3 import AsyncHTTPProvider
 from web3.types import RPCEndpoint, RPCResponse
 
+from oracle.chain import web3_lock
 from oracle.chain.errors import ChainError
+
+web3_lock.apply()  # before any request: web3's session lock, safe to cancel
 
 UNREACHABLE = (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError)
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""A fix for web3.py's session lock, applied when `oracle.chain` is imported.
+"""A fix for web3.py's session lock, applied by `oracle.chain.rpc` and `oracle.chain.registry`.
 
 Every `AsyncHTTPProvider` request takes one process-wide `threading.Lock` through
 `web3._utils.async_caching.async_lock`, which acquires it in an executor thread. A request

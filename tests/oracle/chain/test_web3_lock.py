@@ -13,6 +13,8 @@ from oracle.chain import web3_lock
 
 
 def test_web3s_http_session_manager_uses_the_fixed_lock() -> None:
+    import oracle.chain.registry  # noqa: F401 - what applies it, like oracle.chain.rpc
+
     assert http_session_manager.async_lock is web3_lock.async_lock
     assert async_caching.async_lock is not web3_lock.async_lock  # the upstream one, still unfixed
 
