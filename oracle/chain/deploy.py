@@ -125,7 +125,7 @@ def deploy_on_devnet(
     return deployment
 
 
-def _transact(rpc_url: str, deployment: Deployment, signer: LocalAccount, function: str, *args: Any) -> str:
+def transact(rpc_url: str, deployment: Deployment, signer: LocalAccount, function: str, *args: Any) -> str:
     """The registry's `function(*args)` signed by `signer`; the transaction's hash once mined."""
     w3 = Web3(HTTPProvider(rpc_url))
     registry = w3.eth.contract(address=deployment.address, abi=deployment.abi)
@@ -145,14 +145,14 @@ def publish_encryption_key(rpc_url: str, deployment: Deployment, signer: LocalAc
     from oracle.crypto.keys import check_public_key
 
     check_public_key(key)  # a key no one can seal to would only make patients' pages skip it
-    return _transact(rpc_url, deployment, signer, "setEncryptionKey", key)
+    return transact(rpc_url, deployment, signer, "setEncryptionKey", key)
 
 
 def register_model(rpc_url: str, deployment: Deployment, admin: LocalAccount, card: AnyCard) -> Deployment:
     """`registerModel` for a card trained after the deployment (the dev stack's super-resolution
     model), signed by an admin; the deployment with the model added (the caller saves it)."""
     uri = card_uri(card)
-    _transact(rpc_url, deployment, admin, "registerModel", card.model_id, card.name, uri)
+    transact(rpc_url, deployment, admin, "registerModel", card.model_id, card.name, uri)
     added = DeployedModel(name=card.name, model_id="0x" + card.model_id.hex(), metadata_uri=uri)
     return deployment.model_copy(update={"models": (*deployment.models, added)})
 

@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Page, Route, expect
 from web3 import HTTPProvider, Web3
 
 from oracle.chain.anvil_accounts import dev_account
+from oracle.chain.deploy import transact as send
 from oracle.crypto.envelope import seal_image
 from oracle.dev.anvil import dev_patient_identity
 from oracle.settings import DEV_IPFS_TOKEN
@@ -475,14 +476,7 @@ def registry_contract(stack: PageStack) -> Any:
 
 def transact(stack: PageStack, signer: LocalAccount, function: str, *args: Any) -> None:
     """The registry's `function(*args)`, signed by `signer` and mined."""
-    registry = registry_contract(stack)
-    w3 = registry.w3
-    call: Any = getattr(registry.functions, function)(*args)
-    tx = call.build_transaction(
-        {"from": signer.address, "nonce": w3.eth.get_transaction_count(signer.address, "pending")}
-    )
-    sent = w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)
-    assert w3.eth.wait_for_transaction_receipt(sent, timeout=60)["status"] == 1, function
+    send(stack.rpc, stack.deployment, signer, function, *args)
 
 
 def oracle_keys(stack: PageStack) -> list[bytes]:
