@@ -29,7 +29,7 @@ STACK_FIXTURES = {
     *("chain", "stack", "ipfs_node", "page_stack", "browser"),
     *("postgres", "redis_server", "stores"),
 }
-SLOW_FIXTURES = {"synthetic", "ci_config", "trained"}  # the CI-sized training run (ML suites)
+SLOW_FIXTURES = {"synthetic", "small_synthetic", "ci_config", "trained"}  # the CI-sized training run (ML suites)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups

@@ -66,9 +66,9 @@ def test_checkpoint_reloads_with_the_same_id(trained: ModelCard, ci_config: Trai
     assert loaded.card.weights_sha256 == checkpoint.sha256_file(ci_config.out / "model.safetensors")
 
 
-def test_resume_continues_the_saved_run(synthetic: Path, tmp_path: Path):
+def test_resume_continues_the_saved_run(small_synthetic: Path, tmp_path: Path):
     config = TrainConfig(
-        model="basecnn", data=synthetic, out=tmp_path, epochs=2, image_size=32, bootstrap=20, progress=False
+        model="basecnn", data=small_synthetic, out=tmp_path, epochs=2, image_size=32, bootstrap=20, progress=False
     )
     first = train(config)
     assert [h["epoch"] for h in first.training["history"]] == [1, 2]
