@@ -29,7 +29,8 @@ STACK_FIXTURES = {
     *("chain", "stack", "ipfs_node", "page_stack", "browser"),
     *("postgres", "redis_server", "stores"),
 }
-SLOW_FIXTURES = {"synthetic", "small_synthetic", "ci_config", "trained"}  # the CI-sized training run (ML suites)
+# The CI-sized training run and the small set (ML suites): marked slow, and run in one xdist group.
+SLOW_FIXTURES = {"synthetic", "small_synthetic", "ci_config", "trained"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups

@@ -85,7 +85,13 @@ def test_evaluate_command_prints_a_table_and_writes_json(
 
 def test_compare_trains_each_model_and_their_ensemble(small_synthetic: Path, tmp_path: Path):
     base = TrainConfig(
-        model="basecnn", data=small_synthetic, out=tmp_path, epochs=1, image_size=32, bootstrap=20, progress=False
+        model="basecnn",
+        data=small_synthetic,
+        out=tmp_path,
+        epochs=1,
+        image_size=32,
+        bootstrap=20,
+        progress=False,
     )
     entries = parse_models("basecnn, efficientnet_lite0:imagenet")
     rows = compare(base, entries, tmp_path)
@@ -123,7 +129,9 @@ def test_compare_names_what_it_cannot_compare(models: str, why: str):
 
 
 def test_reusing_a_missing_checkpoint_says_to_train(small_synthetic: Path, tmp_path: Path):
-    base = TrainConfig(model="basecnn", data=small_synthetic, out=tmp_path, epochs=1, image_size=32, progress=False)
+    base = TrainConfig(
+        model="basecnn", data=small_synthetic, out=tmp_path, epochs=1, image_size=32, progress=False
+    )
     with pytest.raises(CompareError, match="run with --train"):
         compare(base, parse_models("basecnn"), tmp_path, train_models=False)
 

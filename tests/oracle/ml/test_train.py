@@ -68,7 +68,13 @@ def test_checkpoint_reloads_with_the_same_id(trained: ModelCard, ci_config: Trai
 
 def test_resume_continues_the_saved_run(small_synthetic: Path, tmp_path: Path):
     config = TrainConfig(
-        model="basecnn", data=small_synthetic, out=tmp_path, epochs=2, image_size=32, bootstrap=20, progress=False
+        model="basecnn",
+        data=small_synthetic,
+        out=tmp_path,
+        epochs=2,
+        image_size=32,
+        bootstrap=20,
+        progress=False,
     )
     first = train(config)
     assert [h["epoch"] for h in first.training["history"]] == [1, 2]
