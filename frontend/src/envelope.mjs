@@ -63,10 +63,12 @@ export function recipientOfKey(key) {
 /** The oracle keys on chain (bytes32 hex) an image can be sealed to, as age1… recipients, and how
  *  many were skipped. Any oracle-role holder can publish a key, and age cannot wrap a file key to a
  *  low-order X25519 point (the shared secret is all zero): one such key would make every seal fail.
- *  So each key is tried alone on an empty payload with the same library that seals the image. */
+ *  So each key is tried alone on an empty payload with the same library that seals the image. At
+ *  most MAX_RECIPIENTS - 1 are taken: the owner's own key is the last recipient. */
 export async function oracleRecipients(keys) {
   const recipients = [];
   for (const key of keys) {
+    if (recipients.length === MAX_RECIPIENTS - 1) break; // room for the owner's own key
     try {
       const recipient = recipientOfKey(key);
       const trial = new Encrypter();
@@ -165,9 +167,16 @@ export function checkBinding(binding, { owner, chainId, registry }) {
   return binding;
 }
 
+/** The most recipients an envelope may name: the oracle refuses a longer age header before it parses
+ *  it (oracle/crypto/envelope.py, checked equal by tests/test_page_constants.py). */
+export const MAX_RECIPIENTS = 16;
+
 /** The envelope of `image` (bytes) for `recipients` (age1… strings). */
 export async function seal(image, binding, recipients) {
   if (recipients.length === 0) throw new EnvelopeError("an envelope needs at least one recipient");
+  if (recipients.length > MAX_RECIPIENTS) {
+    throw new EnvelopeError(`an envelope has at most ${MAX_RECIPIENTS} recipients, not ${recipients.length}`);
+  }
   const line = bindingLine({ ...binding, length: image.length });
   const payload = new Uint8Array(line.length + image.length);
   payload.set(line);

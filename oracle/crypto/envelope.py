@@ -24,6 +24,13 @@ from oracle.jcs import canonical
 
 MAGIC = b"age-encryption.org/v1\n"
 MAX_BINDING_BYTES = 512
+# pyrage parses age headers in quadratic time (str4d/rage#368): ~80 kB took past the sandbox's
+# 30 s. The header is bounded before it is parsed. An honest one holds a 98-byte X25519 stanza per
+# recipient (the page seals to at most MAX_RECIPIENTS: the oracles and the owner) and rage's grease
+# stanza (~300 bytes at most): 16 recipients made 1,705 bytes. 4 kB parse in ~0.06 s.
+MAX_RECIPIENTS = 16  # the page's copy: frontend/src/envelope.mjs (tests/test_page_constants.py)
+MAX_HEADER_BYTES = 4096
+MAX_STANZAS = MAX_RECIPIENTS + 2  # room for grease
 ADDRESS = r"^0x[0-9a-f]{40}$"
 AGE_RECIPIENT = r"^age1[02-9ac-hj-np-z]{58}$"  # bech32, lower case: an X25519 public key
 MediaType = Literal["image/png", "image/jpeg", "image/tiff", "image/webp", "image/bmp"]
@@ -142,6 +149,8 @@ def seal(image: bytes, binding: Binding, recipients: Sequence[str]) -> bytes:
         raise EnvelopeError(f"the binding says {binding.length} bytes, the image has {len(image)}")
     if not recipients:
         raise EnvelopeError("an envelope needs at least one recipient")
+    if len(recipients) > MAX_RECIPIENTS:
+        raise EnvelopeError(f"an envelope has at most {MAX_RECIPIENTS} recipients, not {len(recipients)}")
     sealed: bytes = pyrage.encrypt(binding.line() + image, [parse_recipient(r) for r in recipients])
     return sealed
 
@@ -150,6 +159,7 @@ def open_envelope(data: bytes, identities: Sequence[x25519.Identity]) -> Opened:
     """The binding and the image, or `EnvelopeError` saying why not (never quoting the payload)."""
     if not is_envelope(data):
         raise EnvelopeError("not an age envelope: plaintext images are refused")
+    check_header(data)
     try:
         payload: bytes = pyrage.decrypt(data, list(identities))
     except pyrage.DecryptError as exc:
@@ -166,6 +176,17 @@ def open_envelope(data: bytes, identities: Sequence[x25519.Identity]) -> Opened:
     if binding.length != len(image):
         raise EnvelopeError(f"the binding says {binding.length} bytes, the envelope holds {len(image)}")
     return Opened(binding, image)
+
+
+def check_header(data: bytes) -> None:
+    """Refuses, in one linear scan, an age header longer or with more stanzas than any the page
+    makes, before pyrage parses it (in quadratic time)."""
+    end = data.find(b"\n---", 0, MAX_HEADER_BYTES)
+    if end < 0:
+        raise EnvelopeError(f"the age header does not end within {MAX_HEADER_BYTES} bytes")
+    stanzas = data.count(b"\n-> ", 0, end + 1)
+    if stanzas > MAX_STANZAS:
+        raise EnvelopeError(f"the age header has {stanzas} stanzas; at most {MAX_STANZAS} are accepted")
 
 
 def parse_binding(line: bytes) -> Binding:

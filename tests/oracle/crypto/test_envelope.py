@@ -19,6 +19,9 @@ from oracle.chain.anvil_accounts import dev_account
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Status, image_id_for
 from oracle.crypto.envelope import (
+    MAX_HEADER_BYTES,
+    MAX_RECIPIENTS,
+    MAX_STANZAS,
     Binding,
     EnvelopeError,
     WrongBinding,
@@ -152,7 +155,7 @@ def test_what_the_oracle_cannot_open_names_its_reason() -> None:
         "encrypted to another key": (sealed_for(stranger, image), "not encrypted to this oracle's key"),
         "tampered": (tampered, "cannot decrypt"),
         "plaintext": (image, "plaintext images are refused"),
-        "truncated": (envelope[:100], "cannot decrypt"),
+        "truncated": (envelope[:100], "the age header does not end within"),
     }
     for data, words in cases.values():
         with pytest.raises(EnvelopeError, match=words) as refused:
@@ -165,6 +168,43 @@ def test_what_the_oracle_cannot_open_names_its_reason() -> None:
             Binding.of(dev_account(2).address, 1, dev_account(9).address, "image/png", 85),
             ["age1"],
         )
+
+
+def padded(envelope: bytes, stanzas: int, body: int = 43) -> bytes:
+    """`envelope` with grease-like stanzas added to its header (its MAC no longer matches, which
+    pyrage finds only after parsing the whole header)."""
+    start = envelope.index(b"\n-> ") + 1
+    extra = b"".join(
+        b"-> pad%d\n" % i + base64.b64encode(bytes(body * 3 // 4)).rstrip(b"=") + b"\n"
+        for i in range(stanzas)
+    )
+    return envelope[:start] + extra + envelope[start:]
+
+
+def test_a_header_longer_than_any_the_page_makes_is_refused_before_age_parses_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pyrage parses headers in quadratic time (~80 kB cost 30 s): the header is measured first."""
+    oracle = x25519.Identity.generate()
+    image = small_png()
+    binding = Binding.of(dev_account(2).address, 1, dev_account(9).address, "image/png", len(image))
+    most = [oracle.to_public(), *(x25519.Identity.generate().to_public() for _ in range(MAX_RECIPIENTS - 1))]
+    honest = seal(image, binding, [str(r) for r in most])
+    assert open_envelope(honest, [oracle]).image == image, "the most recipients, and rage's grease"
+    with pytest.raises(EnvelopeError, match="at most 16 recipients"):
+        seal(image, binding, [str(r) for r in most] + [str(x25519.Identity.generate().to_public())])
+
+    def parsed(*_: object) -> bytes:
+        raise AssertionError("pyrage was given the header")
+
+    monkeypatch.setattr(pyrage, "decrypt", parsed)
+    long = padded(sealed_for(oracle, image), 2, body=MAX_HEADER_BYTES)
+    base = sealed_for(oracle, image)
+    many = padded(base, MAX_STANZAS + 1 - base.count(b"\n-> "))
+    for data, words in [(long, "does not end within 4096 bytes"), (many, f"has {MAX_STANZAS + 1} stanzas")]:
+        with pytest.raises(EnvelopeError, match=words) as refused:
+            open_envelope(data, [oracle])
+        assert refused.value.reason is FailureReason.NOT_DECRYPTABLE
 
 
 def test_an_envelope_made_for_another_owner_chain_or_registry_is_refused_as_such() -> None:
