@@ -21,7 +21,8 @@ class ResultDocument(BaseModel):
     task (super-resolution) names its output file under `outputs` and its `measures` instead.
     Fields a task does not use are left out of the canonical form, not written as null."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # JCS has no infinity or NaN: a measure that is not finite would fail the hash, after the work.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     schema_version: int = SCHEMA_VERSION
     image_id: str = Field(pattern=r"^0x[0-9a-f]{64}$")

@@ -6,8 +6,11 @@ name no key to seal the output to, end in their reasons."""
 import asyncio
 import hashlib
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -17,14 +20,20 @@ from oracle.chain.registry import Status
 from oracle.crypto.envelope import EnvelopeError, open_envelope
 from oracle.crypto.keys import oracle_identity
 from oracle.daemon.app import run_daemon
+from oracle.daemon.stages import classify, upscale
 from oracle.dev.anvil import dev_patient_identity
 from oracle.dev.ipfs import IpfsNode
-from oracle.document import verify
+from oracle.document import ResultDocument, verify
+from oracle.ipfs.errors import PinningError
+from oracle.ipfs.pinata import PinataClient
 from oracle.ml.card import ModelCard
 from oracle.ml.cards import AnyCard
+from oracle.ml.inference import Predictor
 from oracle.ml.sr.card import SrCard
 from oracle.ml.sr.data import bundled, load_rgb
+from oracle.ml.sr.infer import CONSISTENCY_CEILING_DB
 from tests.oracle.daemon_support import (
+    DEFAULT_MODEL,
     Stack,
     envelope,
     register,
@@ -34,7 +43,8 @@ from tests.oracle.daemon_support import (
     upload,
 )
 from tests.oracle.test_confidential import PATIENT, failure_reasons, gateway_bytes, settled_document
-from tests.support import tiny_sr_checkpoint
+from tests.stores import job_rows
+from tests.support import png, tiny_sr_checkpoint
 
 OTHER_PATIENT = 3
 
@@ -132,3 +142,110 @@ def test_the_same_picture_goes_to_the_classifier_through_the_tissue_gate_only() 
     assert classifier.refuse_side is None
     assert not upscaler.tissue
     assert upscaler.max_pixels == min(10**6, SrCard.model_fields["input"].default.max_pixels)
+
+
+def flat_png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (180, 120, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def settled_together(stack: Stack, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The daemon started after these registrations, so that one micro-batch takes them all (it
+    waits up to 5 s for them), and run until each is settled: the job rows."""
+    settings = stack.settings.tuned(
+        classify_batch=len(ids), classify_wait=5.0, retry_delay=0.2, max_attempts=2
+    )
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(run_daemon(settings, stop))
+    try:
+        await until_settled(stack, ids)
+        await until_jobs_settled([settings], ids)
+    finally:
+        stop.set()
+        await daemon
+    return await job_rows(settings.database)
+
+
+async def test_a_flat_one_pixel_high_image_is_upscaled_with_finite_measures_beside_an_honest_one(
+    stack: Stack, sr_card: SrCard
+) -> None:
+    """Upscaled back down, a flat image is its input exactly: an infinite PSNR, which no result
+    document can hold. The measure stops at its ceiling; neither image pays for the other."""
+    model = sr_card.model_id
+    ids = [
+        await register(stack, flat_png(40, 1), PATIENT, model),
+        await register(stack, lr_png(40, 30), PATIENT, model),
+    ]
+    jobs = await settled_together(stack, ids)
+    assert [(await stack.registry.image(i)).status for i in ids] == [Status.CLASSIFIED] * 2
+    flat, honest = (jobs[i]["document"]["measures"]["consistency_psnr_db"] for i in ids)
+    assert flat == CONSISTENCY_CEILING_DB
+    assert 0 < honest < CONSISTENCY_CEILING_DB
+
+
+POISON_WIDTHS = (37, 370)  # the poisoned image's width (SR input, tissue), where a step sees pixels only
+
+
+def poison(monkeypatch: pytest.MonkeyPatch, step: str, poisoned_id: str) -> None:
+    """Makes `step` raise for the poisoned image alone (known by its imageId, or by its width
+    where the step sees pixels only)."""
+
+    def is_poisoned(thing: Any) -> bool:
+        return thing.width in POISON_WIDTHS if isinstance(thing, Image.Image) else thing == poisoned_id
+
+    def raising(original: Callable[..., Any], pick: Callable[..., Any], error: type[Exception]) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if is_poisoned(pick(*args, **kwargs)):
+                raise error(f"{step} broke for this image")
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    if step == "forward":
+        assess = Predictor.assess
+        pick_any = lambda _, images: next((i for i in images if is_poisoned(i)), None)  # noqa: E731
+        monkeypatch.setattr(Predictor, "assess", raising(assess, pick_any, ValueError))
+    elif step in ("classification document", "super-resolution document"):
+        module = classify if step.startswith("classification") else upscale
+        pick_id = lambda **fields: fields["image_id"]  # noqa: E731
+        monkeypatch.setattr(module, "ResultDocument", raising(ResultDocument, pick_id, ValueError))
+    elif step == "render":
+        monkeypatch.setattr(upscale, "render", raising(upscale.render, lambda _, image: image, ValueError))
+    else:
+        pick_name = lambda _, data, name: name.split(".")[0]  # noqa: E731
+        monkeypatch.setattr(PinataClient, "pin_file", raising(PinataClient.pin_file, pick_name, PinningError))
+
+
+def tissue_png(width: int) -> bytes:
+    image = Image.open(io.BytesIO(png(np.random.default_rng(width), malignant=True)))
+    buffer = io.BytesIO()
+    image.crop((0, 0, width, image.height)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "step", ["forward", "classification document", "render", "super-resolution document", "pin"]
+)
+async def test_a_step_that_throws_for_one_image_of_a_batch_costs_that_image_alone(
+    stack: Stack, sr_card: SrCard, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """Every exception while making one image's result is that image's verdict, at once (the
+    same bytes would throw again); the pinning service's trouble alone is tried again, for that
+    image, then fails it. The other image of the batch gets its result either way."""
+    if step in ("render", "super-resolution document", "pin"):
+        model, poisoned_image, honest_image = sr_card.model_id, lr_png(37, 30), lr_png(40, 30)
+    else:
+        model, poisoned_image, honest_image = DEFAULT_MODEL, tissue_png(370), tissue_png(400)
+    poisoned = await register(stack, poisoned_image, PATIENT, model)
+    honest = await register(stack, honest_image, PATIENT, model)
+    poison(monkeypatch, step, poisoned)
+    jobs = await settled_together(stack, [poisoned, honest])
+    assert (await stack.registry.image(honest)).status == Status.CLASSIFIED
+    assert jobs[honest]["outcome"] == "result"
+    assert (await failure_reasons(stack))[poisoned] == FailureReason.MODEL_ERROR
+    error = jobs[poisoned]["error"]
+    if step == "pin":
+        assert error.startswith("classified in vain 2 times: PinningError"), error
+    else:
+        assert error == f"ValueError: {step} broke for this image", error

@@ -13,6 +13,7 @@ from oracle.crypto.envelope import Binding, seal
 from oracle.daemon.core import Core, gather_batch
 from oracle.daemon.ports import Pinner
 from oracle.daemon.stages.fetch import Decoded
+from oracle.daemon.stages.outcome import Outcome, classified
 from oracle.daemon.stages.upscale import Upscaling
 from oracle.daemon.writes import Classified
 from oracle.document import UNCALIBRATED, ResultDocument, new_salt
@@ -61,36 +62,52 @@ class ClassifyStage:
             if job is not None and job.block_hash == decoded.block_hash:
                 del jobs[decoded.image_id]  # a duplicate later in the batch is dropped
                 by_model.setdefault(job.model_id, []).append((job, decoded))
-        attempts = core.tuning.max_attempts
         for model_id, items in by_model.items():
             try:
                 await self._classify(model_id, items)
             except Exception as exc:  # noqa: BLE001 - re-fetch and retry, up to max_attempts
-                again = []
-                for job, _ in items:
-                    if core.tries["classify", job.image_id] + 1 < attempts:
-                        again.append(job.image_id)
-                        continue
-                    error = f"classified in vain {attempts} times: {type(exc).__name__}: {exc}"
-                    await core.fail(job, FailureReason.MODEL_ERROR, error)
-                await core.later(core.lanes.fetch, again, "classify", exc)
+                await self._again([job for job, _ in items], exc)
+
+    async def _again(self, jobs: list[Job], exc: Exception) -> None:
+        """Trouble that is not the image's (a store, the pinning service): fetched and tried
+        again, up to max_attempts, then failed."""
+        core, attempts = self.core, self.core.tuning.max_attempts
+        again = []
+        for job in jobs:
+            if core.tries["classify", job.image_id] + 1 < attempts:
+                again.append(job.image_id)
+                continue
+            error = f"classified in vain {attempts} times: {type(exc).__name__}: {exc}"
+            await core.fail(job, FailureReason.MODEL_ERROR, error)
+        await core.later(core.lanes.fetch, again, "classify", exc)
 
     async def _classify(self, model_id: str, items: list[tuple[Job, Decoded]]) -> None:
-        """Routes by the model's task; either way, results are written compare-and-set, then sent."""
+        """Routes by the model's task; either way, results are written compare-and-set, then sent.
+        What goes wrong while making one image's result is that image's verdict (MODEL_ERROR, at
+        once: the same bytes would fail the same way), never its batch's; only a pinning failure
+        is tried again."""
         core = self.core
         try:
             loop = asyncio.get_running_loop()
             model = await loop.run_in_executor(self.inference, self.catalog.model, model_id)
-            if self.catalog.card(model_id).task == SUPER_RESOLUTION_TASK:
-                classified = await self.upscaling.results(model_id, cast("Upscaler", model), items)
-            else:
-                classified = await self._classifications(model_id, cast("Predictor", model), items)
+            task = self.catalog.card(model_id).task
         except (HistochainError, RuntimeError) as exc:
-            if isinstance(exc, PinningError):
-                raise  # the pinning service's trouble, not the model's: tried again
             for job, _ in items:
                 await core.fail(job, FailureReason.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
             return
+        if task == SUPER_RESOLUTION_TASK:
+            outcomes = await self.upscaling.results(model_id, cast("Upscaler", model), items)
+        else:
+            outcomes = await self._classifications(model_id, cast("Predictor", model), items)
+        classified = []
+        for job, outcome in outcomes:
+            if isinstance(outcome, Classified):
+                classified.append(outcome)
+            elif isinstance(outcome, PinningError):
+                await self._again([job], outcome)
+            else:
+                log.warning("image %s: no result: %s", job.image_id, type(outcome).__name__)
+                await core.fail(job, FailureReason.MODEL_ERROR, f"{type(outcome).__name__}: {outcome}")
         written = await core.jobs.classified(classified)
         core.metrics.stale_writes.labels("classified").inc(len(classified) - len(written))
         for image_id in written:
@@ -99,12 +116,20 @@ class ClassifyStage:
 
     async def _classifications(
         self, model_id: str, predictor: "Predictor", items: list[tuple[Job, Decoded]]
-    ) -> list[Classified]:
+    ) -> list[tuple[Job, Outcome]]:
+        """One forward pass for the batch; if it raises, one per image, so that an image that
+        breaks the pass fails alone."""
         core = self.core
-        assessment = await asyncio.get_running_loop().run_in_executor(
-            self.inference, predictor.assess, [d.image for _, d in items]
-        )
-        card, deployment = predictor.card, core.chain.deployment
+        try:
+            assessment = await asyncio.get_running_loop().run_in_executor(
+                self.inference, predictor.assess, [d.image for _, d in items]
+            )
+        except Exception as exc:  # noqa: BLE001 - sorted out below, image by image
+            if len(items) == 1:
+                return [(items[0][0], exc)]
+            alone = [await self._classifications(model_id, predictor, [item]) for item in items]
+            return [outcome for outcomes in alone for outcome in outcomes]
+        card = predictor.card
         kept = []
         for (job, decoded), p, refused in zip(items, assessment.p, assessment.refused, strict=True):
             if refused is None:
@@ -114,36 +139,43 @@ class ClassifyStage:
         explanations = await asyncio.gather(
             *(self._explain(predictor, job, decoded, p >= card.threshold) for job, decoded, p in kept)
         )
-        classified = []
+        outcomes: list[tuple[Job, Outcome]] = []
         for (job, decoded, positive), outputs in zip(kept, explanations, strict=True):
-            label = card.labels[1] if positive >= card.threshold else card.labels[0]
-            document = ResultDocument(
-                image_id=job.image_id,
-                cid=job.cid,
-                content_sha256=decoded.content_sha256,
-                model_id=model_id,
-                model_name=card.name,
-                label=label,
-                probabilities={card.labels[0]: 1 - positive, card.labels[1]: positive},
-                threshold=card.threshold,
-                calibration=card.calibration.describe() if card.calibration else UNCALIBRATED,
-                oracle=self.oracle_address,
-                chain_id=deployment.chain_id,
-                registry=deployment.address,
-                registration_block=job.block_number,
-                outputs=outputs,
-                salt=new_salt(),
-            )
-            classified.append(
-                Classified(
-                    image_id=job.image_id,
-                    block_hash=decoded.block_hash,
-                    content_sha256=decoded.content_sha256,
-                    document=document.canonical_dict(),
-                    result_hash="0x" + document.result_hash.hex(),
-                )
-            )
-        return classified
+            try:
+                outcomes.append((job, self._classified(model_id, predictor, job, decoded, positive, outputs)))
+            except Exception as exc:  # noqa: BLE001 - this image's verdict
+                outcomes.append((job, exc))
+        return outcomes
+
+    def _classified(
+        self,
+        model_id: str,
+        predictor: "Predictor",
+        job: Job,
+        decoded: Decoded,
+        positive: float,
+        outputs: dict[str, str],
+    ) -> Classified:
+        card, deployment = predictor.card, self.core.chain.deployment
+        label = card.labels[1] if positive >= card.threshold else card.labels[0]
+        document = ResultDocument(
+            image_id=job.image_id,
+            cid=job.cid,
+            content_sha256=decoded.content_sha256,
+            model_id=model_id,
+            model_name=card.name,
+            label=label,
+            probabilities={card.labels[0]: 1 - positive, card.labels[1]: positive},
+            threshold=card.threshold,
+            calibration=card.calibration.describe() if card.calibration else UNCALIBRATED,
+            oracle=self.oracle_address,
+            chain_id=deployment.chain_id,
+            registry=deployment.address,
+            registration_block=job.block_number,
+            outputs=outputs,
+            salt=new_salt(),
+        )
+        return classified(job, decoded, document)
 
     async def _explain(
         self, predictor: "Predictor", job: Job, decoded: Decoded, positive: bool

@@ -1,7 +1,7 @@
 """The image-to-image path of the classify stage (super-resolution): each image upscaled alone
 (sizes differ), the output PNG sealed to the owner's key from the envelope, pinned, and named by
-CID and sha256 in the result document. The output is the result, so a pinning failure is retried
-like any model error, not dropped."""
+CID and sha256 in the result document. The output is the result, so a pinning failure is retried,
+not dropped; any other error is that image's verdict alone."""
 
 import asyncio
 import hashlib
@@ -16,6 +16,7 @@ from oracle.crypto.envelope import Binding, seal
 from oracle.daemon.core import Core
 from oracle.daemon.ports import Pinner
 from oracle.daemon.stages.fetch import Decoded
+from oracle.daemon.stages.outcome import Outcome, classified
 from oracle.daemon.writes import Classified
 from oracle.document import ResultDocument, new_salt
 from oracle.store.models import Job
@@ -56,28 +57,36 @@ class Upscaling:
 
     async def results(
         self, model_id: str, upscaler: "Upscaler", items: list[tuple[Job, Decoded]]
-    ) -> list[Classified]:
-        """One result per image that has its owner's key; the others fail here."""
-        done = []
+    ) -> list[tuple[Job, Outcome]]:
+        """Each image's outcome, made alone (one image's exception is its own); the images without
+        their owner's key fail here."""
+        done: list[tuple[Job, Outcome]] = []
+        pinner = self.pinner
         for job, decoded in items:
-            if decoded.reply_to is None:
+            key = decoded.reply_to
+            if key is None:
                 await self.core.fail(job, FailureReason.WRONG_BINDING, NO_REPLY_KEY)
                 continue
-            if self.pinner is None:
+            if pinner is None:
                 await self.core.fail(job, FailureReason.MODEL_ERROR, "this oracle has nowhere to pin outputs")
                 continue
-            done.append(await self._one(model_id, upscaler, job, decoded, decoded.reply_to, self.pinner))
+            try:
+                outcome: Outcome = await self._one(model_id, upscaler, job, decoded, key, pinner)
+            except Exception as exc:  # noqa: BLE001 - this image's outcome
+                outcome = exc
+            done.append((job, outcome))
         return done
 
     async def _one(
         self, model_id: str, upscaler: "Upscaler", job: Job, decoded: Decoded, reply_to: str, pinner: Pinner
     ) -> Classified:
+        """Rendered, then its document made and hashed with every field but the output's CID (so
+        nothing is pinned for a result that cannot be written), then sealed, pinned and named."""
         deployment = self.core.chain.deployment
         loop = asyncio.get_running_loop()
         png, measures = await loop.run_in_executor(self.inference, render, upscaler, decoded.image)
-        binding = Binding.of(job.owner, deployment.chain_id, deployment.address, MEDIA_TYPE, len(png))
-        pin = await pinner.pin_file(seal(png, binding, [reply_to]), f"{job.image_id}.x4.age")
-        document = ResultDocument(
+        outputs = {"image": "", "image_sha256": hashlib.sha256(png).hexdigest(), "image_type": MEDIA_TYPE}
+        draft = ResultDocument(
             image_id=job.image_id,
             cid=job.cid,
             content_sha256=decoded.content_sha256,
@@ -90,17 +99,10 @@ class Upscaling:
             chain_id=deployment.chain_id,
             registry=deployment.address,
             registration_block=job.block_number,
-            outputs={
-                "image": pin.cid,
-                "image_sha256": hashlib.sha256(png).hexdigest(),
-                "image_type": MEDIA_TYPE,
-            },
+            outputs=outputs,
             salt=new_salt(),
         )
-        return Classified(
-            image_id=job.image_id,
-            block_hash=decoded.block_hash,
-            content_sha256=decoded.content_sha256,
-            document=document.canonical_dict(),
-            result_hash="0x" + document.result_hash.hex(),
-        )
+        classified(job, decoded, draft)
+        binding = Binding.of(job.owner, deployment.chain_id, deployment.address, MEDIA_TYPE, len(png))
+        pin = await pinner.pin_file(seal(png, binding, [reply_to]), f"{job.image_id}.x4.age")
+        return classified(job, decoded, draft.model_copy(update={"outputs": outputs | {"image": pin.cid}}))

@@ -13,6 +13,7 @@ from oracle.ml.sr.metrics import luma, psnr
 from oracle.ml.sr.models import SRResNet
 
 Pixels = npt.NDArray[np.uint8]
+CONSISTENCY_CEILING_DB = 100.0  # one grey level off in one pixel of 100,000 measures ~99.5 dB
 
 
 @torch.inference_mode()
@@ -38,8 +39,10 @@ def upscale(model: SRResNet, lr: Pixels, device: torch.device, tile: int, margin
 
 def consistency(lr: Pixels, sr: Pixels) -> float:
     """Y-PSNR (dB) of the output downscaled back by bicubic against the input: how faithfully the
-    added detail keeps to what was observed (a no-reference check; no HR image exists here)."""
-    return psnr(luma(downscale(sr, SCALE)), luma(lr))
+    added detail keeps to what was observed (a no-reference check; no HR image exists here). A
+    flat input comes back exactly (infinite PSNR): the measure stops at CONSISTENCY_CEILING_DB,
+    which result documents can hold (JCS has no infinity)."""
+    return min(psnr(luma(downscale(sr, SCALE)), luma(lr)), CONSISTENCY_CEILING_DB)
 
 
 class Upscaler:
