@@ -62,6 +62,11 @@ class Metrics:
             registry=self.registry,
         )
         self.transactions = Counter("histochain_transactions", "Transactions mined.", registry=self.registry)
+        self.unsendable = Counter(
+            "histochain_unsendable_results",
+            "Results whose transaction kept reverting when sent alone: failed as MODEL_ERROR instead.",
+            registry=self.registry,
+        )
         self.gas = Counter(
             "histochain_gas_used", "Gas used by the oracle's transactions.", registry=self.registry
         )

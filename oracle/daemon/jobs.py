@@ -258,6 +258,20 @@ class JobRepository:
             }
             return await cas(session, still(job, OPEN_STATES), values)
 
+    async def unsendable(self, job: Job, reason: int, error: str) -> bool:
+        """A result the registry keeps refusing (its transaction reverts when sent alone) becomes
+        a failure to report, so that the chain, the owner and the fee are told."""
+        async with self.db.transaction() as session:
+            values = {
+                "state": JobState.FAILED,
+                "outcome": Outcome.FAILURE,
+                "failure_reason": reason,
+                "error": error,
+                "document": None,
+                "result_hash": None,
+            }
+            return await cas(session, still(job, SENDABLE_STATES), values)
+
     async def supersede(self, job: Job, why: str, states: Iterable[JobState]) -> bool:
         async with self.db.transaction() as session:
             return await cas(session, still(job, states), {"state": JobState.SUPERSEDED, "error": why})

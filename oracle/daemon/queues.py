@@ -7,6 +7,7 @@ import contextlib
 import heapq
 import itertools
 import time
+from collections import Counter
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -19,16 +20,26 @@ class DelayedQueue(Generic[T]):
         self._heap: list[tuple[float, int, T]] = []
         self._order = itertools.count()
         self._changed = asyncio.Event()
+        self._held: Counter[T] = Counter()
 
     def put(self, item: T, delay: float = 0.0) -> None:
         heapq.heappush(self._heap, (time.monotonic() + delay, next(self._order), item))
+        self._held[item] += 1
         self._changed.set()
+
+    def __contains__(self, item: object) -> bool:
+        """Is `item` waiting here (due or not)?"""
+        return item in self._held
 
     async def get(self) -> T:
         while True:
             now = time.monotonic()
             if self._heap and self._heap[0][0] <= now:
-                return heapq.heappop(self._heap)[2]
+                item = heapq.heappop(self._heap)[2]
+                self._held[item] -= 1
+                if not self._held[item]:
+                    del self._held[item]
+                return item
             wait = self._heap[0][0] - now if self._heap else None
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
@@ -69,6 +80,9 @@ class Discard(Generic[T]):
 
     async def get(self) -> T:
         raise RuntimeError("nothing is ever taken from a discarding queue")
+
+    def __contains__(self, item: object) -> bool:
+        return False
 
     def qsize(self) -> int:
         return 0

@@ -126,9 +126,11 @@ class Collect:
         lease_every = max(tuning.ready_poll, tuning.dispatch_lease / 4)
         next_lease = asyncio.get_running_loop().time() + lease_every
         while not stop.is_set():
-            if core.lanes.submit.qsize() == 0:  # what is in the lane is sent first
-                for image_id in await core.jobs.ready(4 * tuning.submit_batch):
-                    core.lanes.submit.put(image_id)
+            # New outcomes join the lane whatever waits there (a retry in its backoff among them).
+            lane = core.lanes.submit
+            for image_id in await core.jobs.ready(4 * tuning.submit_batch + lane.qsize()):
+                if image_id not in lane:
+                    lane.put(image_id)
             if asyncio.get_running_loop().time() >= next_lease:
                 next_lease += lease_every
                 overdue = await core.jobs.overdue(tuning.dispatch_lease, 10 * tuning.dispatch_batch)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from oracle.chain.errors import ChainError
+from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Status
 from oracle.chain.submitter import Sent
 from oracle.daemon.core import Core, gather_batch
@@ -20,6 +21,9 @@ log = logging.getLogger("histochain.oracle")
 class SubmitStage:
     def __init__(self, core: Core, sender: Sender) -> None:
         self.core, self.sender = core, sender
+        # Images of a batch whose transaction reverted: each is sent alone until it settles, so
+        # that a row the registry refuses reverts alone and the others go through.
+        self.alone: set[str] = set()
 
     async def loop(self, stop: asyncio.Event) -> None:
         queue, tuning = self.core.lanes.submit, self.core.tuning
@@ -27,10 +31,12 @@ class SubmitStage:
             first = await queue.get()
             batch = await gather_batch(queue, first, tuning.submit_batch, tuning.submit_wait)
             image_ids = list(dict.fromkeys(batch))
-            try:
-                await self.submit(image_ids)
-            except Exception as exc:  # noqa: BLE001 - the chain and the rows are read again before a resend
-                await self.core.later(queue, image_ids, "submit", exc)
+            together = [i for i in image_ids if i not in self.alone]
+            for group in [[i] for i in image_ids if i in self.alone] + ([together] if together else []):
+                try:
+                    await self.submit(group)
+                except Exception as exc:  # noqa: BLE001 - the chain and the rows are read again before a resend
+                    await self.core.later(queue, group, "submit", exc)
 
     async def submit(self, image_ids: list[str]) -> None:
         """Settles what the chain already settled; sends the rest (results in one transaction)."""
@@ -86,12 +92,34 @@ class SubmitStage:
         core.metrics.stale_writes.labels("confirmed").inc(len(done) - len(written) - len(lost))
         core.finished([j for j in done if j.image_id in written])
         await core.check({i: h for i, h in sent.posted.items() if i in written})
+        self.alone -= written
         again = [j.image_id for j in jobs if j.image_id not in written and j.image_id not in lost]
         if again and sent.status != 1:
-            await core.later(queue, again, "submit", ChainError(f"transaction {sent.tx_hash} reverted"))
+            reverted = ChainError(f"transaction {sent.tx_hash} reverted")
+            if len(jobs) == 1:
+                await self._reverted_alone(jobs[0], reverted)
+                return
+            self.alone.update(again)
+            await core.later(queue, again, "submit", reverted)
         elif again:
             for image_id in again:
                 queue.put(image_id)
+
+    async def _reverted_alone(self, job: Job, reverted: ChainError) -> None:
+        """Tried again while the job has attempts left (max_attempts, counted in its row across
+        restarts); then a result becomes a MODEL_ERROR failure to report, which the registry takes."""
+        core, queue = self.core, self.core.lanes.submit
+        rows = await core.jobs.load([job.image_id], SENDABLE_STATES)
+        row = rows[0] if rows else None
+        if row is None or row.outcome != Outcome.RESULT or row.attempts < core.tuning.max_attempts:
+            await core.later(queue, [job.image_id], "submit", reverted)
+            return
+        error = f"the registry refused its result: {reverted}, sent alone, after {row.attempts} attempts"
+        if await core.jobs.unsendable(row, int(FailureReason.MODEL_ERROR), error):
+            log.error("image %s: %s; reported as MODEL_ERROR", job.image_id, error)
+            core.metrics.unsendable.inc()
+        self.alone.discard(job.image_id)
+        queue.put(job.image_id)
 
     def _signing(self, jobs: Sequence[Job]) -> Callable[[str], Awaitable[None]]:
         async def record(tx_hash: str) -> None:

@@ -103,7 +103,9 @@ class FakeChain:
 
 class FakeSender:
     """Mines each call's outcomes into a new block of `chain`. `revert` makes the next
-    transaction revert (mined, nothing settled); `explode` makes the next call raise."""
+    transaction revert (mined, nothing settled); so does every postResults that carries an image
+    of `refused` (as the registry reverts a whole batch over one bad result, a zero hash say);
+    `explode` makes the next call raise."""
 
     def __init__(self, chain: FakeChain) -> None:
         self.chain = chain
@@ -111,6 +113,7 @@ class FakeSender:
         self.sent: list[tuple[str, list[str]]] = []  # (method, image ids) of each mined transaction
         self.calls: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue()  # every call, as it ends
         self.revert = False
+        self.refused: set[str] = set()
         self.explode: Exception | None = None
         self._tx = itertools.count(1)
 
@@ -133,7 +136,7 @@ class FakeSender:
         self.sent.append((method, ids))
         self.calls.put_nowait((method, ids))
         block = self.chain.mine(transactions=(tx,))
-        if self.revert:
+        if self.revert or (hashes and self.refused & set(ids)):
             self.revert = False
             return Sent(tx, block.number, 0, {}, frozenset(), 30_000)
         for image_id in ids:

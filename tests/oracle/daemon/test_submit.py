@@ -3,7 +3,7 @@ sender and a real SQLite job store; and the micro-batch gatherer both batching s
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from oracle.daemon.core import Core, Lanes, gather_batch
 from oracle.daemon.jobs import JobRepository
 from oracle.daemon.queues import DelayedQueue
 from oracle.daemon.stages.submit import SubmitStage
+from oracle.daemon.stream import Collect
 from oracle.daemon.writes import Classified
 from oracle.document import verify
 from oracle.jcs import commitment
@@ -109,6 +110,81 @@ async def test_an_unexpected_error_in_a_send_requeues_the_whole_batch(h: Harness
         await loop
     assert h.sender.sent == [("postResults", IDS[:3])]
     assert h.core.metrics.registry.get_sample_value("histochain_retries_total", {"stage": "submit"}) == 3
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "not within the timeout"
+        await asyncio.sleep(0.01)
+
+
+async def confirmed(h: Harness, image_id: str) -> bool:
+    job = await h.jobs.get(image_id)
+    return job is not None and job.state == JobState.CONFIRMED
+
+
+async def holds(lane: DelayedQueue[str], image_ids: list[str]) -> bool:
+    return all(i in lane for i in image_ids)
+
+
+async def test_a_result_the_registry_keeps_refusing_is_sent_alone_then_reported_as_a_failure(
+    h: Harness,
+) -> None:
+    """One bad row reverts its whole batch: the batch's images are then sent one per transaction,
+    so the others settle; the bad one, reverting alone with its attempts spent, is failed as
+    MODEL_ERROR and reported, which the registry takes (the owner's fee comes back)."""
+    await ready(h)
+    h.core.tuning = h.core.tuning.model_copy(update={"max_attempts": 3})
+    bad = IDS[1]
+    h.sender.refused.add(bad)
+    for image_id in IDS[:3]:
+        h.core.lanes.submit.put(image_id)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(h.stage.loop(stop))
+    try:
+        await until(lambda: confirmed(h, bad))
+    finally:
+        stop.set()
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+    assert h.sender.sent[0] == ("postResults", IDS[:3])
+    assert [call for call in h.sender.sent if call[1] == [bad]] == [
+        ("postResults", [bad]),
+        ("reportFailures", [bad]),
+    ]
+    assert {h.chain.records[i].status for i in (IDS[0], IDS[2])} == {Status.CLASSIFIED}
+    assert h.chain.records[bad].status == Status.FAILED
+    job = await h.jobs.get(bad)
+    assert job is not None
+    assert (job.state, job.failure_reason, job.result_hash) == (
+        JobState.CONFIRMED,
+        FailureReason.MODEL_ERROR,
+        None,
+    )
+    assert job.error is not None
+    assert "reverted, sent alone, after 3 attempts" in job.error
+    assert h.core.metrics.registry.get_sample_value("histochain_unsendable_results_total") == 1
+    assert h.stage.alone == set()
+
+
+async def test_new_outcomes_reach_the_submit_lane_while_a_retry_waits_out_its_backoff(h: Harness) -> None:
+    """The coordinator takes the outcomes workers wrote whatever waits in the lane: a row that
+    keeps failing, waiting out a long backoff there, holds up no one."""
+    await ready(h)
+    lane = h.core.lanes.submit
+    lane.put(IDS[0], delay=3600)
+    stop = asyncio.Event()
+    collect = asyncio.create_task(Collect(h.core).loop(stop))
+    try:
+        await until(lambda: holds(lane, IDS[1:]))
+    finally:
+        stop.set()
+        collect.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collect
+    assert lane.qsize() == len(IDS), "each once: the one waiting is not added again"
 
 
 async def test_a_batch_takes_what_arrives_within_the_wait_and_no_more_than_its_size() -> None:
