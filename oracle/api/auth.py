@@ -12,7 +12,8 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.address import is_address, to_checksum_address
 from siwe import SiweMessage, VerificationError, generate_nonce
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from oracle.api.errors import ApiError
 from oracle.api.records import BYTES32
@@ -21,6 +22,9 @@ from oracle.store.models import ApiSession, AuthNonce, Grant, Job, now
 
 ALL_IMAGES = "0x" + "00" * 32
 MAX_EXPIRY = 2**63 - 1  # the column's range; in seconds, 292 billion years
+# A signature costs nothing: a grant is stored only for an owner who paid to register the image it
+# names (any of theirs, for a grant of all), and at most this many of an owner's are active at once.
+MAX_ACTIVE_GRANTS = 256
 GRANT_TYPES = {
     "Grant": [
         {"name": "owner", "type": "address"},
@@ -215,8 +219,31 @@ async def add_grant(db: Database, config: AuthConfig, body: dict[str, Any]) -> d
     async with db.transaction() as session:
         if await session.get(Grant, (owner, nonce)) is not None:
             raise ApiError(409, "grant_exists", "a grant with this owner and nonce exists")
+        await _may_grant(session, owner, image_id)
         session.add(Grant(owner=owner, nonce=nonce, viewer=viewer, image_id=image_id, expiry=expiry))
     return message
+
+
+async def _may_grant(session: AsyncSession, owner: str, image_id: str) -> None:
+    registered = select(Job.image_id).where(Job.owner == owner)
+    if image_id != ALL_IMAGES:
+        registered = registered.where(Job.image_id == image_id)
+    if await session.scalar(registered.limit(1)) is None:
+        which = "any image" if image_id == ALL_IMAGES else "this image"
+        raise ApiError(
+            403, "not_registered_by_owner", f"the owner has not registered {which} with this oracle"
+        )
+    active = (
+        select(func.count())
+        .select_from(Grant)
+        .where(Grant.owner == owner, Grant.revoked_at.is_(None), Grant.expiry > int(now().timestamp()))
+    )
+    if (await session.scalar(active) or 0) >= MAX_ACTIVE_GRANTS:
+        raise ApiError(
+            429,
+            "too_many_grants",
+            f"an owner has at most {MAX_ACTIVE_GRANTS} active grants: revoke one first",
+        )
 
 
 async def revoke_grant(db: Database, config: AuthConfig, body: dict[str, Any]) -> dict[str, Any]:

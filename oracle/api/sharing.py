@@ -1,5 +1,6 @@
 """Sharing: an owner's EIP-712 grants and revocations, the owner's list of them, and what a signed-in
-viewer may read. Listing needs a session; granting and revoking need only the owner's signature."""
+viewer may read. Listing needs a session; granting and revoking need the owner's signature, and a
+grant an image the owner registered (auth.MAX_ACTIVE_GRANTS bounds an owner's active ones)."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any

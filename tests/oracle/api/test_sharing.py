@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from eth_account import Account
 from eth_account.messages import encode_typed_data
 
 from oracle.api import auth, sharing
@@ -51,7 +52,9 @@ async def revoke(api: str, nonce: str) -> None:
 async def test_the_owner_lists_its_grants_newest_first_with_their_state(api: str, images: list[str]) -> None:
     first = await grant(api, images[0], in_hours(1))
     everything = await grant(api, auth.ALL_IMAGES, in_hours(2))
-    stranger = signed_grant(STRANGER_KEY, VIEWER_KEY.address, images[1], in_hours(1))
+    stranger = signed_grant(
+        STRANGER_KEY, VIEWER_KEY.address, job(7, owner=STRANGER_KEY.address).image_id, in_hours(1)
+    )
     assert (await post(api + "/v1/grants", stranger))[0] == 201
     await revoke(api, first["nonce"])
 
@@ -78,11 +81,38 @@ async def test_the_owner_lists_its_grants_newest_first_with_their_state(api: str
     assert listed[everything["nonce"]]["state"] == "active"
 
 
-async def test_a_grant_naming_another_owners_image_lists_no_cid(api: str, images: list[str]) -> None:
+async def test_only_an_owner_who_registered_the_image_may_grant_it(api: str, images: list[str]) -> None:
+    """A signature costs nothing: a key that registered nothing here grants nothing (it could fill
+    any viewer's "Shared with me"), and an owner grants only images it registered."""
+    fresh = Account.create()
+    for image_id in (auth.ALL_IMAGES, images[0]):
+        status, body = await post(
+            api + "/v1/grants", signed_grant(fresh, VIEWER_KEY.address, image_id, in_hours(1))
+        )
+        assert (status, body["error"]["code"]) == (403, "not_registered_by_owner")
     foreign = job(7, owner=STRANGER_KEY.address).image_id
-    await grant(api, foreign, in_hours(1))
-    listed = (await get(api + "/v1/grants", await sign_in(api, OWNER_KEY)))[1]["grants"]
-    assert [(g["image_id"], g["cid"]) for g in listed] == [(foreign, None)]
+    status, body = await post(
+        api + "/v1/grants", signed_grant(OWNER_KEY, VIEWER_KEY.address, foreign, in_hours(1))
+    )
+    assert (status, body["error"]["message"]) == (
+        403,
+        "the owner has not registered this image with this oracle",
+    )
+    viewer = await sign_in(api, VIEWER_KEY)
+    assert (await get(api + "/v1/shared-with-me", viewer))[1]["images"] == []
+
+
+async def test_an_owner_holds_a_bounded_number_of_active_grants(
+    api: str, images: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "MAX_ACTIVE_GRANTS", 3)
+    grants = [await grant(api, images[0], in_hours(1), viewer=Account.create().address) for _ in range(3)]
+    status, body = await post(
+        api + "/v1/grants", signed_grant(OWNER_KEY, VIEWER_KEY.address, images[1], in_hours(1))
+    )
+    assert (status, body["error"]["code"]) == (429, "too_many_grants")
+    await revoke(api, grants[0]["nonce"])
+    await grant(api, images[1], in_hours(1))
 
 
 async def test_a_grant_past_its_expiry_is_listed_as_expired(
