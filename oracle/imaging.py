@@ -25,6 +25,19 @@ MAX_SIDE = 2048  # far more than any model here looks at; larger images are redu
 DIRECT = {"RGB", "RGBX", "L", "1", "CMYK", "YCbCr"}
 WITH_ALPHA = {"RGBA", "RGBa", "LA", "La", "PA"}
 WHITE = (255, 255, 255)
+# What one pixel costs in memory from decoding to 8-bit RGB, by mode: the decoded sample bytes, the
+# conversion's intermediates (RGBA twice for alpha; an int32/float32 copy and a grey one for wide
+# samples) and the RGB result. The pixel cap is priced at RGB's 6: a 16-bit or float image of as
+# many pixels is refused from its header, before it costs its 10 to 15 bytes a pixel.
+SAMPLE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "I": 4, "F": 4}
+WIDE = ("I;16", "I", "F")
+RGB_BYTES_PER_PIXEL = 6
+
+
+def bytes_per_pixel(mode: str) -> int:
+    decoded = SAMPLE_BYTES.get(mode, 2 if mode.startswith("I;16") else 4)
+    extra = 8 if mode in WITH_ALPHA else 5 if mode.startswith(WIDE) else 0
+    return decoded + extra + 3
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,12 @@ def decode(
                 raise ImageTooLarge(f"{width}x{height} pixels, a side longer than {refuse_side}")
             if image.format == "JPEG":
                 image.draft("RGB", (max_side, max_side))  # decodes at 1/2, 1/4 or 1/8 scale
+            cost = image.width * image.height * bytes_per_pixel(image.mode)
+            if cost > max_pixels * RGB_BYTES_PER_PIXEL:
+                raise ImageTooLarge(
+                    f"{width}x{height} pixels of mode {image.mode}: {cost >> 20} MiB to decode, more "
+                    f"than {max_pixels * RGB_BYTES_PER_PIXEL >> 20}"
+                )
             image.load()
             rgb = to_rgb8(image)
             if max(rgb.size) > max_side:
@@ -93,14 +112,14 @@ def to_rgb8(image: Image.Image) -> Image.Image:
     if mode in DIRECT or mode == "P":
         return image.convert("RGB")
     if mode.startswith("I;16") or mode == "I":
-        samples = np.asarray(image, dtype=np.int64)
+        samples = np.asarray(image, dtype=np.int32)
         if mode == "I" and samples.size and samples.max() <= 255:
             scaled = np.clip(samples, 0, 255)
         else:
             scaled = (np.clip(samples, 0, 65535) + 128) // 257
         return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
     if mode == "F":
-        samples = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        samples = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=255.0, neginf=0.0)
         peak = 1.0 if samples.size and samples.max() <= 1.0 else 255.0
         scaled = np.clip(np.rint(samples / peak * 255.0), 0, 255)
         return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")

@@ -163,7 +163,9 @@ class Settings(BaseSettings):
     gate: GateLimits = Field(
         default_factory=GateLimits, description="The input gate's limits: what counts as H&E tissue."
     )
-    sandbox_time_limit: float = Field(30.0, gt=0, description="Seconds a sandboxed task may run.")
+    sandbox_time_limit: float = Field(
+        30.0, gt=0, description="CPU seconds a sandboxed task may use (it may take 4 times as long)."
+    )
     sandbox_memory_limit: int = Field(2 << 30, gt=0, description="Bytes a sandbox worker may add.")
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
     inference_threads: int = Field(

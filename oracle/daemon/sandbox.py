@@ -1,23 +1,27 @@
-"""Untrusted work in worker processes with hard limits (pebble): a wall-clock deadline per task and
-a cap on each worker's address space. A worker past its deadline, or dead (a crash, memory), is
-killed and replaced, and the task ends in a `Strike`, which the daemon turns into a verdict after
-a few; a cancelled task (the daemon stopping) kills its worker too, so stopping never waits for
-hostile bytes. Workers are spawned, not forked: the daemon holds threads and a model."""
+"""Untrusted work in worker processes with hard limits (pebble): CPU seconds per task (the kernel
+ends a worker past them), a wall-clock backstop WALL_FACTOR times longer (a loaded machine makes
+honest work slow, and slowness must not count against an image), and a cap on each worker's
+address space. A worker past a limit, or dead (a crash, memory), is killed and replaced, and the
+task ends in a `Strike`, which the daemon turns into a verdict after a few; a cancelled task (the
+daemon stopping) kills its worker too, so stopping never waits for hostile bytes. Workers are
+spawned, not forked: the daemon holds threads and a model."""
 
 import asyncio
 import multiprocessing
+import signal
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Literal, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
-from oracle.daemon.untrusted import Opened, open_image, start_worker, verify_answer
+from oracle.daemon.untrusted import Opened, open_image, start_worker, verify_answer, within_cpu
 from oracle.errors import HistochainError
 from oracle.imaging import InputPolicy
 from oracle.settings import GateLimits
 
 T = TypeVar("T")
+WALL_FACTOR = 4
 StrikeKind = Literal["time", "crash"]
 
 
@@ -37,9 +41,13 @@ class Sandbox:
         memory_limit: int,
         identity: str | None,
         gate: GateLimits | None = None,
+        wall_limit: float | None = None,
     ) -> None:
-        """`gate`: every image opened must pass the input gate (oracle/gate.py) with these limits."""
+        """`time_limit`: CPU seconds a task may use; `wall_limit`: seconds it may take (default
+        WALL_FACTOR times `time_limit`). `gate`: every image opened must pass the input gate
+        (oracle/gate.py) with these limits."""
         self.time_limit = time_limit
+        self.wall_limit = wall_limit or WALL_FACTOR * time_limit
         self.pool = ProcessPool(
             max_workers=workers,
             initializer=start_worker,
@@ -48,12 +56,16 @@ class Sandbox:
         )
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
-        future = self.pool.schedule(function, args=args, timeout=self.time_limit)
+        future = self.pool.schedule(
+            within_cpu, args=(self.time_limit, function, *args), timeout=self.wall_limit
+        )
         try:
             result: T = await asyncio.wrap_future(future)
         except FutureTimeout:
-            raise Strike("time", f"killed after {self.time_limit:.0f} s") from None
+            raise Strike("time", f"killed after {self.wall_limit:.0f} s") from None
         except ProcessExpired as exc:
+            if exc.exitcode == -signal.SIGXCPU:
+                raise Strike("time", f"killed after {self.time_limit:.0f} s of CPU time") from None
             raise Strike("crash", f"its worker died (exit code {exc.exitcode})") from None
         return result
 

@@ -7,10 +7,13 @@ Nothing here imports torch: a worker starts in well under a second and stays sma
 
 import ctypes
 import hashlib
+import math
 import os
 import resource
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +28,7 @@ from oracle.ipfs.verify import verify_car, verify_raw
 from oracle.settings import GateLimits
 
 PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+T = TypeVar("T")
 _identity: x25519.Identity | None = None
 _gate: GateLimits | None = None
 
@@ -50,6 +54,15 @@ def start_worker(identity: str | None, memory_limit: int, gate: GateLimits | Non
     resource.setrlimit(resource.RLIMIT_AS, (mapped + memory_limit, mapped + memory_limit))
     _identity = None if identity is None else x25519.Identity.from_str(identity)
     _gate = gate
+
+
+def within_cpu(seconds: float, function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` with at most `seconds` more CPU time for this worker: past them the
+    kernel ends it (SIGXCPU), whatever the wall clock says."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(usage.ru_utime + usage.ru_stime + seconds), hard))
+    return function(*args)
 
 
 def verify_answer(cid: str, raw: bool, body: bytes, max_bytes: int) -> bytes:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from oracle.imaging import ImageRejected, decode
+from oracle.imaging import ImageRejected, ImageTooLarge, decode
 from oracle.ml import checkpoint
 from oracle.ml.data.synth import synth_png
 from oracle.ml.inference import Predictor
@@ -144,6 +144,28 @@ def test_large_images_are_reduced_while_decoding(fmt: str) -> None:
     decoded = decode(saved(big, fmt))
     assert max(decoded.size) == 2048
     assert decoded.size[0] == 2 * decoded.size[1]
+
+
+@pytest.mark.parametrize(("mode", "fmt"), [("I;16", "PNG"), ("F", "TIFF"), ("I", "TIFF")])
+def test_wide_samples_are_priced_by_their_bytes_and_refused_from_the_header(
+    mode: str, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 16-bit or float image within the pixel cap costs 10 to 12 bytes a pixel to decode, not
+    8-bit RGB's 6: such a file of a few hundred kB held 1.2 GB for seconds before. Its header
+    says enough to refuse it; an RGB image of as many pixels is decoded as before."""
+    cap = 1_000_000
+    wide, rgb = (
+        saved(Image.new(mode, (1000, 900)), fmt),
+        saved(Image.new("RGB", (1000, 900), (180, 90, 160)), fmt),
+    )
+    assert decode(rgb, max_pixels=cap).size == (1000, 900)
+
+    def decoded(*_: object) -> None:
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(Image.Image, "load", decoded)
+    with pytest.raises(ImageTooLarge, match=f"1000x900 pixels of mode {mode}: .* MiB to decode, more than 5"):
+        decode(wide, max_pixels=cap)
 
 
 def test_an_unsupported_colour_mode_is_a_verdict() -> None:

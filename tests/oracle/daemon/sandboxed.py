@@ -13,6 +13,14 @@ def sleep(seconds: float, started: str | None = None) -> str:
     return "woke"
 
 
+def spin(seconds: float) -> str:
+    """Burns CPU for `seconds` of this process's CPU time."""
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+    return "spun"
+
+
 def hog(megabytes: int) -> int:
     return len(bytearray(megabytes << 20))
 

@@ -27,7 +27,7 @@ OWNER, REGISTRY = dev_account(2).address, dev_account(9).address
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox(workers=2, time_limit=3, memory_limit=512 << 20, identity=str(KEY))
+    box = Sandbox(workers=2, time_limit=2, memory_limit=512 << 20, identity=str(KEY), wall_limit=6)
     yield box
     box.close()
 
@@ -73,7 +73,19 @@ async def test_verdicts_cross_the_process_boundary_typed(sandbox: Sandbox) -> No
 async def test_a_task_past_its_deadline_is_killed_and_the_pool_goes_on(sandbox: Sandbox) -> None:
     with pytest.raises(Strike) as strike:
         await sandbox.run(sandboxed.sleep, 60)
-    assert strike.value.kind == "time"
+    assert (strike.value.kind, str(strike.value)) == ("time", "killed after 6 s")
+    assert await sandbox.run(sandboxed.sleep, 0) == "woke"
+
+
+async def test_cpu_time_is_what_a_task_is_judged_by_not_a_slow_wall_clock(sandbox: Sandbox) -> None:
+    """On a loaded machine honest work takes longer than its CPU time: 3 s of waiting within a
+    2-CPU-second limit is no strike; 3 CPU seconds are, however fast the wall clock runs."""
+    assert await sandbox.run(sandboxed.sleep, 3) == "woke"
+    for _ in range(3):  # two of them on one worker at least: CPU time counts per task, not per worker
+        assert await sandbox.run(sandboxed.spin, 1) == "spun"
+    with pytest.raises(Strike) as strike:
+        await sandbox.run(sandboxed.spin, 3)
+    assert (strike.value.kind, str(strike.value)) == ("time", "killed after 2 s of CPU time")
     assert await sandbox.run(sandboxed.sleep, 0) == "woke"
 
 
