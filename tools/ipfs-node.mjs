@@ -3,7 +3,7 @@
 //
 //   node tools/ipfs-node.mjs [--host 127.0.0.1] [--port 5180] [--data data/ipfs]
 //                            [--token-file F | HISTOCHAIN_IPFS_TOKEN] [--max-upload-bytes N]
-//                            [--cors-origin *]
+//                            [--max-in-flight-bytes N] [--cors-origin *]
 //
 // Real UnixFS DAGs in a filesystem blockstore (content survives restarts), Kubo's import
 // parameters (frontend/src/unixfs.mjs), and two faces:
@@ -13,7 +13,9 @@
 //                                 (the DAG as a CARv1), otherwise the file itself
 // It prints one line `ipfs node listening on URL` once it accepts connections.
 //
-// Every request is bounded: an upload is read up to --max-upload-bytes, a file is served only if
+// Every request is bounded: an upload is read up to --max-upload-bytes, and all unfinished uploads
+// together hold at most --max-in-flight-bytes (past it an upload gets 503; a connection that dies
+// gives its bytes back at once), a file is served only if
 // its declared size is within that bound (checked before a byte is read) and streamed with
 // backpressure, a CAR holds each block once. A malformed request gets a 4xx, never a crash.
 import { once } from "node:events";
@@ -39,6 +41,7 @@ const { values: args } = parseArgs({
     data: { type: "string", default: "data/ipfs" },
     "token-file": { type: "string" },
     "max-upload-bytes": { type: "string", default: String(32 * 1024 * 1024) },
+    "max-in-flight-bytes": { type: "string", default: String(128 * 1024 * 1024) },
     "cors-origin": { type: "string", default: "*" },
   },
 });
@@ -55,6 +58,13 @@ if (!Number.isSafeInteger(maxUpload) || maxUpload <= 0) {
   console.error(`error: --max-upload-bytes must be a positive integer, not ${args["max-upload-bytes"]}`);
   process.exit(2);
 }
+
+const maxInFlight = Number(args["max-in-flight-bytes"]);
+if (!Number.isSafeInteger(maxInFlight) || maxInFlight < maxUpload) {
+  console.error(`error: --max-in-flight-bytes must be an integer of at least --max-upload-bytes, not ${args["max-in-flight-bytes"]}`);
+  process.exit(2);
+}
+let inFlight = 0; // bytes every unfinished upload holds
 
 const blockstore = new FsBlockstore(args.data);
 await blockstore.open();
@@ -87,9 +97,15 @@ function authorised(req) {
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-/** Reads the multipart body: the `file` part (bounded) and `pinataOptions`. */
+/** Reads the multipart body: the `file` part (bounded, and counted in the node's bytes in flight
+ *  until `release` is called) and `pinataOptions`. */
 function readUpload(req) {
-  return new Promise((resolve, reject) => {
+  let held = 0;
+  const release = () => {
+    inFlight -= held;
+    held = 0;
+  };
+  const reading = new Promise((resolve, reject) => {
     let parser;
     try {
       parser = busboy({ headers: req.headers, limits: { files: 1, fileSize: maxUpload, fields: 4 } });
@@ -97,17 +113,25 @@ function readUpload(req) {
       reject(new HttpError(400, `expected multipart/form-data: ${err.message}`));
       return;
     }
-    const chunks = [];
+    let chunks = [];
     let size = 0;
     let sawFile = false;
     let tooLarge = false;
+    let done = false;
     let options = {};
     const fail = (err) => {
+      done = true;
+      chunks = [];
+      release();
       reject(err instanceof HttpError ? err : new HttpError(400, `malformed multipart body: ${err.message}`));
       req.unpipe(parser);
       req.resume();
     };
     req.on("error", fail);
+    req.on("close", () => {
+      // the connection died mid-upload: its bytes are given back now, not when busboy gives up
+      if (!done && !req.complete) fail(new HttpError(400, "the upload was cut off"));
+    });
     parser.on("file", (name, stream) => {
       stream.on("error", fail); // a truncated body errors the file stream: it must not crash the node
       if (name !== "file") {
@@ -116,8 +140,15 @@ function readUpload(req) {
       }
       sawFile = true;
       stream.on("data", (chunk) => {
+        if (done) return;
+        if (inFlight + chunk.length > maxInFlight) {
+          fail(new HttpError(503, `the node holds ${maxInFlight} bytes of unfinished uploads: try again shortly`));
+          return;
+        }
         chunks.push(chunk);
         size += chunk.length;
+        held += chunk.length;
+        inFlight += chunk.length;
       });
       stream.on("limit", () => {
         tooLarge = true;
@@ -140,21 +171,29 @@ function readUpload(req) {
     });
     parser.on("error", fail);
     parser.on("close", () => {
-      if (tooLarge) reject(new HttpError(413, `file larger than ${maxUpload} bytes`));
-      else if (!sawFile) reject(new HttpError(400, "no `file` part in the upload"));
+      if (done) return;
+      done = true;
+      if (tooLarge) fail(new HttpError(413, `file larger than ${maxUpload} bytes`));
+      else if (!sawFile) fail(new HttpError(400, "no `file` part in the upload"));
       else resolve({ bytes: new Uint8Array(Buffer.concat(chunks, size)), options });
     });
     req.pipe(parser);
   });
+  return { reading, release };
 }
 
 async function pinFile(req, res) {
   if (!authorised(req)) throw new HttpError(401, "missing or wrong bearer token");
-  const { bytes, options } = await readUpload(req);
-  const cidVersion = options.cidVersion ?? 0; // Pinata's default
-  if (cidVersion !== 0 && cidVersion !== 1) throw new HttpError(400, "pinataOptions.cidVersion must be 0 or 1");
-  const root = await importBytes(bytes, blockstore, cidVersion);
-  sendJson(res, 200, { IpfsHash: root.cid.toString(), PinSize: Number(root.size), Timestamp: new Date().toISOString() });
+  const { reading, release } = readUpload(req);
+  try {
+    const { bytes, options } = await reading;
+    const cidVersion = options.cidVersion ?? 0; // Pinata's default
+    if (cidVersion !== 0 && cidVersion !== 1) throw new HttpError(400, "pinataOptions.cidVersion must be 0 or 1");
+    const root = await importBytes(bytes, blockstore, cidVersion);
+    sendJson(res, 200, { IpfsHash: root.cid.toString(), PinSize: Number(root.size), Timestamp: new Date().toISOString() });
+  } finally {
+    release();
+  }
 }
 
 function parseCid(text) {
@@ -315,7 +354,7 @@ const server = createServer(async (req, res) => {
     if (res.headersSent) {
       res.destroy(err);
     } else {
-      if (status === 413) res.setHeader("Connection", "close");
+      if (status === 413 || status === 503) res.setHeader("Connection", "close");
       sendJson(res, status, { error: err.message });
     }
     req.resume();

@@ -27,9 +27,12 @@ class IpfsNode(ManagedProcess):
         token: str,
         log_file: Path,
         max_upload_bytes: int = 32 << 20,
+        max_in_flight_bytes: int | None = None,
     ) -> None:
+        """`max_in_flight_bytes`: what all unfinished uploads may hold together (default 4 uploads)."""
         super().__init__(host, port, log_file)
         self.data_dir, self.token, self.max_upload_bytes = data_dir, token, max_upload_bytes
+        self.max_in_flight_bytes = max_in_flight_bytes or 4 * max_upload_bytes
 
     def command(self) -> Sequence[str]:
         node = shutil.which("node")
@@ -42,6 +45,7 @@ class IpfsNode(ManagedProcess):
             "--port", str(self.port),
             "--data", str(self.data_dir),
             "--max-upload-bytes", str(self.max_upload_bytes),
+            "--max-in-flight-bytes", str(self.max_in_flight_bytes),
         ]  # fmt: skip
 
     def environment(self) -> dict[str, str]:

@@ -272,3 +272,61 @@ async def test_clients_that_never_read_do_not_make_the_node_buffer_the_file(
         assert peak < RSS_BOUND_MIB
         fetched = await GatewayFetcher(session, [node.url], max_bytes=len(data)).fetch(cid)
         assert fetched.data == data
+
+
+async def unfinished_upload(
+    node: IpfsNode, token: str, sent: int, size: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """An upload of `size` bytes that stops after `sent` of them and waits."""
+    boundary = "histochain-test"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    reader, writer = await asyncio.open_connection(node.host, node.port)
+    writer.write(
+        (
+            f"POST /pinning/pinFileToIPFS HTTP/1.1\r\nHost: {node.host}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {len(head) + size + len(tail)}\r\n\r\n"
+        ).encode()
+        + head
+        + os.urandom(sent)
+    )
+    await writer.drain()
+    return reader, writer
+
+
+async def test_unfinished_uploads_hold_a_bounded_number_of_bytes_and_a_dead_one_none(
+    session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """40 unfinished 8 MiB uploads raised the node from 124 to 421 MiB, still 421 once they had
+    closed. Together they now hold at most --max-in-flight-bytes (past it an upload gets 503), and
+    a connection that dies gives its bytes back at once."""
+    token, mib = secrets.token_hex(8), 1 << 20
+    with IpfsNode("127.0.0.1", free_port(), tmp_path, token, tmp_path / "node.log", mib, 2 * mib) as node:
+        uploads = [await unfinished_upload(node, token, 900_000, mib) for _ in range(3)]
+        try:
+            done, waiting = await asyncio.wait(
+                [asyncio.create_task(reader.readuntil(b"\r\n\r\n")) for reader, _ in uploads],
+                timeout=30,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            assert len(done) == 1, "the upload that crossed the bound is answered; the others wait"
+            assert done.pop().result().startswith(b"HTTP/1.1 503")
+            for task in waiting:
+                task.cancel()
+        finally:
+            for _, writer in uploads:
+                writer.transport.abort()
+        data = os.urandom(mib - 1000)
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:  # until the node has seen the connections die (it answers 503 until then)
+            try:
+                pin = await PinataClient(session, token, node.url).pin_file(data, "after.bin", 1)
+                break
+            except PinningError:
+                assert asyncio.get_running_loop().time() < deadline, "the dead uploads' bytes were kept"
+        fetched = await GatewayFetcher(session, [node.url], max_bytes=len(data)).fetch(pin.cid)
+        assert fetched.data == data
