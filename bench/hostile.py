@@ -61,7 +61,7 @@ from oracle.dev.ipfs import IpfsNode
 from oracle.ipfs import cid as cids
 from oracle.ipfs.pinata import PinataClient
 from oracle.settings import Settings
-from tests.oracle.adversarial.hostile import Network, exponential, many_tiny_blocks
+from tests.oracle.adversarial.hostile import Network, exponential, many_tiny_blocks, padded_header
 from tests.oracle.adversarial.test_corpus import CORPUS, MANIFEST
 
 ARCHITECTURE = "mobilenet_v3_small"
@@ -238,16 +238,17 @@ async def measure(args: argparse.Namespace, work: Path, anvil: Anvil, ipfs: Ipfs
         pinata = PinataClient(http, ipfs.token, ipfs.url)
         recipients = await registry.recipients()
 
-        async def sealed(data: bytes, account: int, media_type: Any = None) -> str:
+        def envelope(data: bytes, account: int, media_type: Any = None) -> bytes:
             owner = dev_account(account).address
             patient = dev_patient_identity(account, deployment.chain_id, deployment.address)
             to = [*recipients, str(patient.to_public())]
             if media_type is None:
-                envelope = seal_image(data, owner, deployment.chain_id, deployment.address, to)
-            else:
-                binding = Binding.of(owner, deployment.chain_id, deployment.address, media_type, len(data))
-                envelope = seal(data, binding, to)
-            return (await pinata.pin_file(envelope, "x.age", 1)).cid
+                return seal_image(data, owner, deployment.chain_id, deployment.address, to)
+            binding = Binding.of(owner, deployment.chain_id, deployment.address, media_type, len(data))
+            return seal(data, binding, to)
+
+        async def sealed(data: bytes, account: int, media_type: Any = None) -> str:
+            return (await pinata.pin_file(envelope(data, account, media_type), "x.age", 1)).cid
 
         def attackers(count: int) -> list[int]:
             return [ATTACKERS[i % len(ATTACKERS)] for i in range(count)]
@@ -280,6 +281,15 @@ async def measure(args: argparse.Namespace, work: Path, anvil: Anvil, ipfs: Ipfs
                 out.append((await sealed((CORPUS / name).read_bytes(), account, kind), account))
             return out
 
+        async def long_headers() -> list[tuple[str, int]]:
+            """Honest envelopes, their age headers padded to ~80 kB (past the sandbox's 30 s in
+            pyrage before the header was measured first)."""
+            out = []
+            for i, account in enumerate(attackers(n)):
+                padded = padded_header(envelope(pngs[i], account), 80_000 // 506, body=500)
+                out.append(((await pinata.pin_file(padded, "x.age", 1)).cid, account))
+            return out
+
         async def garbage() -> list[tuple[str, int]]:
             return [((await pinata.pin_file(os.urandom(4096), "x.age", 1)).cid, a) for a in attackers(n)]
 
@@ -299,6 +309,7 @@ async def measure(args: argparse.Namespace, work: Path, anvil: Anvil, ipfs: Ipfs
             ("CAR of 100k tiny blocks", published(lambda: many_tiny_blocks(100_000))),
             ("poison image (corpus)", await poison()),
             ("garbage envelope", await garbage()),
+            ("age header of 80 kB", await long_headers()),
             (f"never answered (grace {args.grace:.0f} s)", silent()),
         ]
         warm = await honest(pngs[:4])

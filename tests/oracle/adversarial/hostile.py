@@ -6,6 +6,7 @@ never seen them), hangs on CIDs nobody provides, can answer wrong bytes for chos
 passes everything else through to the node."""
 
 import asyncio
+import base64
 import hashlib
 import os
 from collections import Counter
@@ -18,6 +19,16 @@ from tests.oracle.ipfs.dags import RAW_PREFIX, Dag, pb_node, unixfs
 from tests.support import serve_gateway
 
 PB_PREFIX = b"\x01\x70\x12\x20"  # CIDv1, dag-pb, sha2-256, 32 bytes
+
+
+def padded_header(envelope: bytes, stanzas: int, body: int = 43) -> bytes:
+    """An age envelope with grease-like stanzas of `body` base64 characters added to its header:
+    pyrage parses headers in quadratic time (str4d/rage#368). The MAC no longer matches, which
+    pyrage finds only after parsing the whole header."""
+    start = envelope.index(b"\n-> ") + 1
+    line = base64.b64encode(bytes(body * 3 // 4)).rstrip(b"=")
+    extra = b"".join(b"-> pad%d\n%s\n" % (i, line) for i in range(stanzas))
+    return envelope[:start] + extra + envelope[start:]
 
 
 def exponential(depth: int, honest_sizes: bool) -> Dag:

@@ -40,6 +40,7 @@ from oracle.crypto.keys import (
     write_identity,
 )
 from oracle.errors import ConfigError
+from tests.oracle.adversarial.hostile import padded_header
 from tests.vectors.make_envelope import node, small_png
 
 VECTORS: dict[str, Any] = json.loads((Path(__file__).parents[2] / "vectors" / "envelope.json").read_text())
@@ -170,17 +171,6 @@ def test_what_the_oracle_cannot_open_names_its_reason() -> None:
         )
 
 
-def padded(envelope: bytes, stanzas: int, body: int = 43) -> bytes:
-    """`envelope` with grease-like stanzas added to its header (its MAC no longer matches, which
-    pyrage finds only after parsing the whole header)."""
-    start = envelope.index(b"\n-> ") + 1
-    extra = b"".join(
-        b"-> pad%d\n" % i + base64.b64encode(bytes(body * 3 // 4)).rstrip(b"=") + b"\n"
-        for i in range(stanzas)
-    )
-    return envelope[:start] + extra + envelope[start:]
-
-
 def test_a_header_longer_than_any_the_page_makes_is_refused_before_age_parses_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -198,9 +188,9 @@ def test_a_header_longer_than_any_the_page_makes_is_refused_before_age_parses_it
         raise AssertionError("pyrage was given the header")
 
     monkeypatch.setattr(pyrage, "decrypt", parsed)
-    long = padded(sealed_for(oracle, image), 2, body=MAX_HEADER_BYTES)
+    long = padded_header(sealed_for(oracle, image), 2, body=MAX_HEADER_BYTES)
     base = sealed_for(oracle, image)
-    many = padded(base, MAX_STANZAS + 1 - base.count(b"\n-> "))
+    many = padded_header(base, MAX_STANZAS + 1 - base.count(b"\n-> "))
     for data, words in [(long, "does not end within 4096 bytes"), (many, f"has {MAX_STANZAS + 1} stanzas")]:
         with pytest.raises(EnvelopeError, match=words) as refused:
             open_envelope(data, [oracle])
