@@ -66,6 +66,7 @@ class Lanes:
     fetch: WorkQueue[str] = field(default_factory=DelayedQueue)
     slow: WorkQueue[str] = field(default_factory=DelayedQueue)
     classify: "asyncio.Queue[Any]" = field(default_factory=asyncio.Queue)
+    upscale: "asyncio.Queue[Any]" = field(default_factory=asyncio.Queue)  # SR batches: a lane of their own
     submit: WorkQueue[str] = field(default_factory=DelayedQueue)
     budget: ByteBudget = field(init=False)
 

@@ -66,6 +66,7 @@ class Oracle:
             "fetch": self.lanes.fetch,
             "slow": self.lanes.slow,
             "classify": self.lanes.classify,
+            "upscale": self.lanes.upscale,
             "submit": self.lanes.submit,
         }
         self.metrics = Metrics(queues)
@@ -91,6 +92,7 @@ class Oracle:
             self.fetch = FetchStage(self.core, fetcher, opener, catalog.policy)
             self.classify = ClassifyStage(self.core, catalog, oracle_address, pinner)
             self.loops["classify"] = self.classify.loop
+            self.loops["upscale"] = self.classify.upscale_loop
             slow = min(tuning.slow_lane_workers, tuning.fetch_concurrency - 1)
             for i in range(tuning.fetch_concurrency):
                 queue = self.lanes.slow if i < slow else self.lanes.fetch

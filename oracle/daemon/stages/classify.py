@@ -37,21 +37,38 @@ class ClassifyStage:
         """`pinner`: where explanations for owners who named their key go; None makes none."""
         self.core, self.catalog, self.oracle_address, self.pinner = core, catalog, oracle_address, pinner
         # Inference gets a thread of its own: in the shared pool it would queue behind decoding.
+        # Super-resolution has another, and a lane of its own (Lanes.upscale): an SR model reads
+        # every pixel of every image, and classifications must not wait behind it.
         self.inference = ThreadPoolExecutor(1, thread_name_prefix="classify")
-        self.upscaling = Upscaling(core, self.inference, oracle_address, pinner)
+        self.upscaling = Upscaling(
+            core, ThreadPoolExecutor(1, thread_name_prefix="upscale"), oracle_address, pinner
+        )
 
     async def loop(self, stop: asyncio.Event) -> None:
         queue, tuning = self.core.lanes.classify, self.core.tuning
         while not stop.is_set():
             first = await queue.get()
             batch = await gather_batch(queue, first, tuning.classify_batch, tuning.classify_wait)
+            handed = 0
             try:
-                await self.classify_batch(batch)
+                handed = await self.classify_batch(batch)
             finally:
-                await self.core.lanes.budget.release(sum(decoded.nbytes for decoded in batch))
+                await self.core.lanes.budget.release(sum(decoded.nbytes for decoded in batch) - handed)
 
-    async def classify_batch(self, batch: list[Decoded]) -> None:
-        """One forward pass per model over the images whose jobs still wait for exactly them."""
+    async def upscale_loop(self, stop: asyncio.Event) -> None:
+        """The SR lane: one model's images at a time, in the upscaling thread."""
+        lane = self.core.lanes.upscale
+        while not stop.is_set():
+            model_id, items = await lane.get()
+            try:
+                await self._model_batch(model_id, items)
+            finally:
+                await self.core.lanes.budget.release(sum(decoded.nbytes for _, decoded in items))
+
+    async def classify_batch(self, batch: list[Decoded]) -> int:
+        """One forward pass per model over the images whose jobs still wait for exactly them; a
+        super-resolution model's images go to the SR lane. Returns the bytes handed to it (their
+        budget is released there)."""
         core = self.core
         jobs = {
             job.image_id: job for job in await core.jobs.load([d.image_id for d in batch], [JobState.QUEUED])
@@ -62,11 +79,26 @@ class ClassifyStage:
             if job is not None and job.block_hash == decoded.block_hash:
                 del jobs[decoded.image_id]  # a duplicate later in the batch is dropped
                 by_model.setdefault(job.model_id, []).append((job, decoded))
+        handed = 0
         for model_id, items in by_model.items():
-            try:
-                await self._classify(model_id, items)
-            except Exception as exc:  # noqa: BLE001 - re-fetch and retry, up to max_attempts
-                await self._again([job for job, _ in items], exc)
+            if self._upscales(model_id):
+                self.core.lanes.upscale.put_nowait((model_id, items))
+                handed += sum(decoded.nbytes for _, decoded in items)
+            else:
+                await self._model_batch(model_id, items)
+        return handed
+
+    def _upscales(self, model_id: str) -> bool:
+        try:
+            return self.catalog.card(model_id).task == SUPER_RESOLUTION_TASK
+        except HistochainError:
+            return False  # an unknown model fails in the classification path, with its reason
+
+    async def _model_batch(self, model_id: str, items: list[tuple[Job, Decoded]]) -> None:
+        try:
+            await self._classify(model_id, items)
+        except Exception as exc:  # noqa: BLE001 - re-fetch and retry, up to max_attempts
+            await self._again([job for job, _ in items], exc)
 
     async def _again(self, jobs: list[Job], exc: Exception) -> None:
         """Trouble that is not the image's (a store, the pinning service): fetched and tried
@@ -88,9 +120,9 @@ class ClassifyStage:
         is tried again."""
         core = self.core
         try:
-            loop = asyncio.get_running_loop()
-            model = await loop.run_in_executor(self.inference, self.catalog.model, model_id)
             task = self.catalog.card(model_id).task
+            thread = self.upscaling.inference if task == SUPER_RESOLUTION_TASK else self.inference
+            model = await asyncio.get_running_loop().run_in_executor(thread, self.catalog.model, model_id)
         except (HistochainError, RuntimeError) as exc:
             for job, _ in items:
                 await core.fail(job, FailureReason.MODEL_ERROR, f"{type(exc).__name__}: {exc}")
@@ -203,3 +235,4 @@ class ClassifyStage:
 
     def close(self) -> None:
         self.inference.shutdown(cancel_futures=True)
+        self.upscaling.inference.shutdown(cancel_futures=True)
