@@ -18,6 +18,12 @@ const REVERTS = {
 
 const USER_REJECTED = 4001;
 
+/** Grants the API refuses whatever the retry (oracle/api/auth.py): said with what can help instead. */
+const REFUSED_SHARES = {
+  not_registered_by_owner: "Nothing was shared: register an image first. The oracle keeps a share only for images you registered with it.",
+  too_many_grants: "Nothing was shared: you have as many active shares as there may be. Revoke one first.",
+};
+
 /** {message, kind, rejected} where kind names the way on: "retry", "network", "funds", "upload",
  *  "api", "forbidden" (no retry can help), "envelope"; `rejected` when the user turned the
  *  wallet's request down. */
@@ -28,6 +34,8 @@ export function explain(err) {
     if (err.code === "forbidden") {
       return { kind: "forbidden", message: "This account may not read that result: its owner has not shared it with you, or has revoked it." };
     }
+    const hopeless = REFUSED_SHARES[err.code];
+    if (hopeless) return { kind: "forbidden", message: hopeless };
     return { kind: "api", message: `The query API refused: ${err.message}` };
   }
   const rejected = err?.code === USER_REJECTED || (err instanceof BaseError && err.walk((e) => e instanceof UserRejectedRequestError || e?.code === USER_REJECTED));

@@ -23,7 +23,7 @@ from oracle.crypto.envelope import EnvelopeError, open_envelope
 from oracle.dev.anvil import dev_patient_identity
 from tests.e2e.conftest import MAINNET, PageStack, Session, open_page
 from tests.e2e.test_page import ORACLE_WAIT, image_file
-from tests.e2e.test_patient_page import connect, grants_of, registry_contract, share, transact
+from tests.e2e.test_patient_page import connect, grants_of, register, registry_contract, share, transact
 from tests.support import png
 
 ADMIN = 0  # anvil unlocks accounts 0-9 only (the wallet relays to it); 1 is the oracle, so tests share 2-9
@@ -224,7 +224,7 @@ def test_a_change_during_a_registration_drops_it_and_shows_nothing_of_it(
 
 
 def test_a_revocation_rejected_after_an_account_switch_offers_no_retry_as_the_new_account(
-    browser: Browser, page_stack: PageStack, request: pytest.FixtureRequest
+    browser: Browser, page_stack: PageStack, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     owner, viewer, other = 4, 5, 6
     theirs = grants_of(page_stack, other)
@@ -232,6 +232,7 @@ def test_a_revocation_rejected_after_an_account_switch_offers_no_retry_as_the_ne
     page = session.page
     try:
         connect(session)
+        register(session, tmp_path, 73)  # the API stores grants only of owners who registered
         share(page, dev_account(viewer).address, everything=True)
         active = page.locator('#grants li[data-state="active"]')
         expect(active).to_have_count(1)

@@ -83,12 +83,13 @@ def focused_id(page: Page) -> str:
 
 
 def test_try_again_after_a_rejected_revoke_revokes_and_never_grants(
-    browser: Browser, page_stack: PageStack, request: pytest.FixtureRequest
+    browser: Browser, page_stack: PageStack, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     context, session = open_page(browser, page_stack, request.node.name, account=OWNER)
     page = session.page
     try:
         connect(session)
+        register(session, tmp_path, 71)  # the API stores grants only of owners who registered
         share(page, dev_account(CLINICIAN).address, everything=True)
         mine = page.locator('#grants li[data-state="active"]').filter(has_text="all your results")
         expect(mine).to_have_count(1)
@@ -115,13 +116,35 @@ def test_try_again_after_a_rejected_revoke_revokes_and_never_grants(
         context.close()
 
 
-def test_a_reload_reconnects_silently_and_lists_grants_to_revoke(
+def test_sharing_before_registering_anything_says_what_to_do_and_offers_no_retry(
     browser: Browser, page_stack: PageStack, request: pytest.FixtureRequest
+) -> None:
+    """The API keeps grants only of owners who registered with this oracle (a signature costs
+    nothing, and a fresh key could fill any viewer's list): the page says so, and a retry, which
+    cannot help, is not offered."""
+    with jobs(page_stack) as db:
+        owned = db.execute("SELECT count(*) FROM jobs WHERE owner = ?", (dev_account(CLINICIAN).address,))
+        assert owned.fetchone() == (0,), "this test needs an account that registered nothing"
+    context, session = open_page(browser, page_stack, request.node.name, account=CLINICIAN)
+    page = session.page
+    try:
+        connect(session)
+        share(page, dev_account(OTHER).address, everything=True)
+        expect(page.locator("#share-message")).to_contain_text("Nothing was shared: register an image first")
+        expect(page.locator("#share-message").get_by_role("button", name="Try again")).to_have_count(0)
+        assert grants_of(page_stack, CLINICIAN) == []
+    finally:
+        context.close()
+
+
+def test_a_reload_reconnects_silently_and_lists_grants_to_revoke(
+    browser: Browser, page_stack: PageStack, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     context, session = open_page(browser, page_stack, request.node.name, account=OWNER)
     page = session.page
     try:
         connect(session)
+        register(session, tmp_path, 72)
         share(page, dev_account(OTHER).address, everything=True)
         expect(page.locator("#share-message")).to_contain_text("Shared")
         expect(page.locator("#grants li").first).to_be_visible()  # listed: signed in to the API
