@@ -38,10 +38,11 @@ from oracle.chain.deploy import deploy_on_devnet
 from oracle.chain.deployment import Deployment
 from oracle.crypto.keys import public_key
 from oracle.daemon.jobs import JobRepository
+from oracle.daemon.stages.outcome import classified, job_fields
 from oracle.daemon.writes import Classified
 from oracle.dev.datastores import Postgres, RedisServer
 from oracle.dev.process import free_port
-from oracle.document import ResultDocument, new_salt
+from oracle.document import ResultDocument
 from oracle.settings import Settings, Tuning
 from oracle.store.db import Database
 from oracle.store.models import Job, JobState
@@ -72,36 +73,24 @@ async def stand_in_workers(settings: Settings, stop: asyncio.Event) -> None:
             async with db.transaction() as session:
                 found = list((await session.scalars(queued)).all())
             if found:
-                await jobs.classified([classified(job, deployment) for job in found])
+                await jobs.classified([stand_in(job, deployment) for job in found])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.02)
     finally:
         await db.close()
 
 
-def classified(job: Job, deployment: Deployment) -> Classified:
+def stand_in(job: Job, deployment: Deployment) -> Classified:
+    """A stand-in classification, written as the classify stage writes one."""
+    content_sha256 = hashlib.sha256(job.cid.encode()).hexdigest()
     document = ResultDocument(
-        image_id=job.image_id,
-        cid=job.cid,
-        content_sha256=hashlib.sha256(job.cid.encode()).hexdigest(),
-        model_id=job.model_id,
+        **job_fields(job, content_sha256, job.model_id, deployment.oracles[0], deployment),
         model_name="stand-in",
         label="benign",
         probabilities={"benign": 0.75, "malignant": 0.25},
         threshold=0.5,
-        oracle=deployment.oracles[0],
-        chain_id=deployment.chain_id,
-        registry=deployment.address,
-        registration_block=job.block_number,
-        salt=new_salt(),
     )
-    return Classified(
-        image_id=job.image_id,
-        block_hash=job.block_hash,
-        content_sha256=document.content_sha256,
-        document=document.canonical_dict(),
-        result_hash="0x" + document.result_hash.hex(),
-    )
+    return classified(job, document)
 
 
 def table(runs: dict[str, Run], ceiling: float) -> str:

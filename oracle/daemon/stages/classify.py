@@ -13,10 +13,10 @@ from oracle.crypto.envelope import Binding, seal
 from oracle.daemon.core import Core, gather_batch
 from oracle.daemon.ports import Pinner
 from oracle.daemon.stages.fetch import Decoded
-from oracle.daemon.stages.outcome import Outcome, classified
+from oracle.daemon.stages.outcome import Outcome, classified, job_fields
 from oracle.daemon.stages.upscale import Upscaling
 from oracle.daemon.writes import Classified
-from oracle.document import UNCALIBRATED, ResultDocument, new_salt
+from oracle.document import UNCALIBRATED, ResultDocument
 from oracle.errors import HistochainError
 from oracle.ipfs.errors import PinningError
 from oracle.ml.catalog import ModelCatalog
@@ -191,23 +191,15 @@ class ClassifyStage:
         card, deployment = predictor.card, self.core.chain.deployment
         label = card.labels[1] if positive >= card.threshold else card.labels[0]
         document = ResultDocument(
-            image_id=job.image_id,
-            cid=job.cid,
-            content_sha256=decoded.content_sha256,
-            model_id=model_id,
+            **job_fields(job, decoded.content_sha256, model_id, self.oracle_address, deployment),
             model_name=card.name,
             label=label,
             probabilities={card.labels[0]: 1 - positive, card.labels[1]: positive},
             threshold=card.threshold,
             calibration=card.calibration.describe() if card.calibration else UNCALIBRATED,
-            oracle=self.oracle_address,
-            chain_id=deployment.chain_id,
-            registry=deployment.address,
-            registration_block=job.block_number,
             outputs=outputs,
-            salt=new_salt(),
         )
-        return classified(job, decoded, document)
+        return classified(job, document)
 
     async def _explain(
         self, predictor: "Predictor", job: Job, decoded: Decoded, positive: bool

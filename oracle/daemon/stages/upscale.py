@@ -16,9 +16,9 @@ from oracle.crypto.envelope import Binding, seal
 from oracle.daemon.core import Core
 from oracle.daemon.ports import Pinner
 from oracle.daemon.stages.fetch import Decoded
-from oracle.daemon.stages.outcome import Outcome, classified
+from oracle.daemon.stages.outcome import Outcome, classified, job_fields
 from oracle.daemon.writes import Classified
-from oracle.document import ResultDocument, new_salt
+from oracle.document import ResultDocument
 from oracle.store.models import Job
 
 if TYPE_CHECKING:
@@ -87,22 +87,14 @@ class Upscaling:
         png, measures = await loop.run_in_executor(self.inference, render, upscaler, decoded.image)
         outputs = {"image": "", "image_sha256": hashlib.sha256(png).hexdigest(), "image_type": MEDIA_TYPE}
         draft = ResultDocument(
-            image_id=job.image_id,
-            cid=job.cid,
-            content_sha256=decoded.content_sha256,
-            model_id=model_id,
+            **job_fields(job, decoded.content_sha256, model_id, self.oracle_address, deployment),
             model_name=upscaler.card.name,
             task="super-resolution",
             calibration=None,
             measures=measures,
-            oracle=self.oracle_address,
-            chain_id=deployment.chain_id,
-            registry=deployment.address,
-            registration_block=job.block_number,
             outputs=outputs,
-            salt=new_salt(),
         )
-        classified(job, decoded, draft)
+        classified(job, draft)
         binding = Binding.of(job.owner, deployment.chain_id, deployment.address, MEDIA_TYPE, len(png))
         pin = await pinner.pin_file(seal(png, binding, [reply_to]), f"{job.image_id}.x4.age")
-        return classified(job, decoded, draft.model_copy(update={"outputs": outputs | {"image": pin.cid}}))
+        return classified(job, draft.model_copy(update={"outputs": outputs | {"image": pin.cid}}))
