@@ -48,12 +48,12 @@ class Row:
 
 
 def _registry(project: Any, admin: Any, oracle: Any, fee: int) -> Any:
-    registry = project.ImageRegistry.deploy(admin, fee, TIMEOUT, sender=admin)
+    registry = project.ImageRegistry.deploy(admin, TIMEOUT, sender=admin)
     registry.grantRole(registry.ORACLE_ROLE(), oracle, sender=admin)
-    registry.registerModel(MODEL, "bench", "ipfs://bench", sender=admin)
+    registry.registerModel(
+        MODEL, "bench", "ipfs://bench", fee, fee // 4, sender=admin
+    )  # a failure refunds 3/4
     registry.setDefaultModel(MODEL, sender=admin)
-    if fee:
-        registry.setFailureFee(fee // 4, sender=admin)  # a failure refunds three quarters
     return registry
 
 

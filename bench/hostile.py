@@ -226,7 +226,7 @@ async def measure(args: argparse.Namespace, work: Path, anvil: Anvil, ipfs: Ipfs
     oracle_key = x25519.Identity.generate()
     fee, failure_fee = args.fee_gwei * GWEI, args.failure_fee_gwei * GWEI
     deployment = deploy_on_devnet(
-        anvil.url, work / "deployment.json", [card], public_key(oracle_key), fee, failure_fee
+        anvil.url, work / "deployment.json", [card], public_key(oracle_key), terms=(fee, failure_fee)
     )
     n = args.per_kind
     pngs = synthetic_pngs(2 * n + 4, first_seed=50_000)

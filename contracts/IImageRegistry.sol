@@ -64,10 +64,8 @@ interface IImageRegistry {
     event ModelRetired(bytes32 indexed modelId);
     /// @notice The model for registrations that pass modelId zero changed.
     event DefaultModelChanged(bytes32 indexed previousModelId, bytes32 indexed modelId);
-    /// @notice The fee for new registrations changed.
-    event RequestFeeChanged(uint256 previousFee, uint256 fee);
-    /// @notice What a failure keeps of the fee of new registrations changed.
-    event FailureFeeChanged(uint256 previousFee, uint256 fee);
+    /// @notice A model's terms for new registrations: the exact fee, and what a failure keeps of it.
+    event ModelFeeChanged(bytes32 indexed modelId, uint256 fee, uint256 failureFee);
     /// @notice The time after which pending requests may be cancelled changed.
     event RequestTimeoutChanged(uint32 previousTimeout, uint32 timeout);
     /// @notice An admin withdrew earned fees.
@@ -85,7 +83,7 @@ interface IImageRegistry {
     error NotImageOwner(bytes32 imageId, address caller);
     /// @notice The request may be cancelled from `deadline` on.
     error RequestNotTimedOut(bytes32 imageId, uint256 deadline);
-    /// @notice A registration must pay exactly the request fee.
+    /// @notice A registration must pay exactly its model's fee.
     error IncorrectFee(uint256 sent, uint256 required);
     /// @notice A result hash of zero is never a commitment.
     error EmptyResultHash(bytes32 imageId);
@@ -93,7 +91,7 @@ interface IImageRegistry {
     error LengthMismatch(uint256 imageIds, uint256 resultHashes);
     /// @notice The reason is not a FailureReason other than None.
     error InvalidFailureReason(uint8 reason);
-    /// @notice A failure may keep at most the whole request fee.
+    /// @notice A failure may keep at most the model's whole fee.
     error FailureFeeAboveRequestFee(uint256 failureFee, uint256 requestFee);
     /// @notice An encryption key of zero is no key.
     error InvalidEncryptionKey();
@@ -165,9 +163,11 @@ interface IImageRegistry {
         external
         returns (uint256 reported);
 
-    /// @notice What a failure keeps of the fee of a request registered now.
-    /// @return Wei.
-    function failureFee() external view returns (uint256);
+    /// @notice The terms of a registration for a model made now.
+    /// @param modelId A registered model; zero for the current default model.
+    /// @return fee Wei the registration must pay exactly.
+    /// @return failureFee Wei a failure keeps of it (the rest is refunded).
+    function modelFee(bytes32 modelId) external view returns (uint256 fee, uint256 failureFee);
 
     /// @notice Publish the caller's X25519 public key, to which patients encrypt their images (oracle role).
     /// @param key The raw 32-byte X25519 public key (an age `age1…` recipient, bech32-decoded).

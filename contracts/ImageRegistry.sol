@@ -11,7 +11,8 @@ import {IImageRegistry} from "./IImageRegistry.sol";
 ///         answered and a commitment to the answer: never the image, never the diagnosis in clear.
 /// @dev One storage slot per registration (the CID lives only in the event), so registering stays
 ///      cheap. A record belongs to its registrant: its id hashes the owner with the CID, so a CID
-///      seen in the mempool lets nobody take a patient's record. Fees are escrowed per request and
+///      seen in the mempool lets nobody take a patient's record. Each model has its own fee (a 4×
+///      image costs more to make than a label); fees are escrowed per request and
 ///      either earned (result posted) or refunded (failure reported, request cancelled after its
 ///      timeout). A refund that the owner cannot receive within `REFUND_GAS` is kept for the owner
 ///      to claim, so no owner can block an oracle. Oracles publish the X25519 keys images are
@@ -48,18 +49,24 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
         uint96 failure;
     }
 
-    /// @dev Exactly one slot, read once per registration.
+    /// @dev Exactly one slot. `feeEpoch` counts the epochs handed out, across all models; the
+    ///      default model's terms are copied here so that a registration for it reads one slot less.
     struct Config {
-        uint96 requestFee;
+        uint96 defaultFee;
+        uint32 defaultFeeEpoch;
         uint32 feeEpoch;
         uint32 requestTimeout;
         uint16 defaultModelIndex;
         uint16 modelCount;
     }
 
+    /// @dev Exactly one slot, read once per registration: the model's current terms with it
+    ///      (`feeEpoch == 0` while the model is free).
     struct ModelState {
         uint16 index;
         bool active;
+        uint32 feeEpoch;
+        uint96 requestFee;
     }
 
     Config private _config;
@@ -75,14 +82,12 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
     mapping(address oracle => uint256 position) private _keyHolderPosition; // 1-based in _keyHolders
 
 
-    /// @param admin Holder of the admin role (manages models, fee, timeout, roles, earned fees).
-    /// @param initialFee Fee in wei that every registration must pay exactly.
+    /// @param admin Holder of the admin role (manages models and their fees, timeout, roles, earned fees).
     /// @param initialTimeout Seconds after which the owner of a pending request may cancel it.
-    constructor(address admin, uint96 initialFee, uint32 initialTimeout) {
+    constructor(address admin, uint32 initialTimeout) {
         if (admin == address(0)) revert ZeroAddress();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setRequestTimeout(initialTimeout);
-        _setRequestFee(initialFee);
     }
 
     // ------------------------------------------------------------------ patients
@@ -94,20 +99,22 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
     function registerImage(string calldata cid, bytes32 modelId) external payable returns (bytes32 imageId) {
         uint256 length = bytes(cid).length;
         if (length == 0 || length > MAX_CID_LENGTH) revert InvalidCid(length);
-        Config memory config = _config;
-        if (msg.value != config.requestFee) revert IncorrectFee(msg.value, config.requestFee);
-
         uint16 modelIndex;
+        uint32 feeEpoch;
+        uint96 fee;
         if (modelId == bytes32(0)) {
+            Config memory config = _config;
             modelIndex = config.defaultModelIndex;
             if (modelIndex == 0) revert NoDefaultModel();
             modelId = _modelIds[modelIndex];
+            (fee, feeEpoch) = (config.defaultFee, config.defaultFeeEpoch); // never retired
         } else {
             ModelState memory model = _models[modelId];
             if (model.index == 0) revert UnknownModel(modelId);
             if (!model.active) revert ModelNotActive(modelId);
-            modelIndex = model.index;
+            (modelIndex, fee, feeEpoch) = (model.index, model.requestFee, model.feeEpoch);
         }
+        if (msg.value != fee) revert IncorrectFee(msg.value, fee);
 
         imageId = _imageId(msg.sender, cid);
         if (_records[imageId].status != Status.None) revert AlreadyRegistered(imageId);
@@ -116,7 +123,7 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
             status: Status.Pending,
             modelIndex: modelIndex,
             registeredAt: uint40(block.timestamp),
-            feeEpoch: msg.value == 0 ? 0 : config.feeEpoch
+            feeEpoch: feeEpoch
         });
         emit ImageRegistered(imageId, msg.sender, modelId, cid);
     }
@@ -226,22 +233,43 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
 
     // ------------------------------------------------------------------ admin
 
-    /// @notice Register a model. `modelId` commits to the weights, the preprocessing and the labels.
+    /// @notice Register a model with its fee. `modelId` commits to the weights, the preprocessing
+    ///         and the labels.
     /// @param modelId Non-zero id computed from the model card.
     /// @param name Human-readable name (event only).
     /// @param metadataURI Where the model card can be read (event only).
-    function registerModel(bytes32 modelId, string calldata name, string calldata metadataURI)
-        external
-        onlyRole(DEFAULT_ADMIN_ROLE)
-    {
+    /// @param fee Wei a registration for this model must pay exactly.
+    /// @param failureFee Wei a failed request keeps of its fee, at most `fee`.
+    function registerModel(
+        bytes32 modelId,
+        string calldata name,
+        string calldata metadataURI,
+        uint96 fee,
+        uint96 failureFee
+    ) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (modelId == bytes32(0)) revert InvalidModelId();
         if (_models[modelId].index != 0) revert ModelAlreadyRegistered(modelId);
         uint16 index = _config.modelCount + 1;
         if (index == type(uint16).max) revert TooManyModels();
         _config.modelCount = index;
-        _models[modelId] = ModelState({index: index, active: true});
+        ModelState storage model = _models[modelId];
+        model.index = index;
+        model.active = true;
         _modelIds[index] = modelId;
         emit ModelRegistered(modelId, index, name, metadataURI);
+        _setModelFee(modelId, model, fee, failureFee);
+    }
+
+    /// @notice Set a model's fee for new registrations; pending requests keep the terms they
+    ///         registered under.
+    /// @param modelId A registered model.
+    /// @param fee Wei a registration for this model must pay exactly.
+    /// @param failureFee Wei a failed request keeps of its fee: at least what reporting a failure
+    ///        costs the oracle (garbage costs its sender what it costs us), at most `fee`.
+    function setModelFee(bytes32 modelId, uint96 fee, uint96 failureFee) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        ModelState storage model = _models[modelId];
+        if (model.index == 0) revert UnknownModel(modelId);
+        _setModelFee(modelId, model, fee, failureFee);
     }
 
     /// @notice Stop accepting new requests for a model; its pending requests can still be answered.
@@ -256,25 +284,11 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
     /// @notice Choose the model used when a registration passes modelId zero.
     /// @param modelId An active model.
     function setDefaultModel(bytes32 modelId) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        uint16 index = _activeModel(modelId).index;
-        emit DefaultModelChanged(_modelIds[_config.defaultModelIndex], modelId);
-        _config.defaultModelIndex = index;
-    }
-
-    /// @notice Set the fee for new registrations; pending requests keep the fee they paid.
-    /// @param fee The new fee in wei, at least the failure fee.
-    function setRequestFee(uint96 fee) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _setRequestFee(fee);
-    }
-
-    /// @notice Set what a failed request keeps of its fee, for new registrations: at least what
-    ///         reporting a failure costs the oracle, so garbage costs its sender what it costs us.
-    /// @param fee Wei, at most the request fee.
-    function setFailureFee(uint96 fee) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        ModelState memory model = _activeModel(modelId);
         Config storage config = _config;
-        if (fee > config.requestFee) revert FailureFeeAboveRequestFee(fee, config.requestFee);
-        emit FailureFeeChanged(_currentFailureFee(), fee);
-        if (config.requestFee != 0) _newFeeEpoch(config, config.requestFee, fee);
+        emit DefaultModelChanged(_modelIds[config.defaultModelIndex], modelId);
+        (config.defaultModelIndex, config.defaultFee, config.defaultFeeEpoch) =
+            (model.index, model.requestFee, model.feeEpoch);
     }
 
     /// @notice Set how long a request may stay pending before its owner may cancel it.
@@ -349,6 +363,21 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
         return (model.index, model.active);
     }
 
+    /// @notice The terms of a registration for a model made now.
+    /// @param modelId A registered model; zero for the current default model.
+    /// @return fee Wei the registration must pay exactly.
+    /// @return failureFee Wei a failure keeps of it (the rest is refunded).
+    function modelFee(bytes32 modelId) external view returns (uint256 fee, uint256 failureFee) {
+        if (modelId == bytes32(0)) {
+            uint16 defaultIndex = _config.defaultModelIndex;
+            if (defaultIndex == 0) revert NoDefaultModel();
+            modelId = _modelIds[defaultIndex];
+        }
+        ModelState memory model = _models[modelId];
+        if (model.index == 0) revert UnknownModel(modelId);
+        return (model.requestFee, model.feeEpoch == 0 ? 0 : _feesAt[model.feeEpoch].failure);
+    }
+
     /// @notice The model registered at `index` (1-based, up to `modelCount()`).
     /// @param index Registration order.
     /// @return The model id, zero past `modelCount()`.
@@ -368,22 +397,10 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
         return _modelIds[_config.defaultModelIndex];
     }
 
-    /// @notice The fee a registration must pay now.
-    /// @return Wei.
-    function requestFee() external view returns (uint256) {
-        return _config.requestFee;
-    }
-
     /// @notice How long a request stays pending before its owner may cancel it.
     /// @return Seconds.
     function requestTimeout() external view returns (uint32) {
         return _config.requestTimeout;
-    }
-
-    /// @notice What a failure keeps of the fee of a request registered now.
-    /// @return Wei.
-    function failureFee() external view returns (uint256) {
-        return _currentFailureFee();
     }
 
     /// @notice Fees earned by posted results and failure fees, not yet withdrawn.
@@ -468,30 +485,28 @@ contract ImageRegistry is IImageRegistry, AccessControl, ReentrancyGuardTransien
         if (reason == 0 || reason > uint8(type(FailureReason).max)) revert InvalidFailureReason(reason);
     }
 
-    function _currentFailureFee() private view returns (uint96) {
-        uint32 epoch = _config.feeEpoch;
-        return epoch == 0 ? 0 : _feesAt[epoch].failure;
-    }
-
     function _setRequestTimeout(uint32 timeout) private {
         if (timeout == 0 || timeout > MAX_REQUEST_TIMEOUT) revert InvalidTimeout(timeout);
         emit RequestTimeoutChanged(_config.requestTimeout, timeout);
         _config.requestTimeout = timeout;
     }
 
-    function _setRequestFee(uint96 fee) private {
-        Config storage config = _config;
-        uint96 failure = _currentFailureFee();
-        if (fee < failure) revert FailureFeeAboveRequestFee(failure, fee);
-        emit RequestFeeChanged(config.requestFee, fee);
-        config.requestFee = fee;
-        if (fee != 0) _newFeeEpoch(config, fee, failure);
-    }
-
-    function _newFeeEpoch(Config storage config, uint96 request, uint96 failure) private {
-        uint32 epoch = config.feeEpoch + 1;
-        config.feeEpoch = epoch;
-        _feesAt[epoch] = Fees({request: request, failure: failure});
+    /// @dev A paid model gets a fresh fee epoch, so pending requests keep their terms; a free one
+    ///      gets epoch zero (no storage read at settlement).
+    function _setModelFee(bytes32 modelId, ModelState storage model, uint96 fee, uint96 failureFee) private {
+        if (failureFee > fee) revert FailureFeeAboveRequestFee(failureFee, fee);
+        uint32 epoch;
+        if (fee != 0) {
+            epoch = _config.feeEpoch + 1;
+            _config.feeEpoch = epoch;
+            _feesAt[epoch] = Fees({request: fee, failure: failureFee});
+        }
+        model.feeEpoch = epoch;
+        model.requestFee = fee;
+        if (model.index == _config.defaultModelIndex) {
+            (_config.defaultFee, _config.defaultFeeEpoch) = (fee, epoch);
+        }
+        emit ModelFeeChanged(modelId, fee, failureFee);
     }
 
     /// @dev Pushes with bounded gas and copies no return data (no return-data bomb); an owner that

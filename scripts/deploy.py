@@ -1,7 +1,7 @@
 """ape run deploy --network ethereum:devnet:node [--oracle ADDR] [--model-card card.json] ...
 
-Deploys the ImageRegistry, grants the oracle role, registers the models of the given cards and
-writes the deployment file the oracle and the page read.
+Deploys the ImageRegistry, grants the oracle role, registers the models of the given cards, each
+with its fee, and writes the deployment file the oracle and the page read.
 """
 
 from pathlib import Path
@@ -10,11 +10,25 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
-from oracle.chain.deploy import deploy_registry
+from oracle.chain.deploy import Terms, deploy_registry
 from oracle.ml.card import ModelCard
 
 # Networks whose accounts are anvil's well-known test keys; anywhere else, name real ones.
 DEV_NETWORKS = {"local", "devnet", "devnet-fork"}
+WEI = click.IntRange(min=0, max=2**96 - 1)
+
+
+def model_terms(ctx, param, values) -> dict[str, Terms]:  # type: ignore[no-untyped-def]
+    """NAME=FEE or NAME=FEE,FAILURE_FEE (wei) into {name: (fee, failure fee)}."""
+    terms: dict[str, Terms] = {}
+    for value in values:
+        name, _, fees = value.partition("=")
+        fee, _, failure = fees.partition(",")
+        try:
+            terms[name] = (WEI.convert(fee, param, ctx), WEI.convert(failure or "0", param, ctx))
+        except click.BadParameter as exc:
+            raise click.BadParameter(f"{value!r}: expected NAME=FEE[,FAILURE_FEE] in wei ({exc})") from exc
+    return terms
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -28,19 +42,23 @@ DEV_NETWORKS = {"local", "devnet", "devnet-fork"}
     help="Address to grant the oracle role (repeatable; default on dev chains: test account 1).",
 )
 @click.option(
-    "--fee",
-    type=click.IntRange(min=0, max=2**96 - 1),
-    default=0,
-    show_default=True,
-    help="Request fee in wei.",
+    "--fee", type=WEI, default=0, show_default=True, help="Every model's fee in wei, unless --model-fee."
 )
 @click.option(
     "--failure-fee",
-    type=click.IntRange(min=0, max=2**96 - 1),
+    type=WEI,
     default=0,
     show_default=True,
     help="Wei a failed request keeps of its fee (at most --fee): set it at least to what reporting a "
     "failure costs the oracle (README: the economics).",
+)
+@click.option(
+    "--model-fee",
+    "model_fees",
+    multiple=True,
+    callback=model_terms,
+    metavar="NAME=FEE[,FAILURE_FEE]",
+    help="One model's own terms in wei (repeatable): a 4x image costs more to make than a label.",
 )
 @click.option(
     "--timeout",
@@ -63,7 +81,7 @@ DEV_NETWORKS = {"local", "devnet", "devnet-fork"}
     default=Path("data/deployment.json"),
     show_default=True,
 )
-def cli(network, alias, oracles, fee, failure_fee, timeout, card_paths, default_model, out):  # type: ignore[no-untyped-def]
+def cli(network, alias, oracles, fee, failure_fee, model_fees, timeout, card_paths, default_model, out):  # type: ignore[no-untyped-def]
     dev = network.name in DEV_NETWORKS
     if alias:
         sender = accounts.load(alias)
@@ -81,11 +99,11 @@ def cli(network, alias, oracles, fee, failure_fee, timeout, card_paths, default_
         chain,
         sender,
         oracles=oracles,
-        request_fee=fee,
-        failure_fee=failure_fee,
         request_timeout=timeout,
         cards=cards,
         default_model=default_model,
+        terms=(fee, failure_fee),
+        model_terms=model_fees,
     )
     deployment.save(out)
     click.echo(

@@ -1,7 +1,8 @@
 // The connected account: connect (or reconnect silently on load), the network check, the chain's
 // data for this account, and a clean slate whenever the account or the chain changes.
-import { formatEther, getAddress } from "viem";
+import { getAddress } from "viem";
 import { Api } from "./api.mjs";
+import { showFee } from "./fee.mjs";
 import { showKey } from "./keys.mjs";
 import { refreshMine } from "./mine.mjs";
 import { Registry } from "./registry.mjs";
@@ -36,7 +37,8 @@ function clearScreen() {
 function modelsUnavailable(text) {
   $("model").replaceChildren(new Option(text));
   $("model").disabled = true;
-  $("fee").textContent = "—";
+  state.terms = new Map();
+  showFee(); // "—": no fee to pay until the models are read
 }
 
 export async function connect() {
@@ -137,20 +139,16 @@ export async function switchNetwork() {
 async function loadChainData() {
   const era = state.era;
   try {
-    const [models, fee, kept, described] = await Promise.all([
+    const [models, described] = await Promise.all([
       state.registry.models(),
-      state.registry.fee(),
-      state.registry.failureFee(),
       state.api.models().then((answer) => answer.models, () => []), // tasks and cards; the chain has the rest
     ]);
     within(era);
     state.described = new Map(described.map((m) => [m.model_id.toLowerCase(), m]));
-    state.fee = fee;
-    const price = fee === 0n ? "free on this chain" : `${formatEther(fee)} ETH`;
-    $("fee").textContent = fee === 0n ? price : `${price}; if the oracle cannot read your image, ${formatEther(fee - kept)} ETH of it comes back`;
-    for (const echo of document.querySelectorAll(".fee-echo")) echo.textContent = price;
+    state.terms = new Map(models.map((m) => [m.modelId.toLowerCase(), m.terms]));
     $("model").replaceChildren(...modelOptions(models, state.described));
     $("model").disabled = models.length === 0;
+    showFee();
     if (models.length === 0) say("register", "No active model is registered on chain yet.", { focus: false });
     await refreshMine();
     if (state.api.token()) await Promise.all([listGrants(), listShared()]); // still signed in (a reload)

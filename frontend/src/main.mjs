@@ -2,6 +2,7 @@
 // last, and wires each control to its flow (account, register, results, mine, keys, sharing).
 import { connect, disconnect, reconnect, switchNetwork } from "./account.mjs";
 import { loadConfig } from "./config.mjs";
+import { showFee } from "./fee.mjs";
 import { loadKey, saveKey, unlock } from "./keys.mjs";
 import { refreshMine } from "./mine.mjs";
 import { chooseFile, describeToken, updateRegisterButton, uploadAndRegister } from "./register.mjs";
@@ -67,7 +68,10 @@ async function start() {
   $("connect").addEventListener("click", connect);
   $("switch-network").addEventListener("click", switchNetwork);
   $("file").addEventListener("change", (e) => chooseFile(e.target.files[0]));
-  $("model").addEventListener("change", updateRegisterButton);
+  $("model").addEventListener("change", () => {
+    showFee();
+    updateRegisterButton();
+  });
   $("register").addEventListener("click", uploadAndRegister);
   $("read-result").addEventListener("click", readResult);
   $("see-why").addEventListener("click", seeWhy);

@@ -3,6 +3,7 @@
 // register on chain, then follow the request under Result.
 import { zeroHash } from "viem";
 import { MEDIA_TYPES, oracleRecipients, seal } from "./envelope.mjs";
+import { feeStillShown, price } from "./fee.mjs";
 import { ensureKey } from "./keys.mjs";
 import { refreshMine } from "./mine.mjs";
 import { imageIdOf, Status } from "./registry.mjs";
@@ -151,9 +152,19 @@ export async function uploadAndRegister() {
     }
     step("upload", "done", "CIDs match");
 
-    step("sign", "active", "confirm in your wallet");
     const modelId = $("model").value || zeroHash;
-    const hash = await state.registry.register(account, sealed.cid, modelId, state.fee ?? 0n);
+    const current = await feeStillShown(modelId);
+    within(era);
+    if (!current) {
+      step("sign", "failed", "the fee changed");
+      say("register", `The fee for this model changed to ${price(state.fee)}. Check it, then register again.`, {
+        action: uploadAndRegister,
+        label: "Register at the new fee",
+      });
+      return;
+    }
+    step("sign", "active", "confirm in your wallet");
+    const hash = await state.registry.register(account, sealed.cid, modelId, state.fee);
     within(era);
     step("sign", "done");
     toast("Registration sent.", txLink(hash, state.config.chain.explorer));

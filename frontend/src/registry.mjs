@@ -35,7 +35,8 @@ export class Registry {
     return this.wallet.public.readContract({ ...this.contract, functionName, args });
   }
 
-  /** Active models (indices are 1-based), the default first; names come from the deployment record. */
+  /** Active models (indices are 1-based), the default first, each with its terms; names come from
+   *  the deployment record. */
   async models() {
     const [count, preferred] = await Promise.all([this.read("modelCount"), this.read("defaultModel")]);
     const models = [];
@@ -44,18 +45,15 @@ export class Registry {
       const [, active] = await this.read("getModel", [modelId]);
       if (!active) continue;
       const name = this.names.get(modelId.toLowerCase()) ?? `${modelId.slice(0, 10)}…`;
-      models.push({ modelId, name, isDefault: modelId === preferred });
+      models.push({ modelId, name, isDefault: modelId === preferred, terms: await this.terms(modelId) });
     }
     return models.sort((a, b) => Number(b.isDefault) - Number(a.isDefault));
   }
 
-  fee() {
-    return this.read("requestFee");
-  }
-
-  /** What a failed request keeps of its fee (the rest comes back). */
-  failureFee() {
-    return this.read("failureFee");
+  /** A model's fee and what a failure keeps of it (the rest comes back); zeroHash: the default's. */
+  async terms(modelId) {
+    const [fee, failureFee] = await this.read("modelFee", [modelId]);
+    return { fee, failureFee };
   }
 
   /** The X25519 keys the oracles published, as bytes32 hex: what an image is encrypted to. */

@@ -19,7 +19,8 @@
  * @property {import("./api.mjs").Api | null} api
  * @property {boolean} rightChain            the wallet is on the configured chain
  * @property {Map<string, object>} described  /v1/models by lowercase modelId: task, card
- * @property {bigint | null} fee
+ * @property {Map<string, {fee: bigint, failureFee: bigint}>} terms  each active model's terms, by lowercase modelId
+ * @property {bigint | null} fee             the chosen model's fee: what a registration pays
  * @property {ChosenFile | null} file        the image chosen for registration
  * @property {import("./patient.mjs").PatientKey | null} key  the account's unlocked key
  * @property {{imageId: string, cid: string, owner: string, fromFlow: boolean} | null} shown  the image under
@@ -39,6 +40,7 @@ export const state = {
   api: null,
   rightChain: false,
   described: new Map(),
+  terms: new Map(),
   fee: null,
   file: null,
   key: null,

@@ -1,6 +1,7 @@
-"""Deploy the ImageRegistry with Ape, grant oracle roles, register models, record the deployment."""
+"""Deploy the ImageRegistry with Ape, grant oracle roles, register models with their fees, record
+the deployment."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from web3 import HTTPProvider, Web3
 from web3.exceptions import Web3Exception
 
 from oracle import REPO_ROOT
-from oracle.chain.deployment import DeployedModel, Deployment
+from oracle.chain.deployment import DeployedModel, Deployment, DeploymentError
 from oracle.errors import HistochainError
 from oracle.ipfs.cid import raw_cid
 from oracle.jcs import canonical
@@ -19,6 +20,9 @@ from oracle.ml.cards import AnyCard
 
 DEV_REQUEST_TIMEOUT = 3600
 ENCRYPTION_KEYS = keccak(b"encryptionKeys()")[:4]  # the view only a registry with the envelope has
+
+Terms = tuple[int, int]
+"""A model's fee and what a failure keeps of it, in wei."""
 
 
 class DeployError(HistochainError):
@@ -36,13 +40,14 @@ def deploy_registry(
     sender: Any,
     *,
     oracles: Sequence[str],
-    request_fee: int,
     request_timeout: int,
-    failure_fee: int = 0,
     cards: Sequence[AnyCard],
     default_model: str | None,
+    terms: Terms = (0, 0),
+    model_terms: Mapping[str, Terms] | None = None,
 ) -> Deployment:
-    """`project`, `chain` and `sender` are Ape's; the caller chooses the network."""
+    """`project`, `chain` and `sender` are Ape's; the caller chooses the network. Each model is
+    registered at `model_terms[its name]`, else at `terms`."""
     names = [card.name for card in cards]
     if len(set(names)) != len(names):
         raise DeployError(f"model names must be unique, got {names}")
@@ -50,21 +55,24 @@ def deploy_registry(
         default_model = cards[0].name
     if default_model is not None and default_model not in names:
         raise DeployError(f"default model {default_model!r} is not among the cards {names}")
+    model_terms = dict(model_terms or {})
+    if unknown := set(model_terms) - set(names):
+        raise DeployError(f"fees for models that are not among the cards: {sorted(unknown)}")
+    for name, (fee, failure_fee) in {"every model": terms, **model_terms}.items():
+        if failure_fee > fee:
+            raise DeployError(f"{name}: the failure fee ({failure_fee} wei) exceeds the fee ({fee} wei)")
 
-    if failure_fee > request_fee:
-        raise DeployError(f"the failure fee ({failure_fee} wei) exceeds the request fee ({request_fee} wei)")
-    registry = project.ImageRegistry.deploy(sender.address, request_fee, request_timeout, sender=sender)
+    registry = project.ImageRegistry.deploy(sender.address, request_timeout, sender=sender)
     receipt = registry.creation_metadata.receipt
-    if failure_fee:
-        registry.setFailureFee(failure_fee, sender=sender)
     oracle_role = registry.ORACLE_ROLE()
     for oracle in oracles:
         registry.grantRole(oracle_role, oracle, sender=sender)
     models = []
     for card in cards:
         uri = card_uri(card)
-        registry.registerModel(card.model_id, card.name, uri, sender=sender)
-        models.append(DeployedModel(name=card.name, model_id="0x" + card.model_id.hex(), metadata_uri=uri))
+        fee, failure_fee = model_terms.get(card.name, terms)
+        registry.registerModel(card.model_id, card.name, uri, fee, failure_fee, sender=sender)
+        models.append(deployed(card, uri, (fee, failure_fee)))
     default_id = next((m.model_id for m in models if m.name == default_model), None)
     if default_id is not None:
         registry.setDefaultModel(default_id, sender=sender)
@@ -76,8 +84,6 @@ def deploy_registry(
         transaction=receipt.txn_hash if isinstance(receipt.txn_hash, str) else receipt.txn_hash.hex(),
         deployer=to_checksum_address(sender.address),
         oracles=tuple(to_checksum_address(o) for o in oracles),
-        request_fee=request_fee,
-        failure_fee=failure_fee,
         request_timeout=request_timeout,
         models=tuple(models),
         default_model=default_id,
@@ -90,12 +96,12 @@ def deploy_on_devnet(
     out: Path,
     cards: Sequence[AnyCard] = (),
     oracle_key: bytes | None = None,
-    request_fee: int = 0,
-    failure_fee: int = 0,
+    terms: Terms = (0, 0),
+    model_terms: Mapping[str, Terms] | None = None,
 ) -> Deployment:
     """Deploy on the dev chain at `rpc_url` with anvil's well-known test accounts: 0 deploys and
     administers, 1 is the oracle and publishes `oracle_key` (its X25519 public key), if given.
-    Writes the deployment file to `out`."""
+    Fees as `deploy_registry`'s. Writes the deployment file to `out`."""
     from ape import accounts, chain, networks, project
     from ape.logging import logger
 
@@ -113,11 +119,11 @@ def deploy_on_devnet(
             chain,
             deployer,
             oracles=[oracle.address],
-            request_fee=request_fee,
             request_timeout=DEV_REQUEST_TIMEOUT,
             cards=cards,
             default_model=None,
-            failure_fee=failure_fee,
+            terms=terms,
+            model_terms=model_terms,
         )
         if oracle_key is not None:
             project.ImageRegistry.at(deployment.address).setEncryptionKey(oracle_key, sender=oracle)
@@ -148,13 +154,25 @@ def publish_encryption_key(rpc_url: str, deployment: Deployment, signer: LocalAc
     return transact(rpc_url, deployment, signer, "setEncryptionKey", key)
 
 
-def register_model(rpc_url: str, deployment: Deployment, admin: LocalAccount, card: AnyCard) -> Deployment:
-    """`registerModel` for a card trained after the deployment (the dev stack's super-resolution
-    model), signed by an admin; the deployment with the model added (the caller saves it)."""
+def deployed(card: AnyCard, uri: str, terms: Terms) -> DeployedModel:
+    return DeployedModel(
+        name=card.name,
+        model_id="0x" + card.model_id.hex(),
+        metadata_uri=uri,
+        fee=terms[0],
+        failure_fee=terms[1],
+    )
+
+
+def register_model(
+    rpc_url: str, deployment: Deployment, admin: LocalAccount, card: AnyCard, terms: Terms = (0, 0)
+) -> Deployment:
+    """`registerModel` at `terms` for a card trained after the deployment (the dev stack's
+    super-resolution model), signed by an admin; the deployment with the model added (the caller
+    saves it)."""
     uri = card_uri(card)
-    transact(rpc_url, deployment, admin, "registerModel", card.model_id, card.name, uri)
-    added = DeployedModel(name=card.name, model_id="0x" + card.model_id.hex(), metadata_uri=uri)
-    return deployment.model_copy(update={"models": (*deployment.models, added)})
+    transact(rpc_url, deployment, admin, "registerModel", card.model_id, card.name, uri, *terms)
+    return deployment.model_copy(update={"models": (*deployment.models, deployed(card, uri, terms))})
 
 
 def published_key(rpc_url: str, deployment: Deployment, oracle: str) -> bytes | None:
@@ -167,14 +185,18 @@ def published_key(rpc_url: str, deployment: Deployment, oracle: str) -> bytes | 
 def deployment_on_chain(path: Path, rpc_url: str) -> Deployment | None:
     """The saved deployment if the chain at `rpc_url` still holds it (same chain id, code at the
     address) and it speaks this interface (its `encryptionKeys()` answers), else None: a fresh
-    chain, or a registry from before the envelope, needs a fresh deployment."""
+    chain, or a registry from before the envelope or per-model fees (its file no longer reads),
+    needs a fresh deployment."""
     if not path.exists():
         return None
-    deployment = Deployment.load(path)
+    try:
+        deployment = Deployment.load(path)
+    except DeploymentError:
+        return None
     w3 = Web3(HTTPProvider(rpc_url))
     if w3.eth.chain_id != deployment.chain_id or not w3.eth.get_code(deployment.address):
         return None
-    if not any(item.get("name") == "encryptionKeys" for item in deployment.abi):
+    if not {"encryptionKeys", "modelFee"} <= {item.get("name") for item in deployment.abi}:
         return None
     try:
         answer = w3.eth.call({"to": deployment.address, "data": ENCRYPTION_KEYS})

@@ -22,6 +22,8 @@ class DeployedModel(BaseModel):
     name: str
     model_id: str = Field(pattern=r"^0x[0-9a-f]{64}$")
     metadata_uri: str
+    fee: int = Field(ge=0, lt=2**96, description="Wei a registration for this model pays, as deployed.")
+    failure_fee: int = Field(ge=0, lt=2**96, description="Wei a failure keeps of it, as deployed.")
 
 
 class Deployment(BaseModel):
@@ -33,8 +35,6 @@ class Deployment(BaseModel):
     transaction: str = Field(pattern=r"^0x[0-9a-f]{64}$")
     deployer: ChecksumAddress
     oracles: tuple[ChecksumAddress, ...]
-    request_fee: int = Field(ge=0)
-    failure_fee: int = Field(0, ge=0)
     request_timeout: int = Field(gt=0)
     models: tuple[DeployedModel, ...]
     default_model: str | None

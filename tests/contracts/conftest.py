@@ -40,10 +40,11 @@ def other(accounts):
 
 
 def deploy(project, admin, oracle, fee: int):
-    registry = project.ImageRegistry.deploy(admin, fee, TIMEOUT, sender=admin)
+    """Two models, both at `fee` and keeping nothing of it on failure."""
+    registry = project.ImageRegistry.deploy(admin, TIMEOUT, sender=admin)
     registry.grantRole(registry.ORACLE_ROLE(), oracle, sender=admin)
-    registry.registerModel(MODEL_A, "model-a", "ipfs://model-a", sender=admin)
-    registry.registerModel(MODEL_B, "model-b", "ipfs://model-b", sender=admin)
+    registry.registerModel(MODEL_A, "model-a", "ipfs://model-a", fee, 0, sender=admin)
+    registry.registerModel(MODEL_B, "model-b", "ipfs://model-b", fee, 0, sender=admin)
     registry.setDefaultModel(MODEL_A, sender=admin)
     return registry
 

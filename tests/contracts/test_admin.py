@@ -1,4 +1,4 @@
-"""Models, fee, timeout and roles: the admin's functions and who may call them."""
+"""Models and their fees, timeout and roles: the admin's functions and who may call them."""
 
 import ape
 import pytest
@@ -11,46 +11,52 @@ MODEL_C = keccak(b"histochain test model c")
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
-def test_constructor_sets_roles_fee_timeout_and_emits(project, admin, chain):
-    registry = project.ImageRegistry.deploy(admin, FEE, TIMEOUT, sender=admin)
+def test_constructor_sets_roles_timeout_and_emits(project, admin, chain):
+    registry = project.ImageRegistry.deploy(admin, TIMEOUT, sender=admin)
     receipt = registry.creation_metadata.receipt
-    events = registry.RequestFeeChanged.from_receipt(receipt) + registry.RequestTimeoutChanged.from_receipt(
-        receipt
-    )
+    events = registry.RequestTimeoutChanged.from_receipt(receipt)
     assert [(e.event_name, dict(e.event_arguments)) for e in events] == [
-        ("RequestFeeChanged", {"previousFee": 0, "fee": FEE}),
         ("RequestTimeoutChanged", {"previousTimeout": 0, "timeout": TIMEOUT}),
     ]
     assert registry.hasRole(registry.DEFAULT_ADMIN_ROLE(), admin)
-    assert registry.requestFee() == FEE
     assert registry.requestTimeout() == TIMEOUT
     assert registry.modelCount() == 0
     assert registry.defaultModel() == ZERO
+    with ape.reverts(registry.NoDefaultModel):
+        registry.modelFee(ZERO)
 
 
 def test_constructor_rejects_zero_admin_and_zero_timeout(project, admin):
     with ape.reverts(project.ImageRegistry.ZeroAddress):
-        project.ImageRegistry.deploy(ZERO_ADDRESS, 0, TIMEOUT, sender=admin)
+        project.ImageRegistry.deploy(ZERO_ADDRESS, TIMEOUT, sender=admin)
     with ape.reverts(project.ImageRegistry.InvalidTimeout, timeout=0):
-        project.ImageRegistry.deploy(admin, 0, 0, sender=admin)
+        project.ImageRegistry.deploy(admin, 0, sender=admin)
 
 
-def test_register_model(registry, admin):
-    tx = registry.registerModel(MODEL_C, "model-c", "ipfs://card", sender=admin)
+def test_register_model_with_its_fee(registry, admin):
+    tx = registry.registerModel(MODEL_C, "model-c", "ipfs://card", 3 * FEE, FEE, sender=admin)
     assert tx.events == [
-        registry.ModelRegistered(modelId=MODEL_C, index=3, name="model-c", metadataURI="ipfs://card")
+        registry.ModelRegistered(modelId=MODEL_C, index=3, name="model-c", metadataURI="ipfs://card"),
+        registry.ModelFeeChanged(modelId=MODEL_C, fee=3 * FEE, failureFee=FEE),
     ]
     assert registry.modelCount() == 3
     assert registry.modelAt(3) == MODEL_C
     assert registry.getModel(MODEL_C) == (3, True)
+    assert registry.modelFee(MODEL_C) == (3 * FEE, FEE)
+    assert registry.modelFee(MODEL_A) == (0, 0)
     assert registry.getModel(b"\x77" * 32) == (0, False)
+    with ape.reverts(registry.UnknownModel, modelId=b"\x77" * 32):
+        registry.modelFee(b"\x77" * 32)
 
 
-def test_register_model_rejects_zero_and_duplicates(registry, admin):
+def test_register_model_rejects_zero_duplicates_and_a_failure_fee_above_the_fee(registry, admin):
     with ape.reverts(registry.InvalidModelId):
-        registry.registerModel(ZERO, "zero", "", sender=admin)
+        registry.registerModel(ZERO, "zero", "", 0, 0, sender=admin)
     with ape.reverts(registry.ModelAlreadyRegistered, modelId=MODEL_A):
-        registry.registerModel(MODEL_A, "again", "", sender=admin)
+        registry.registerModel(MODEL_A, "again", "", 0, 0, sender=admin)
+    with ape.reverts(registry.FailureFeeAboveRequestFee, failureFee=FEE + 1, requestFee=FEE):
+        registry.registerModel(MODEL_C, "c", "", FEE, FEE + 1, sender=admin)
+    assert registry.getModel(MODEL_C) == (0, False)
 
 
 def test_retire_model(registry, admin):
@@ -79,10 +85,18 @@ def test_set_default_model(registry, admin):
         registry.setDefaultModel(MODEL_C, sender=admin)
 
 
-def test_set_request_fee(registry, admin):
-    tx = registry.setRequestFee(FEE, sender=admin)
-    assert tx.events == [registry.RequestFeeChanged(previousFee=0, fee=FEE)]
-    assert registry.requestFee() == FEE
+def test_set_model_fee(registry, admin):
+    tx = registry.setModelFee(MODEL_B, FEE, FEE // 4, sender=admin)
+    assert tx.events == [registry.ModelFeeChanged(modelId=MODEL_B, fee=FEE, failureFee=FEE // 4)]
+    assert registry.modelFee(MODEL_B) == (FEE, FEE // 4)
+    assert registry.modelFee(MODEL_A) == (0, 0)  # each model its own terms
+    assert registry.modelFee(ZERO) == (0, 0)  # zero reads the default model's
+    registry.setDefaultModel(MODEL_B, sender=admin)
+    assert registry.modelFee(ZERO) == (FEE, FEE // 4)
+    registry.retireModel(MODEL_A, sender=admin)
+    registry.setModelFee(MODEL_A, FEE, 0, sender=admin)  # a retired model may be priced for its return
+    with ape.reverts(registry.UnknownModel, modelId=MODEL_C):
+        registry.setModelFee(MODEL_C, FEE, 0, sender=admin)
 
 
 def test_set_request_timeout(registry, admin):
@@ -94,10 +108,10 @@ def test_set_request_timeout(registry, admin):
 
 
 ADMIN_CALLS = [
-    ("registerModel", (MODEL_C, "c", "")),
+    ("registerModel", (MODEL_C, "c", "", 0, 0)),
     ("retireModel", (MODEL_B,)),
     ("setDefaultModel", (MODEL_B,)),
-    ("setRequestFee", (1,)),
+    ("setModelFee", (MODEL_A, 1, 0)),
     ("setRequestTimeout", (1,)),
     ("withdrawFees", (ZERO_ADDRESS, 0)),
 ]
@@ -161,4 +175,4 @@ def test_timeout_is_capped(registry, admin, project):
     with ape.reverts(registry.InvalidTimeout, timeout=cap + 1):
         registry.setRequestTimeout(cap + 1, sender=admin)
     with ape.reverts(project.ImageRegistry.InvalidTimeout, timeout=cap + 1):
-        project.ImageRegistry.deploy(admin, 0, cap + 1, sender=admin)
+        project.ImageRegistry.deploy(admin, cap + 1, sender=admin)

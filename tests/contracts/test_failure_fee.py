@@ -1,12 +1,13 @@
-"""The failure fee: what a failed request keeps of its fee (garbage costs its sender), set per fee
-epoch so a pending request keeps the terms it registered under; and failures reported in batches."""
+"""The failure fee: what a failed request keeps of its model's fee (garbage costs its sender), set
+per model and fee epoch so a pending request keeps the terms it registered under; and failures
+reported in batches."""
 
 import ape
 import pytest
 
 from oracle.chain.reasons import FailureReason
 from oracle.chain.registry import Status
-from tests.contracts.conftest import FEE, MODEL_A, image_id
+from tests.contracts.conftest import FEE, MODEL_A, MODEL_B, image_id
 
 KEPT = FEE // 4
 
@@ -17,9 +18,9 @@ def register(registry, patient, cid: str, value: int) -> bytes:
 
 
 def test_a_failure_keeps_the_failure_fee_and_refunds_the_rest(paid_registry, admin, oracle, patient, new_cid):
-    tx = paid_registry.setFailureFee(KEPT, sender=admin)
-    assert tx.events == [paid_registry.FailureFeeChanged(previousFee=0, fee=KEPT)]
-    assert paid_registry.failureFee() == KEPT
+    tx = paid_registry.setModelFee(MODEL_A, FEE, KEPT, sender=admin)
+    assert tx.events == [paid_registry.ModelFeeChanged(modelId=MODEL_A, fee=FEE, failureFee=KEPT)]
+    assert paid_registry.modelFee(MODEL_A) == (FEE, KEPT)
     iid = register(paid_registry, patient, new_cid(), FEE)
     earned, balance = paid_registry.earnedFees(), patient.balance
     tx = paid_registry.reportFailure(iid, FailureReason.NOT_DECRYPTABLE, sender=oracle)
@@ -32,33 +33,45 @@ def test_a_pending_request_keeps_the_terms_it_registered_under(
     paid_registry, admin, oracle, patient, new_cid
 ):
     iid = register(paid_registry, patient, new_cid(), FEE)  # failure fee 0 at registration
-    paid_registry.setFailureFee(FEE, sender=admin)
+    paid_registry.setModelFee(MODEL_A, FEE, FEE, sender=admin)
     later = register(paid_registry, patient, new_cid(), FEE)
+    paid_registry.setModelFee(MODEL_A, 2 * FEE, 0, sender=admin)  # a third epoch changes neither
     balance = patient.balance
     paid_registry.reportFailures([iid, later], [2, 2], sender=oracle)
     assert patient.balance == balance + FEE  # the first refunded whole, the second kept whole
     assert paid_registry.getImage(later).feePaid == FEE
 
 
+def test_each_model_keeps_its_own_failure_fee(paid_registry, admin, oracle, patient, new_cid):
+    paid_registry.setModelFee(MODEL_A, FEE, KEPT, sender=admin)
+    paid_registry.setModelFee(MODEL_B, 4 * FEE, 2 * KEPT, sender=admin)
+    a = register(paid_registry, patient, new_cid(), FEE)
+    cid = new_cid()
+    paid_registry.registerImage(cid, MODEL_B, sender=patient, value=4 * FEE)
+    b = image_id(patient, cid)
+    earned, balance = paid_registry.earnedFees(), patient.balance
+    tx = paid_registry.reportFailures([a, b], [3, 3], sender=oracle)
+    refunds = [(e.imageId, e.amount) for e in tx.events if e.event_name == "Refunded"]
+    assert refunds == [(a, FEE - KEPT), (b, 4 * FEE - 2 * KEPT)]
+    assert patient.balance == balance + 5 * FEE - 3 * KEPT
+    assert paid_registry.earnedFees() == earned + 3 * KEPT
+
+
 def test_the_failure_fee_never_exceeds_the_request_fee(paid_registry, admin, other):
     with ape.reverts(paid_registry.FailureFeeAboveRequestFee, failureFee=FEE + 1, requestFee=FEE):
-        paid_registry.setFailureFee(FEE + 1, sender=admin)
-    paid_registry.setFailureFee(KEPT, sender=admin)
-    with ape.reverts(paid_registry.FailureFeeAboveRequestFee, failureFee=KEPT, requestFee=KEPT - 1):
-        paid_registry.setRequestFee(KEPT - 1, sender=admin)
-    paid_registry.setRequestFee(2 * FEE, sender=admin)  # the failure fee carries over
-    assert paid_registry.failureFee() == KEPT
+        paid_registry.setModelFee(MODEL_A, FEE, FEE + 1, sender=admin)
+    assert paid_registry.modelFee(MODEL_A) == (FEE, 0)
     with ape.reverts(
         paid_registry.AccessControlUnauthorizedAccount,
         account=other,
         neededRole=paid_registry.DEFAULT_ADMIN_ROLE(),
     ):
-        paid_registry.setFailureFee(0, sender=other)
+        paid_registry.setModelFee(MODEL_A, FEE, 0, sender=other)
 
 
-def test_a_free_chain_keeps_no_failure_fee(registry, admin, oracle, patient, new_cid):
+def test_a_free_model_keeps_no_failure_fee(registry, admin, oracle, patient, new_cid):
     with ape.reverts(registry.FailureFeeAboveRequestFee):
-        registry.setFailureFee(1, sender=admin)
+        registry.setModelFee(MODEL_A, 0, 1, sender=admin)
     iid = register(registry, patient, new_cid(), 0)
     tx = registry.reportFailure(iid, FailureReason.NOT_TISSUE, sender=oracle)
     assert tx.events == [registry.ClassificationFailed(imageId=iid, reason=FailureReason.NOT_TISSUE)]
@@ -67,7 +80,7 @@ def test_a_free_chain_keeps_no_failure_fee(registry, admin, oracle, patient, new
 def test_a_cancellation_after_the_timeout_refunds_the_whole_fee(
     paid_registry, admin, patient, new_cid, chain
 ):
-    paid_registry.setFailureFee(KEPT, sender=admin)
+    paid_registry.setModelFee(MODEL_A, FEE, KEPT, sender=admin)
     iid = register(paid_registry, patient, new_cid(), FEE)
     chain.pending_timestamp += 3600
     tx = paid_registry.cancel(iid, sender=patient)
@@ -77,7 +90,7 @@ def test_a_cancellation_after_the_timeout_refunds_the_whole_fee(
 def test_failures_are_reported_in_batches_skipping_what_is_settled(
     paid_registry, admin, oracle, patient, new_cid
 ):
-    paid_registry.setFailureFee(KEPT, sender=admin)
+    paid_registry.setModelFee(MODEL_A, FEE, KEPT, sender=admin)
     ids = [register(paid_registry, patient, new_cid(), FEE) for _ in range(3)]
     paid_registry.postResult(ids[1], b"\x01" * 32, sender=oracle)
     assert paid_registry.reportFailures.call(ids, [1, 2, 3], sender=oracle) == 2

@@ -1,5 +1,5 @@
 """Random sequences of register / post / batch / fail / batch fail / cancel / time travel / fee and
-failure fee changes / withdraw against a model of what the registry must do. After every step:
+failure fee changes per model / withdraw against a model of what the registry must do. After every step:
 status only moved forward, every image was refunded at most once, and the contract's balance
 equals the fees it holds."""
 
@@ -41,13 +41,12 @@ def test_registry_state_machine(project, chain, accounts):
         @initialize()
         def deploy(self) -> None:
             self.snapshot = chain.snapshot()
-            self.registry = project.ImageRegistry.deploy(admin, FEE, TIMEOUT, sender=admin)
+            self.registry = project.ImageRegistry.deploy(admin, TIMEOUT, sender=admin)
             self.registry.grantRole(self.registry.ORACLE_ROLE(), oracle, sender=admin)
-            self.registry.registerModel(MODEL_A, "a", "", sender=admin)
-            self.registry.registerModel(MODEL_B, "b", "", sender=admin)
+            self.registry.registerModel(MODEL_A, "a", "", FEE, 0, sender=admin)
+            self.registry.registerModel(MODEL_B, "b", "", 3 * FEE, FEE, sender=admin)
             self.registry.setDefaultModel(MODEL_A, sender=admin)
-            self.fee = FEE
-            self.failure_fee = 0
+            self.terms = {MODEL_A: (FEE, 0), MODEL_B: (3 * FEE, FEE)}  # fee, failure fee
             self.images: dict[bytes, Image] = {}
             self.seen: dict[bytes, int] = {}
             self.earned = 0
@@ -67,11 +66,12 @@ def test_registry_state_machine(project, chain, accounts):
         @rule(owner=st.sampled_from(range(3)), model=st.sampled_from([b"\x00" * 32, MODEL_A, MODEL_B]))
         def register(self, owner: int, model: bytes) -> None:
             cid = f"bafkreitestimage{next(counter):043d}"
-            tx = self.registry.registerImage(cid, model, sender=owners[owner], value=self.fee)
+            fee, failure_fee = self.terms[model if any(model) else MODEL_A]
+            tx = self.registry.registerImage(cid, model, sender=owners[owner], value=fee)
             self.images[image_id(owners[owner], cid)] = Image(
                 owners[owner],
-                self.fee,
-                self.failure_fee if self.fee else 0,
+                fee,
+                failure_fee,
                 chain.provider.get_block(tx.block_number).timestamp,
             )
 
@@ -159,25 +159,20 @@ def test_registry_state_machine(project, chain, accounts):
         def time_travel(self, seconds: int) -> None:
             chain.pending_timestamp += seconds
 
-        @rule(fee=st.sampled_from([0, 1, FEE, 7 * FEE]))
-        def set_fee(self, fee: int) -> None:
-            if fee < self.failure_fee:
+        @rule(
+            model=st.sampled_from([MODEL_A, MODEL_B]),
+            fee=st.sampled_from([0, 1, FEE, 7 * FEE]),
+            share=st.sampled_from([0, 1, 2, 5]),
+        )
+        def set_fee(self, model: bytes, fee: int, share: int) -> None:
+            """A failure keeps none, a quarter or half of the fee; or more than it, refused."""
+            failure_fee = fee * share // 4 if share < 5 else fee + 1
+            if failure_fee > fee:
                 with ape.reverts(self.registry.FailureFeeAboveRequestFee):
-                    self.registry.setRequestFee(fee, sender=admin)
+                    self.registry.setModelFee(model, fee, failure_fee, sender=admin)
                 return
-            self.registry.setRequestFee(fee, sender=admin)
-            self.fee = fee
-
-        @rule(share=st.sampled_from([0, 1, 2, 3]))
-        def set_failure_fee(self, share: int) -> None:
-            """None, a quarter or half of the request fee; or more than it, refused."""
-            fee = self.fee * share // 4 if share < 3 else self.fee + 1
-            if fee > self.fee:
-                with ape.reverts(self.registry.FailureFeeAboveRequestFee):
-                    self.registry.setFailureFee(fee, sender=admin)
-                return
-            self.registry.setFailureFee(fee, sender=admin)
-            self.failure_fee = fee
+            self.registry.setModelFee(model, fee, failure_fee, sender=admin)
+            self.terms[model] = (fee, failure_fee)
 
         @rule(fraction=st.sampled_from([0.0, 0.5, 1.0]))
         def withdraw(self, fraction: float) -> None:
@@ -196,6 +191,8 @@ def test_registry_state_machine(project, chain, accounts):
                 self.seen[iid] = status
                 assert status == image.status
                 assert image.refunds <= 1
+            for model, terms in self.terms.items():
+                assert self.registry.modelFee(model) == terms
             escrow = sum(i.fee for i in self.images.values() if i.status == Status.PENDING)
             assert self.registry.earnedFees() == self.earned - self.withdrawn
             assert self.registry.balance == escrow + self.earned - self.withdrawn

@@ -83,7 +83,7 @@ def test_retired_model_reverts(registry, admin, patient, new_cid):
 
 
 def test_no_default_model_reverts(project, admin, patient, new_cid):
-    bare = project.ImageRegistry.deploy(admin, 0, TIMEOUT, sender=admin)
+    bare = project.ImageRegistry.deploy(admin, TIMEOUT, sender=admin)
     with ape.reverts(bare.NoDefaultModel):
         bare.registerImage(new_cid(), b"\x00" * 32, sender=patient)
 
@@ -107,11 +107,54 @@ def test_fee_is_escrowed(paid_registry, patient, new_cid):
 def test_pending_request_keeps_the_fee_it_paid(paid_registry, admin, patient, new_cid):
     cid = new_cid()
     paid_registry.registerImage(cid, MODEL_A, sender=patient, value=FEE)
-    paid_registry.setRequestFee(3 * FEE, sender=admin)
+    paid_registry.setModelFee(MODEL_A, 3 * FEE, 0, sender=admin)
     assert paid_registry.getImage(image_id(patient, cid)).feePaid == FEE
     later = new_cid()
     paid_registry.registerImage(later, MODEL_A, sender=patient, value=3 * FEE)
     assert paid_registry.getImage(image_id(patient, later)).feePaid == 3 * FEE
+
+
+def test_each_model_charges_its_own_fee(paid_registry, admin, patient, new_cid):
+    """A 4x image costs the oracle more than a label: its model may cost more, and the exact fee
+    of the model asked for (or of the default, for model zero) is what a registration pays."""
+    paid_registry.setModelFee(MODEL_B, 5 * FEE, FEE, sender=admin)
+    with ape.reverts(paid_registry.IncorrectFee, sent=FEE, required=5 * FEE):
+        paid_registry.registerImage(new_cid(), MODEL_B, sender=patient, value=FEE)
+    with ape.reverts(paid_registry.IncorrectFee, sent=5 * FEE, required=FEE):
+        paid_registry.registerImage(new_cid(), b"\x00" * 32, sender=patient, value=5 * FEE)
+    dear, cheap = new_cid(), new_cid()
+    paid_registry.registerImage(dear, MODEL_B, sender=patient, value=5 * FEE)
+    paid_registry.registerImage(cheap, b"\x00" * 32, sender=patient, value=FEE)
+    assert paid_registry.getImage(image_id(patient, dear)).feePaid == 5 * FEE
+    assert paid_registry.getImage(image_id(patient, cheap)).feePaid == FEE
+    assert paid_registry.balance == 6 * FEE
+    paid_registry.setModelFee(MODEL_B, 0, 0, sender=admin)  # free again: no ether accepted
+    with ape.reverts(paid_registry.IncorrectFee, sent=1, required=0):
+        paid_registry.registerImage(new_cid(), MODEL_B, sender=patient, value=1)
+    free = new_cid()
+    paid_registry.registerImage(free, MODEL_B, sender=patient)
+    assert paid_registry.getImage(image_id(patient, free)).feePaid == 0
+
+
+def test_model_zero_charges_the_default_models_current_terms(paid_registry, admin, oracle, patient, new_cid):
+    """The default model's terms follow both its fee changes and a change of default."""
+    paid_registry.setModelFee(MODEL_A, 2 * FEE, FEE, sender=admin)
+    paid_registry.setModelFee(MODEL_B, 5 * FEE, 0, sender=admin)
+    with ape.reverts(paid_registry.IncorrectFee, sent=FEE, required=2 * FEE):
+        paid_registry.registerImage(new_cid(), b"\x00" * 32, sender=patient, value=FEE)
+    first = new_cid()
+    paid_registry.registerImage(first, b"\x00" * 32, sender=patient, value=2 * FEE)
+    paid_registry.setDefaultModel(MODEL_B, sender=admin)
+    with ape.reverts(paid_registry.IncorrectFee, sent=2 * FEE, required=5 * FEE):
+        paid_registry.registerImage(new_cid(), b"\x00" * 32, sender=patient, value=2 * FEE)
+    second = new_cid()
+    paid_registry.registerImage(second, b"\x00" * 32, sender=patient, value=5 * FEE)
+    a, b = image_id(patient, first), image_id(patient, second)
+    assert (paid_registry.getImage(a).modelId, paid_registry.getImage(a).feePaid) == (MODEL_A, 2 * FEE)
+    assert (paid_registry.getImage(b).modelId, paid_registry.getImage(b).feePaid) == (MODEL_B, 5 * FEE)
+    balance = patient.balance
+    paid_registry.reportFailures([a, b], [3, 3], sender=oracle)  # each keeps its own model's terms
+    assert patient.balance == balance + FEE + 5 * FEE
 
 
 def test_unknown_image_reads_as_empty(registry):

@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 from web3 import Web3
 
 from oracle.chain.anvil_accounts import dev_account
+from oracle.chain.registry import image_id_for
 from oracle.crypto.envelope import EnvelopeError, open_envelope
 from oracle.dev.anvil import dev_patient_identity
 from tests.e2e.conftest import MAINNET, PageStack, Session, open_page
@@ -64,12 +65,14 @@ def choose_square(page: Page, tmp_path: Path, colour: tuple[int, int, int]) -> N
     page.locator("#file").set_input_files(image_file(tmp_path, f"square-{colour}.png", square.getvalue()))
 
 
-def registered_by(stack: PageStack, index: int) -> list[str]:
-    """The CIDs dev account `index` registered, from the chain's events."""
+def registered_by(stack: PageStack, index: int, since: int | None = None) -> list[str]:
+    """The CIDs dev account `index` registered (from block `since` on), from the chain's events."""
     logs = (
         registry_contract(stack)
         .events.ImageRegistered()
-        .get_logs(from_block=stack.deployment.block, argument_filters={"owner": dev_account(index).address})
+        .get_logs(
+            from_block=since or stack.deployment.block, argument_filters={"owner": dev_account(index).address}
+        )
     )
     return [log["args"]["cid"] for log in logs]
 
@@ -284,9 +287,9 @@ def test_a_refusal_says_what_came_back_of_the_fee_from_the_chain(
     patient, admin = 8, dev_account(ADMIN)
     fee, kept = Web3.to_wei("0.002", "ether"), Web3.to_wei("0.0005", "ether")
     registry = registry_contract(page_stack)
-    fees_before = (registry.functions.requestFee().call(), registry.functions.failureFee().call())
-    transact(page_stack, admin, "setRequestFee", fee)
-    transact(page_stack, admin, "setFailureFee", kept)
+    model = page_stack.deployment.default_model
+    fees_before = registry.functions.modelFee(model).call()
+    transact(page_stack, admin, "setModelFee", model, fee, kept)
     since = registry.w3.eth.block_number
     context, session = open_page(browser, page_stack, request.node.name, account=patient)
     page = session.page
@@ -306,9 +309,55 @@ def test_a_refusal_says_what_came_back_of_the_fee_from_the_chain(
         session.shot("refund-from-events", "#result")
     finally:
         context.close()
-        transact(page_stack, admin, "setFailureFee", 0)
-        transact(page_stack, admin, "setRequestFee", fees_before[0])
-        transact(page_stack, admin, "setFailureFee", fees_before[1])
+        transact(page_stack, admin, "setModelFee", model, *fees_before)
+
+
+def test_each_model_shows_its_own_fee_and_a_changed_fee_is_shown_before_it_is_paid(
+    browser: Browser, page_stack: PageStack, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Upscaling costs the oracle more than a label: the super-resolution model has its own fee.
+    The page shows the chosen model's; when the admin changes it after the page read it, the
+    registration stops before the wallet is asked, shows the new fee, and pays it on the retry."""
+    patient, admin, sr = 6, dev_account(ADMIN), page_stack.sr_model_id
+    registry = registry_contract(page_stack)
+    before = registry.functions.modelFee(sr).call()
+    transact(
+        page_stack, admin, "setModelFee", sr, Web3.to_wei("0.003", "ether"), Web3.to_wei("0.001", "ether")
+    )
+    since = registry.w3.eth.block_number
+    context, session = open_page(browser, page_stack, request.node.name, account=patient)
+    page = session.page
+    try:
+        connect(session)
+        expect(page.locator("#fee")).to_have_text("free on this chain")  # the default classifier's
+        page.locator("#model").select_option(sr)
+        expect(page.locator("#fee")).to_have_text(
+            "0.003 ETH; if the oracle cannot read your image, 0.002 ETH of it comes back"
+        )
+        expect(page.locator(".fee-echo").first).to_have_text("0.003 ETH")
+        small = io.BytesIO()
+        Image.new("RGB", (64, 64), (200, 120, 160)).save(small, format="PNG")
+        page.locator("#file").set_input_files(image_file(tmp_path, "small.png", small.getvalue()))
+        transact(page_stack, admin, "setModelFee", sr, Web3.to_wei("0.004", "ether"), 0)
+        page.get_by_role("button", name="Upload and register").click()
+        expect(page.locator("#register-message")).to_contain_text(
+            "The fee for this model changed to 0.004 ETH"
+        )
+        expect(page.locator("#fee")).to_have_text(
+            "0.004 ETH; if the oracle cannot read your image, 0.004 ETH of it comes back"
+        )
+        assert registered_by(page_stack, patient, since) == []  # nothing sent at the old fee
+        page.get_by_role("button", name="Register at the new fee").click()
+        expect(page.locator('[data-step="mined"]')).to_have_attribute(
+            "data-state", "done", timeout=ORACLE_WAIT
+        )
+        (cid,) = registered_by(page_stack, patient, since)
+        record = registry.functions.getImage(image_id_for(dev_account(patient).address, cid)).call()
+        assert (record[2], record[6]) == (bytes.fromhex(sr[2:]), Web3.to_wei("0.004", "ether"))
+        session.shot("fee-per-model", "#register")
+    finally:
+        context.close()
+        transact(page_stack, admin, "setModelFee", sr, *before)
 
 
 def mistyped(address: str) -> str:

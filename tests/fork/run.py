@@ -47,7 +47,8 @@ def main() -> int:
         with Anvil(host, port, chain_id, work / "state.json", work / "anvil.log"):
             deploy = [ape, "run", "deploy", "--network", "ethereum:devnet:node"]
             deploy += ["--model-card", str(work / "card.json"), "--out", str(deployment)]
-            deploy += ["--fee", str(10**15), "--failure-fee", str(10**15 // 4)]
+            deploy += ["--fee", str(10**15), "--failure-fee", str(10**15 // 4)]  # overridden for the model:
+            deploy += ["--model-fee", f"{card.name}={3 * 10**15},{10**15 // 2}"]
             subprocess.run(deploy, cwd=ROOT, check=True)
             env = {
                 **os.environ,

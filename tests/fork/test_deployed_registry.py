@@ -40,8 +40,8 @@ def test_deployment_file_matches_the_chain(registry, deployment, project):
     assert model.model_id == "0x" + card.model_id.hex()
     assert registry.getModel(card.model_id) == (1, True)
     assert registry.defaultModel() == card.model_id
-    assert registry.requestFee() == deployment.request_fee
-    assert registry.failureFee() == deployment.failure_fee
+    assert (model.fee, model.failure_fee) == (3 * 10**15, 10**15 // 2)  # tests/fork/run.py's --model-fee
+    assert registry.modelFee(card.model_id) == (model.fee, model.failure_fee)
     assert registry.requestTimeout() == deployment.request_timeout
     assert registry.hasRole(registry.DEFAULT_ADMIN_ROLE(), deployment.deployer)
     for oracle in deployment.oracles:
@@ -54,10 +54,11 @@ def test_deployment_file_matches_the_chain(registry, deployment, project):
 def test_register_post_fail_cancel_on_the_fork(registry, deployment, accounts, chain):
     oracle = next(a for a in accounts if a.address == deployment.oracles[0])
     patient = accounts[5]
+    (model,) = deployment.models
     ids = []
     for _ in range(3):
         cid = raw_cid(os.urandom(32))
-        tx = registry.registerImage(cid, b"\x00" * 32, sender=patient, value=deployment.request_fee)
+        tx = registry.registerImage(cid, b"\x00" * 32, sender=patient, value=model.fee)
         assert tx.events[0].cid == cid
         ids.append(bytes.fromhex(image_id_for(patient.address, cid)[2:]))
     posted, failed, cancelled = ids
@@ -65,7 +66,7 @@ def test_register_post_fail_cancel_on_the_fork(registry, deployment, accounts, c
     assert registry.postResults.call([posted, posted], [b"\x01" * 32] * 2, sender=oracle) == 1
     registry.postResults([posted], [b"\x01" * 32], sender=oracle)
     tx = registry.reportFailure(failed, 2, sender=oracle)
-    refund = deployment.request_fee - deployment.failure_fee
+    refund = model.fee - model.failure_fee
     assert registry.Refunded(imageId=failed, owner=patient, amount=refund) in tx.events
     with ape.reverts(registry.AccessControlUnauthorizedAccount):
         registry.postResult(cancelled, b"\x01" * 32, sender=patient)

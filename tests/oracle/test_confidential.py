@@ -133,8 +133,8 @@ async def test_a_squatter_who_registers_a_patients_cid_first_gets_nothing_of_the
     and refunds the fee less the failure fee; the patient's registration succeeds and is
     classified; the squatter can read neither the image nor the patient's result."""
     contract = stack.registry.contract
-    await transact(stack, 0, contract.functions.setRequestFee(FEE))
-    await transact(stack, 0, contract.functions.setFailureFee(FAILURE_FEE))
+    assert stack.deployment.default_model is not None
+    await transact(stack, 0, contract.functions.setModelFee(stack.deployment.default_model, FEE, FAILURE_FEE))
     earned = await contract.functions.earnedFees().call()
     image = png(np.random.default_rng(53), malignant=False)
     cid = await upload(stack, await envelope(stack, image, PATIENT))

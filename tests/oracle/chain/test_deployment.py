@@ -14,9 +14,16 @@ VALID = {
     "transaction": "0x" + "ab" * 32,
     "deployer": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
     "oracles": ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"],
-    "request_fee": 0,
     "request_timeout": 3600,
-    "models": [{"name": "m", "model_id": "0x" + "01" * 32, "metadata_uri": "ipfs://x"}],
+    "models": [
+        {
+            "name": "m",
+            "model_id": "0x" + "01" * 32,
+            "metadata_uri": "ipfs://x",
+            "fee": 10**15,
+            "failure_fee": 0,
+        }
+    ],
     "default_model": "0x" + "01" * 32,
     "abi": [],
 }
@@ -41,6 +48,8 @@ def test_missing_file_says_to_deploy(tmp_path: Path) -> None:
         ({"oracles": ["0x70997970c51812dc3a010c7d01b50e0d17dc79c8"]}, "checksummed"),
         ({"chain_id": 0}, "chain_id"),
         ({"transaction": "0x12"}, "transaction"),
+        ({"request_fee": 0}, "request_fee"),  # a file from before per-model fees
+        ({"models": [VALID["models"][0] | {"fee": 2**96}]}, "fee"),
     ],
 )
 def test_invalid_files_fail_clearly(tmp_path: Path, change: dict[str, object], message: str) -> None:
