@@ -2,9 +2,11 @@
 
     .venv/bin/python -m tests.fork.run [pytest args]
 
-Exits with ape test's code; the upstream anvil is stopped whatever happens.
+Exits with ape test's code; the upstream anvil is stopped whatever happens. The devnet's port is
+fixed by ape-config.yaml, so two checkouts' suites on one machine take turns (a lock file per port).
 """
 
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -31,7 +33,9 @@ def devnet_endpoint() -> tuple[str, int, int]:
 def main() -> int:
     host, port, chain_id = devnet_endpoint()
     ape = str(Path(sys.executable).with_name("ape"))
-    with tempfile.TemporaryDirectory(prefix="histochain-fork-") as tmp:
+    lock = Path(tempfile.gettempdir()) / f"histochain-devnet-{port}.lock"
+    with lock.open("w") as held, tempfile.TemporaryDirectory(prefix="histochain-fork-") as tmp:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes, whatever happens
         work = Path(tmp)
         card = ModelCard(
             name="fork-suite-model",
