@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score, roc_auc_score
 
 from oracle.cli import main
 from oracle.ml import metrics
@@ -33,6 +34,32 @@ def test_point_metrics_on_a_known_case():
     assert m["precision"] == pytest.approx(0.5)
     assert m["recall"] == pytest.approx(0.5)
     assert m["loss"] == pytest.approx(-np.mean(np.log([0.9, 0.4, 0.4, 0.9])))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_point_metrics_are_sklearns(seed: int):
+    """The vectorised metrics against sklearn's own, on draws with ties, one class, or no positive
+    prediction."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 40))
+    y = np.zeros(n, int) if seed == 0 else rng.integers(0, 2, n)
+    p = rng.integers(0, 5, n) / 4 if seed % 2 else rng.uniform(0, 1, n)
+    threshold = 1.1 if seed == 3 else 0.5
+    predicted = (p >= threshold).astype(int)
+    m = metrics.point(y, p, threshold)
+    expected = {
+        "accuracy": accuracy_score(y, predicted),
+        "loss": log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]),
+        "precision": precision_score(y, predicted, zero_division=0),
+        "recall": recall_score(y, predicted, zero_division=0),
+        "f1": f1_score(y, predicted, zero_division=0),
+    }
+    for name, value in expected.items():
+        assert m[name] == pytest.approx(value), name
+    if len(np.unique(y)) == 2:
+        assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    else:
+        assert np.isnan(m["roc_auc"])
 
 
 def test_intervals_bracket_the_value():
