@@ -10,6 +10,7 @@ from scipy.stats import rankdata
 
 METRICS = ("roc_auc", "accuracy", "loss", "precision", "recall", "f1")
 EPS = 1e-7  # probabilities are clipped to [EPS, 1 - EPS] for the log loss
+CHUNK = 128  # bootstrap resamples computed at once
 
 
 def _rows(y: NDArray[Any], p: NDArray[Any], threshold: float) -> dict[str, NDArray[np.float64]]:
@@ -52,11 +53,15 @@ def with_intervals(
     resamples with a single class are skipped for ROC-AUC)."""
     rng = np.random.default_rng(seed)
     values = point(y, p, threshold)
-    idx = rng.integers(0, len(y), (reps, len(y)))
-    draws = _rows(np.asarray(y)[idx], np.asarray(p)[idx], threshold)
+    y, p = np.asarray(y), np.asarray(p)
+    chunks = []
+    for start in range(0, reps, CHUNK):  # memory bounded by CHUNK resamples, whatever the reps
+        idx = rng.integers(0, len(y), (min(CHUNK, reps - start), len(y)))
+        chunks.append(_rows(y[idx], p[idx], threshold))
     out = {}
     for name in METRICS:
-        kept = draws[name][~np.isnan(draws[name])]
+        draws = np.concatenate([chunk[name] for chunk in chunks]) if chunks else np.empty(0)
+        kept = draws[~np.isnan(draws)]
         lo, hi = np.percentile(kept, [2.5, 97.5]) if kept.size else (np.nan, np.nan)
         out[name] = {"value": values[name], "low": float(lo), "high": float(hi)}
     return out
