@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from oracle.dev.process import ManagedProcess, ProcessStartError
+from oracle.dev.process import START_TIMEOUT, ManagedProcess, ProcessStartError
 
 POSTGRES_USER = "postgres"
 
@@ -74,7 +74,7 @@ class Postgres(ManagedProcess):
             capture_output=True,
         )  # fmt: skip
 
-    def start(self, timeout: float = 60.0, echo: Callable[[str], None] | None = None) -> None:
+    def start(self, timeout: float = START_TIMEOUT, echo: Callable[[str], None] | None = None) -> None:
         self.initialise()
         super().start(timeout, echo)
 

@@ -47,6 +47,11 @@ def ensure_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+START_TIMEOUT = 120.0
+"""A loaded machine starts the oracle (torch, a checkpoint) in well over 30 s: two suites at once
+on 2 cores took longer than that, so the bound is for a hung child, not a slow one."""
+
+
 class ManagedProcess:
     """Subclasses say how to start (`command`) and how to tell it is ready (`probe`)."""
 
@@ -96,8 +101,9 @@ class ManagedProcess:
         """None while running (or never started), else how it ended."""
         return None if self._proc is None else self._proc.poll()
 
-    def start(self, timeout: float = 30.0, echo: Callable[[str], None] | None = None) -> None:
-        """`echo`, when given, receives each output line as "name | line" besides the log file."""
+    def start(self, timeout: float = START_TIMEOUT, echo: Callable[[str], None] | None = None) -> None:
+        """`echo`, when given, receives each output line as "name | line" besides the log file.
+        `timeout` bounds only a child that lives and never answers: one that exits fails at once."""
         ensure_port_free(self.host, self.port)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         command = list(self.command())
