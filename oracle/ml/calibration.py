@@ -11,16 +11,17 @@ mean squared error of P against the label."""
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize_scalar
-from sklearn.metrics import brier_score_loss, log_loss
+from sklearn.metrics import brier_score_loss
 
-from oracle.ml.card import BINS, EPS, Calibration, Scores, logit, scale
+from oracle.ml.card import BINS, Calibration, Scores, logit, scale
+from oracle.ml.metrics import log_loss
 
 T_RANGE = (0.05, 20.0)
 
 
 def nll(p: npt.ArrayLike, y: npt.ArrayLike) -> float:
     """Log loss, as `metrics.point` takes it."""
-    return float(log_loss(y, np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS), labels=[0, 1]))
+    return float(log_loss(np.asarray(y), np.asarray(p)))
 
 
 def ece(p: npt.ArrayLike, y: npt.ArrayLike, bins: int = BINS) -> float:

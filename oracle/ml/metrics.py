@@ -8,9 +8,19 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import rankdata
 
+from oracle.ml.card import EPS
+
 METRICS = ("roc_auc", "accuracy", "loss", "precision", "recall", "f1")
-EPS = 1e-7  # probabilities are clipped to [EPS, 1 - EPS] for the log loss
 CHUNK = 128  # bootstrap resamples computed at once
+
+
+def log_loss(y: NDArray[Any], p: NDArray[Any]) -> NDArray[np.float64]:
+    """Binary log loss along the last axis, probabilities clipped to [EPS, 1 - EPS] (sklearn's
+    `log_loss(y, p, labels=[0, 1])` on the clipped values)."""
+    clipped = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    losses: NDArray[np.float64] = np.where(np.asarray(y) == 1, np.log(clipped), np.log(1 - clipped))
+    mean: NDArray[np.float64] = -losses.mean(axis=-1)
+    return mean
 
 
 def _rows(y: NDArray[Any], p: NDArray[Any], threshold: float) -> dict[str, NDArray[np.float64]]:
@@ -23,7 +33,6 @@ def _rows(y: NDArray[Any], p: NDArray[Any], threshold: float) -> dict[str, NDArr
     tp = np.sum(predicted & positive, axis=1)
     fp = np.sum(predicted & ~positive, axis=1)
     fn = np.sum(~predicted & positive, axis=1)
-    clipped = np.clip(p, EPS, 1 - EPS)
     pos, n = positive.sum(axis=1), y.shape[1]
     neg = n - pos
     ranks = rankdata(p, axis=1)  # ties share their mean rank: Mann-Whitney's U
@@ -32,7 +41,7 @@ def _rows(y: NDArray[Any], p: NDArray[Any], threshold: float) -> dict[str, NDArr
         return {
             "roc_auc": np.where((pos > 0) & (neg > 0), u / (pos * neg), np.nan),
             "accuracy": np.mean(predicted == positive, axis=1),
-            "loss": -np.mean(np.where(positive, np.log(clipped), np.log(1 - clipped)), axis=1),
+            "loss": log_loss(y, p),
             "precision": np.where(tp + fp > 0, tp / (tp + fp), 0.0),
             "recall": np.where(tp + fn > 0, tp / (tp + fn), 0.0),
             "f1": np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0),
@@ -52,8 +61,8 @@ def with_intervals(
     """Each metric's value and its percentile bootstrap 95 % interval (resampling with replacement;
     resamples with a single class are skipped for ROC-AUC)."""
     rng = np.random.default_rng(seed)
-    values = point(y, p, threshold)
     y, p = np.asarray(y), np.asarray(p)
+    values = point(y, p, threshold)
     chunks = []
     for start in range(0, reps, CHUNK):  # memory bounded by CHUNK resamples, whatever the reps
         idx = rng.integers(0, len(y), (min(CHUNK, reps - start), len(y)))
