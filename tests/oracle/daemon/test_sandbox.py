@@ -27,9 +27,13 @@ OWNER, REGISTRY = dev_account(2).address, dev_account(9).address
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox(workers=2, time_limit=2, memory_limit=512 << 20, identity=str(KEY), wall_limit=6)
+    box = two_cpu_seconds(wall_limit=6)
     yield box
     box.close()
+
+
+def two_cpu_seconds(wall_limit: float) -> Sandbox:
+    return Sandbox(workers=2, time_limit=2, memory_limit=512 << 20, identity=str(KEY), wall_limit=wall_limit)
 
 
 def png(value: int = 120) -> bytes:
@@ -81,7 +85,7 @@ async def test_cpu_time_is_what_a_task_is_judged_by_not_a_slow_wall_clock() -> N
     """On a loaded machine honest work takes longer than its CPU time: 3 s of waiting within a
     2-CPU-second limit is no strike; 3 CPU seconds are, however fast the wall clock runs. The wall
     backstop is far off here, so that however loaded the machine the CPU limit is what ends it."""
-    sandbox = Sandbox(workers=2, time_limit=2, memory_limit=512 << 20, identity=str(KEY), wall_limit=600)
+    sandbox = two_cpu_seconds(wall_limit=600)
     try:
         assert await sandbox.run(sandboxed.sleep, 3) == "woke"
         for _ in range(3):  # two on one worker at least: CPU time counts per task, not per worker
